@@ -1,0 +1,137 @@
+"""The analyzer: one streaming pass over the audio -> :class:`~assistant.features.Features`.
+
+``analyze(audio)`` measures an :class:`~assistant.audio.Audio` in memory; ``analyze_file(path)``
+streams a file in blocks so memory stays bounded for hour-long material. Both give the same
+numbers: every meter is block-size independent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from assistant import audio as audio_io
+from assistant.audio import Audio
+from assistant.dynamics import describe_dynamics
+from assistant.features import Features
+from assistant.loudness import (
+    ABSOLUTE_GATE_LUFS,
+    LRA_RELATIVE_GATE_LU,
+    STEP_S,
+    LoudnessMeter,
+)
+from assistant.spectrum import SpectrumAnalyzer
+from assistant.truepeak import TruePeakMeter, amplitude_to_db
+
+log = logging.getLogger(__name__)
+
+CLIP_LEVEL = 0.9999  # |sample| at or above this (-0.0009 dBFS) counts as clipped
+MIN_LOUDNESS_S = 0.4  # shorter than one gating block: loudness is undefined
+
+
+def analyze(audio: Audio) -> Features:
+    """Measure ``audio``; see :class:`Features` for what is measured."""
+    return _analyze_blocks(audio.blocks(), audio.sample_rate, audio.channels, audio.source)
+
+
+def analyze_file(path: str | Path) -> Features:
+    """Measure a file by streaming it (bounded memory, any length)."""
+    meta = audio_io.info(path)
+    return _analyze_blocks(audio_io.iter_blocks(path), meta.sample_rate, meta.channels, str(path))
+
+
+def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: int, source: str) -> Features:
+    loud = LoudnessMeter(sample_rate, channels)
+    peak = TruePeakMeter(sample_rate, channels)
+    spec = SpectrumAnalyzer(sample_rate, channels)
+    frames = 0
+    total_square = 0.0
+    total_sum = np.zeros(channels)
+    clipped = 0
+    for block in blocks:
+        loud.process(block)
+        peak.process(block)
+        spec.process(block)
+        frames += block.shape[1]
+        total_square += float(np.sum(np.square(block, dtype=np.float64)))
+        total_sum += block.sum(axis=1, dtype=np.float64)
+        clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
+    peak.finish()
+    lr = loud.result()
+    sr = spec.result()
+    dyn = describe_dynamics(sr.frame_band_db, sr.frame_peak, sr.frame_mean_square, sr.hop_s)
+
+    notes = []
+    duration_s = frames / sample_rate
+    sample_peak_dbfs = amplitude_to_db(float(peak.sample_peak.max()))
+    rms = math.sqrt(total_square / max(frames * channels, 1))
+    rms_dbfs = amplitude_to_db(rms)
+    if rms == 0.0:
+        notes.append("silent: loudness, peaks and crest factor are undefined")
+    elif not math.isfinite(lr.integrated_lufs):
+        if duration_s < MIN_LOUDNESS_S:
+            notes.append(f"shorter than {MIN_LOUDNESS_S} s: integrated loudness is undefined (BS.1770)")
+        else:
+            notes.append(f"below the {ABSOLUTE_GATE_LUFS:.0f} LUFS gate throughout: loudness undefined")
+    if duration_s < 3.0:
+        notes.append("shorter than 3 s: short-term loudness and loudness range are undefined")
+    if clipped:
+        notes.append(f"{clipped} samples at or above full scale (clipped)")
+        log.warning("%s: %d samples at or above full scale", source, clipped)
+    dc = float(np.max(np.abs(total_sum))) / max(frames, 1)
+    dc_dbfs = amplitude_to_db(dc)
+    if dc_dbfs > -40.0:
+        notes.append(f"DC offset of {dc_dbfs:.1f} dBFS")
+
+    st = lr.short_term_lufs[lr.series_times_s >= 3.0]
+    st = st[st > ABSOLUTE_GATE_LUFS]
+    if st.size:
+        mean_power_lufs = 10 * np.log10(np.mean(10 ** (st / 10)))
+        st = st[st > mean_power_lufs + LRA_RELATIVE_GATE_LU]
+    spread = float(np.std(st)) if st.size > 1 else 0.0
+
+    true_peak = peak.true_peak_dbtp
+    return Features(
+        source=source,
+        sample_rate=sample_rate,
+        channels=channels,
+        duration_s=duration_s,
+        integrated_lufs=lr.integrated_lufs,
+        max_momentary_lufs=lr.max_momentary_lufs,
+        max_short_term_lufs=lr.max_short_term_lufs,
+        loudness_range_lu=lr.loudness_range_lu,
+        short_term_spread_lu=spread,
+        sample_peak_dbfs=sample_peak_dbfs,
+        true_peak_dbtp=true_peak,
+        rms_dbfs=rms_dbfs,
+        crest_factor_db=_difference(sample_peak_dbfs, rms_dbfs),
+        plr_db=_difference(true_peak, lr.integrated_lufs),
+        psr_db=_difference(true_peak, lr.max_short_term_lufs),
+        clipped_samples=clipped,
+        dc_offset_dbfs=dc_dbfs,
+        mid_band_db=tuple(float(v) for v in sr.mid_band_db),
+        side_band_db=tuple(float(v) for v in sr.side_band_db),
+        tilt_db_per_octave=sr.tilt_db_per_octave,
+        centroid_hz=sr.centroid_hz,
+        correlation=sr.correlation,
+        width=sr.width,
+        correlation_band=tuple(float(v) for v in sr.correlation_band),
+        width_band=tuple(float(v) for v in sr.width_band),
+        frame_crest_db=dyn.frame_crest_db,
+        transient_density_per_s=dyn.transient_density_per_s,
+        onset_strength_db=dyn.onset_strength_db,
+        decay_rate_db_per_s=dyn.decay_rate_db_per_s,
+        tail_level_db=dyn.tail_level_db,
+        short_term_lufs=tuple(float(v) for v in lr.short_term_lufs),
+        series_hop_s=STEP_S,
+        notes=tuple(notes),
+    )
+
+
+def _difference(a: float, b: float) -> float:
+    """a - b, or -inf when either is undefined."""
+    return a - b if math.isfinite(a) and math.isfinite(b) else -math.inf

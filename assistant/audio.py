@@ -1,0 +1,308 @@
+"""The one audio type, and reading/writing it.
+
+Input policy (also in README.md):
+
+- formats: WAV, FLAC, AIFF, OGG/Vorbis, MP3 (through libsndfile); any rate from 8 kHz to
+  192 kHz, kept as it is (never resampled on load);
+- mono stays mono (1 channel); stereo stays stereo; more than 2 channels is refused;
+- NaN or Inf samples are refused, naming the first bad position;
+- a file with no samples is refused; silence is accepted (loudness is reported as undefined);
+- clipped samples are accepted, counted by the analyzer and logged as a warning;
+- writes are atomic: a temporary file in the destination folder, renamed when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+from assistant.errors import (
+    InputNotFoundError,
+    InvalidAudioError,
+    OutputError,
+    UnreadableAudioError,
+)
+
+log = logging.getLogger(__name__)
+
+MIN_SAMPLE_RATE = 8_000
+MAX_SAMPLE_RATE = 192_000
+MAX_CHANNELS = 2
+READ_EXTENSIONS = (".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc", ".ogg", ".oga", ".mp3")
+WRITE_FORMATS = {".wav": "WAV", ".wave": "WAV", ".flac": "FLAC"}
+BIT_DEPTHS = ("16", "24", "32f")
+_SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
+BLOCK_SECONDS = 10.0
+
+
+@dataclass(frozen=True, eq=False)
+class Audio:
+    """Immutable audio: float32 ``samples`` shaped ``(channels, n)`` and its ``sample_rate``.
+
+    Validated once here: 1–2 channels, at least one sample, all finite, rate within
+    8–192 kHz. Operations return new objects; the array is made read-only.
+
+    Parameters
+    ----------
+    samples : np.ndarray, shape (channels, n)
+        Sample values, nominally within [-1, 1].
+    sample_rate : int
+        Samples per second, in Hz.
+    source : str, optional
+        Where it came from (a path), used in messages.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    source: str = "<array>"
+
+    def __post_init__(self) -> None:
+        samples = np.array(self.samples, dtype=np.float32, copy=True)
+        check_block(samples, self.sample_rate, self.source)
+        if samples.shape[1] == 0:
+            raise InvalidAudioError("contains no audio samples (zero length)", self.source)
+        samples.setflags(write=False)
+        object.__setattr__(self, "samples", samples)
+        object.__setattr__(self, "sample_rate", int(self.sample_rate))
+
+    @property
+    def channels(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def frames(self) -> int:
+        return self.samples.shape[1]
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+    def with_samples(self, samples: np.ndarray) -> "Audio":
+        """A new Audio with other samples, the same rate and source."""
+        return Audio(samples, self.sample_rate, self.source)
+
+    def as_stereo(self) -> "Audio":
+        """Stereo as is; mono duplicated to both channels (logged)."""
+        if self.channels == 2:
+            return self
+        log.info("%s: mono input duplicated to two channels", self.source)
+        return self.with_samples(np.repeat(self.samples, 2, axis=0))
+
+    def blocks(self, block_frames: int | None = None) -> Iterator[np.ndarray]:
+        """Consecutive ``(channels, <=block_frames)`` views, for the streaming analyzers."""
+        step = block_frames or int(BLOCK_SECONDS * self.sample_rate)
+        for start in range(0, self.frames, step):
+            yield self.samples[:, start : start + step]
+
+
+def check_block(samples: np.ndarray, sample_rate: int, source: str, offset_frames: int = 0) -> None:
+    """Validate a ``(channels, n)`` block against the input policy; raise InvalidAudioError."""
+    if samples.ndim != 2:
+        raise InvalidAudioError(
+            f"samples must be shaped (channels, n), got {samples.ndim}-d array {samples.shape}",
+            source,
+        )
+    channels = samples.shape[0]
+    if channels < 1 or channels > MAX_CHANNELS:
+        raise InvalidAudioError(
+            f"has {channels} channels; Mixbridge takes mono or stereo. Downmix first, e.g. "
+            "`ffmpeg -i IN -ac 2 OUT.wav`",
+            source,
+        )
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise InvalidAudioError(
+            f"sample rate {sample_rate} Hz is outside the supported "
+            f"{MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz",
+            source,
+        )
+    if samples.size and not np.isfinite(samples).all():
+        bad = np.argwhere(~np.isfinite(samples))[0]
+        frame = offset_frames + int(bad[1])
+        raise InvalidAudioError(
+            f"contains NaN or Inf samples (first at channel {int(bad[0])}, "
+            f"{frame / sample_rate:.3f} s)",
+            source,
+        )
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file header says, without decoding the samples."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise InputNotFoundError("no such file", path)
+    if path.is_dir():
+        raise InputNotFoundError("is a directory, not an audio file", path)
+    if path.stat().st_size == 0:
+        raise UnreadableAudioError("is an empty file (0 bytes)", path)
+
+
+def _open(path: Path) -> sf.SoundFile:
+    _check_path(path)
+    try:
+        return sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise UnreadableAudioError(
+            f"cannot be decoded as audio ({_short_reason(exc)}); supported: "
+            + ", ".join(e.lstrip(".") for e in READ_EXTENSIONS),
+            path,
+        ) from exc
+
+
+def _short_reason(exc: Exception) -> str:
+    text = str(exc).split(":")[-1].strip()
+    return text or type(exc).__name__
+
+
+def info(path: str | Path) -> AudioInfo:
+    """Read the header of ``path``; raise a MixbridgeError if it is not usable audio."""
+    path = Path(path)
+    with _open(path) as f:
+        meta = AudioInfo(str(path), f.samplerate, f.channels, f.frames, f.format, f.subtype)
+    if meta.frames <= 0:
+        raise InvalidAudioError("contains no audio samples (zero length)", path)
+    check_block(np.zeros((meta.channels, 0), np.float32), meta.sample_rate, str(path))
+    return meta
+
+
+def iter_blocks(path: str | Path, block_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Stream ``path`` as validated float32 ``(channels, n)`` blocks, for bounded memory.
+
+    Raises UnreadableAudioError if the file turns out truncated or corrupt part-way.
+    """
+    path = Path(path)
+    meta = info(path)
+    step = block_frames or int(BLOCK_SECONDS * meta.sample_rate)
+    done = 0
+    with _open(path) as f:
+        while True:
+            try:
+                block = f.read(step, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise UnreadableAudioError(
+                    f"decoding failed after {done / meta.sample_rate:.2f} s "
+                    f"({_short_reason(exc)}); the file is corrupt or truncated",
+                    path,
+                ) from exc
+            if block.shape[0] == 0:
+                break
+            block = block.T
+            check_block(block, meta.sample_rate, str(path), done)
+            done += block.shape[1]
+            yield block
+    if done == 0:
+        raise InvalidAudioError("contains no audio samples (zero length)", path)
+    if meta.frames > 0 and done < meta.frames * 0.99:
+        # libsndfile pads nothing: a short read means the data chunk ended early.
+        log.warning("%s: header promises %d frames, only %d decoded (truncated file)",
+                    path, meta.frames, done)
+
+
+def load(path: str | Path) -> Audio:
+    """Decode a whole file into an :class:`Audio` at its native rate.
+
+    Raises
+    ------
+    InputNotFoundError, UnreadableAudioError, InvalidAudioError
+        With the path and the problem in the message.
+    """
+    path = Path(path)
+    blocks = list(iter_blocks(path))
+    samples = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+    return Audio(samples, info(path).sample_rate, str(path))
+
+
+def tpdf_dither(samples: np.ndarray, bits: int, seed: int = 0) -> np.ndarray:
+    """Add triangular (TPDF) dither of ±1 LSB peak at a ``bits`` word length.
+
+    The sum of two independent uniform variables of 1 LSB width each, so the
+    quantisation error becomes signal-independent noise.
+    """
+    lsb = 2.0 ** (1 - bits)
+    rng = np.random.default_rng(seed)
+    noise = (rng.random(samples.shape, dtype=np.float64) - rng.random(samples.shape, dtype=np.float64)) * lsb
+    return samples + noise
+
+
+def quantize(samples: np.ndarray, bit_depth: str, dither: bool = True, seed: int = 0) -> np.ndarray:
+    """Samples as written at ``bit_depth`` ("16", "24" or "32f"): TPDF-dithered, rounded, clipped.
+
+    Returns float values on the integer grid of the word length (exact in float64), so
+    ``soundfile`` writes them without a second rounding.
+    """
+    if bit_depth not in BIT_DEPTHS:
+        raise OutputError(f"bit depth {bit_depth!r} is not one of {', '.join(BIT_DEPTHS)}")
+    if bit_depth == "32f":
+        return samples.astype(np.float32)
+    bits = int(bit_depth)
+    x = samples.astype(np.float64)
+    if dither:
+        x = tpdf_dither(x, bits, seed)
+    scale = 2.0 ** (bits - 1)
+    q = np.clip(np.round(x * scale), -scale, scale - 1)
+    return q / scale
+
+
+def save(audio: Audio, path: str | Path, bit_depth: str = "24", dither: bool = True,
+         overwrite: bool = True) -> Path:
+    """Write ``audio`` to a WAV or FLAC file, atomically.
+
+    The file is written to a temporary name in the destination folder and renamed over
+    ``path`` only once complete, so no half-written output is ever left.
+
+    Parameters
+    ----------
+    bit_depth : {"16", "24", "32f"}
+        Integer PCM (TPDF dither when ``dither``) or 32-bit float.
+    """
+    path = Path(path)
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(
+            f"cannot write format {path.suffix or '(none)'}; use one of "
+            + ", ".join(sorted(set(WRITE_FORMATS))),
+            path,
+        )
+    if fmt == "FLAC" and bit_depth == "32f":
+        raise OutputError("FLAC holds integers only; use --bit-depth 16 or 24, or a .wav", path)
+    if path.exists() and (path.is_dir() or not overwrite):
+        raise OutputError("already exists" if not path.is_dir() else "is a directory", path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"folder {folder} does not exist", path)
+    data = quantize(audio.samples, bit_depth, dither).T
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write in {folder} ({exc.strerror})", path) from exc
+    os.close(fd)
+    try:
+        sf.write(tmp_name, data, audio.sample_rate, subtype=_SUBTYPES[bit_depth], format=fmt)
+        os.replace(tmp_name, path)
+    except (OSError, sf.LibsndfileError, RuntimeError) as exc:
+        raise OutputError(f"write failed ({_short_reason(exc)})", path) from exc
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    log.info("wrote %s (%s, %d Hz, %d ch)", path, bit_depth, audio.sample_rate, audio.channels)
+    return path

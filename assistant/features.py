@@ -1,0 +1,129 @@
+"""The ``Features`` hand-over object: named measurements with units, JSON and a model vector."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from assistant.spectrum import BAND_CENTRES_HZ, FLOOR_DB
+
+FEATURE_VERSION = 1
+# Values standing in for "undefined" (silence, too short) in the model vector only.
+VECTOR_FLOOR_LUFS = -70.0
+VECTOR_FLOOR_DB = FLOOR_DB
+BAND_FIELDS = ("mid_band_db", "side_band_db", "correlation_band", "width_band")
+SERIES_FIELDS = ("short_term_lufs",)
+META_FIELDS = ("source", "sample_rate", "channels", "duration_s", "series_hop_s", "notes")
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the analyzer measured in one piece of audio. Undefined values are ``-inf``.
+
+    Loudness per ITU-R BS.1770-5 / EBU R128; band values over the 31 third-octave bands of
+    :data:`assistant.spectrum.BAND_CENTRES_HZ`; levels in dB re full scale (mean square).
+    """
+
+    source: str
+    sample_rate: int
+    channels: int
+    duration_s: float
+    # loudness
+    integrated_lufs: float
+    max_momentary_lufs: float
+    max_short_term_lufs: float
+    loudness_range_lu: float
+    short_term_spread_lu: float
+    # peaks and level
+    sample_peak_dbfs: float
+    true_peak_dbtp: float
+    rms_dbfs: float
+    crest_factor_db: float
+    plr_db: float
+    psr_db: float
+    clipped_samples: int
+    dc_offset_dbfs: float
+    # spectrum
+    mid_band_db: tuple[float, ...]
+    side_band_db: tuple[float, ...]
+    tilt_db_per_octave: float
+    centroid_hz: float
+    # stereo
+    correlation: float
+    width: float
+    correlation_band: tuple[float, ...]
+    width_band: tuple[float, ...]
+    # dynamics and ambience
+    frame_crest_db: float
+    transient_density_per_s: float
+    onset_strength_db: float
+    decay_rate_db_per_s: float
+    tail_level_db: float
+    # series (for plots) and notes
+    short_term_lufs: tuple[float, ...]
+    series_hop_s: float
+    notes: tuple[str, ...] = ()
+
+    # ---- serialisation -------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-ready dict: ``-inf``/NaN become ``None``; a ``feature_version`` key is added."""
+        out = {"feature_version": FEATURE_VERSION, "band_centres_hz": [round(f, 1) for f in BAND_CENTRES_HZ]}
+        for key, value in asdict(self).items():
+            out[key] = _jsonable(value)
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Features":
+        """Inverse of :meth:`to_dict` (``None`` back to ``-inf``)."""
+        if data.get("feature_version") != FEATURE_VERSION:
+            raise ValueError(f"feature_version {data.get('feature_version')} is not {FEATURE_VERSION}")
+        kwargs = {}
+        for f in fields(cls):
+            value = data[f.name]
+            if isinstance(value, list):
+                value = tuple(-math.inf if v is None else v for v in value)
+            elif value is None:
+                value = -math.inf
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+    # ---- model vector --------------------------------------------------------------
+    def to_vector(self) -> np.ndarray:
+        """Fixed-order float vector (see :func:`vector_names`); undefined values floored."""
+        values = []
+        for name in vector_names():
+            base, _, index = name.partition("[")
+            value = getattr(self, base)
+            if index:
+                value = value[int(index[:-1])]
+            if not math.isfinite(value):
+                value = VECTOR_FLOOR_LUFS if base.endswith("lufs") else VECTOR_FLOOR_DB
+            values.append(float(value))
+        return np.asarray(values, dtype=np.float64)
+
+
+def vector_names() -> tuple[str, ...]:
+    """Names of :meth:`Features.to_vector` entries, in order (versioned by FEATURE_VERSION)."""
+    names = []
+    for f in fields(Features):
+        if f.name in META_FIELDS or f.name in SERIES_FIELDS:
+            continue
+        if f.name in BAND_FIELDS:
+            names.extend(f"{f.name}[{i}]" for i in range(len(BAND_CENTRES_HZ)))
+        else:
+            names.append(f.name)
+    return tuple(names)
+
+
+def _jsonable(value):
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 4) if math.isfinite(value) else None
+    return value
