@@ -14,8 +14,6 @@ Input policy (also in README.md):
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +21,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
+from assistant.atomic import atomic_path
 from assistant.errors import (
     InputNotFoundError,
     InvalidAudioError,
@@ -285,24 +284,13 @@ def save(audio: Audio, path: str | Path, bit_depth: str = "24", dither: bool = T
         )
     if fmt == "FLAC" and bit_depth == "32f":
         raise OutputError("FLAC holds integers only; use --bit-depth 16 or 24, or a .wav", path)
-    if path.exists() and (path.is_dir() or not overwrite):
-        raise OutputError("already exists" if not path.is_dir() else "is a directory", path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"folder {folder} does not exist", path)
+    if path.exists() and not path.is_dir() and not overwrite:
+        raise OutputError("already exists (use --overwrite to replace it)", path)
     data = quantize(audio.samples, bit_depth, dither).T
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write in {folder} ({exc.strerror})", path) from exc
-    os.close(fd)
-    try:
-        sf.write(tmp_name, data, audio.sample_rate, subtype=_SUBTYPES[bit_depth], format=fmt)
-        os.replace(tmp_name, path)
-    except (OSError, sf.LibsndfileError, RuntimeError) as exc:
-        raise OutputError(f"write failed ({_short_reason(exc)})", path) from exc
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    with atomic_path(path) as tmp:
+        try:
+            sf.write(tmp, data, audio.sample_rate, subtype=_SUBTYPES[bit_depth], format=fmt)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise OutputError(f"write failed ({_short_reason(exc)})", path) from exc
     log.info("wrote %s (%s, %d Hz, %d ch)", path, bit_depth, audio.sample_rate, audio.channels)
     return path

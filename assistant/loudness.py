@@ -116,7 +116,7 @@ class LoudnessMeter:
         if self.weights.shape != (channels,):
             raise ValueError(f"{len(self.weights)} channel weights for {channels} channels")
         self._sos32 = k_weighting_sos(self.sample_rate).astype(np.float32)
-        self._zi = np.zeros((channels, self._sos32.shape[0], 2), dtype=np.float32)
+        self._zi = np.zeros((self._sos32.shape[0], channels, 2), dtype=np.float32)  # sosfilt's axis=1 layout
         self._m_len = int(round(MOMENTARY_S * self.sample_rate))
         self._s_len = int(round(SHORT_TERM_S * self.sample_rate))
         self._step = int(round(STEP_S * self.sample_rate))
@@ -224,3 +224,28 @@ def _chunks(samples: np.ndarray, sample_rate: int) -> Iterable[np.ndarray]:
     step = 10 * int(sample_rate)
     for i in range(0, samples.shape[1], step):
         yield samples[:, i : i + step]
+
+
+def weighted_power(samples: np.ndarray, sample_rate: int,
+                   channel_weights: Sequence[float] | None = None) -> np.ndarray:
+    """Per-sample K-weighted, channel-weighted power ``sum_i G_i y_i[n]^2`` (BS.1770-5 eq. 1-2).
+
+    Returns
+    -------
+    np.ndarray, shape (n,), float64
+    """
+    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    weights = np.asarray(channel_weights or channel_weights_for(samples.shape[0]), dtype=np.float64)
+    filtered = signal.sosfilt(k_weighting_sos(sample_rate).astype(np.float32), samples, axis=1)
+    return np.einsum("c,cn->n", weights, np.square(filtered, dtype=np.float64))
+
+
+def integrated_from_power(power: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness from :func:`weighted_power` (gating blocks as in LoudnessMeter)."""
+    m_len = int(round(MOMENTARY_S * sample_rate))
+    step = int(round(STEP_S * sample_rate))
+    if power.size < m_len:
+        return -np.inf
+    cum = np.concatenate(([0.0], np.cumsum(power)))
+    ends = np.arange(m_len, power.size + 1, step)
+    return gated_loudness((cum[ends] - cum[ends - m_len]) / m_len)

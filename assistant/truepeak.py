@@ -15,9 +15,19 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 TAPS_PER_PHASE = 16
 KAISER_BETA = 8.0
+
+
+_BLAS = ThreadpoolController()
+
+
+def _one_blas_thread():
+    """The interpolator's products are small: one BLAS thread is faster, and it never
+    oversubscribes the cores when files are processed in parallel."""
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def oversampling_factor(sample_rate: int) -> int:
@@ -38,9 +48,10 @@ def polyphase_bank(factor: int, taps_per_phase: int = TAPS_PER_PHASE) -> np.ndar
     gain at DC.
     """
     n = factor * taps_per_phase
-    centre = (n - 1) / 2.0
-    t = (np.arange(n) - centre) / factor
-    h = np.sinc(t) * np.kaiser(n, KAISER_BETA)
+    # Centred on an upsampled sample, so phase p evaluates offset p/factor exactly
+    # (phase 0 is the input sample itself), as in the BS.1770-5 Annex 2 interpolator.
+    t = (np.arange(n) - n // 2) / factor
+    h = np.sinc(t) * np.kaiser(n + 1, KAISER_BETA)[:n]
     # h[k*factor + p] multiplies x[m-k] for output (m, phase p); reorder to oldest-first.
     bank = h.reshape(taps_per_phase, factor)[::-1, :]
     bank = bank / bank.sum(axis=0, keepdims=True)
@@ -83,13 +94,17 @@ class TruePeakMeter:
             self._pending = buf
             return
         x = buf[:, : rows * self._row].reshape(channels, rows, self._row)
-        for c in range(channels):
+        with _one_blas_thread():
+            self._interpolate(x)
+        self._prev_row = x[:, -1, :].copy()
+        self._pending = buf[:, rows * self._row :].copy()
+
+    def _interpolate(self, x: np.ndarray) -> None:
+        for c in range(x.shape[0]):
             y = x[c] @ self._current
             y[1:] += x[c, :-1] @ self._previous
             y[0] += self._prev_row[c] @ self._previous
             self.peak[c] = max(self.peak[c], float(y.max()), float(-y.min()))
-        self._prev_row = x[:, -1, :].copy()
-        self._pending = buf[:, rows * self._row :].copy()
 
     def finish(self) -> None:
         """Flush the interpolator: the last input samples also sit in later windows."""
@@ -105,9 +120,10 @@ class TruePeakMeter:
 
 @lru_cache(maxsize=8)
 def _row_matrices(factor: int, row: int) -> tuple[np.ndarray, np.ndarray]:
-    """``A, B`` of shape ``(row, row * factor)`` so that ``y[r] = x[r] @ A + x[r-1] @ B``.
+    """``A, B`` of shape ``(row, factor * row)`` so that ``y[r] = x[r] @ A + x[r-1] @ B``.
 
-    ``y[r, i*factor + p]`` is phase p of the window ending at sample i of row r.
+    ``y[r, p*row + i]`` is phase p of the window ending at sample i of row r (phase-major,
+    so each phase is a contiguous run).
     """
     bank = polyphase_bank(factor, row)  # (taps, factor), oldest tap first
     taps = bank.shape[0]
@@ -117,7 +133,7 @@ def _row_matrices(factor: int, row: int) -> tuple[np.ndarray, np.ndarray]:
         for k in range(taps):
             j = i - (taps - 1) + k  # input index relative to the row start
             target = a if j >= 0 else b
-            target[j % row, i * factor : (i + 1) * factor] = bank[k]
+            target[j % row, i::row] = bank[k]
     return a, b
 
 
@@ -134,3 +150,47 @@ def true_peak_dbtp(samples: np.ndarray, sample_rate: int) -> float:
         meter.process(samples[:, i : i + step])
     meter.finish()
     return meter.true_peak_dbtp
+
+
+def peak_envelope(samples: np.ndarray, sample_rate: int, chunk_frames: int = 1 << 20) -> np.ndarray:
+    """Linked true-peak envelope: for each sample, the largest |value| over all channels at
+    the sample itself and at the interpolated points within one sample period either side.
+
+    Returns
+    -------
+    np.ndarray, shape (n,), float32, linear amplitude
+        What a true-peak limiter must keep under its ceiling, sample by sample.
+    """
+    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    env = np.abs(samples).max(axis=0) if samples.shape[0] > 1 else np.abs(samples[0])
+    factor = oversampling_factor(sample_rate)
+    if factor > 1:
+        with _one_blas_thread():
+            for start in range(0, samples.shape[1], chunk_frames):
+                _envelope_chunk(samples, env, start, start + chunk_frames, factor)
+    return env
+
+
+def _envelope_chunk(samples: np.ndarray, env: np.ndarray, start: int, stop: int, factor: int) -> None:
+    """Raise ``env[start:stop]`` to the interpolated peaks next to each sample."""
+    channels, n = samples.shape
+    stop = min(n, stop)
+    row = TAPS_PER_PHASE
+    current, previous = _row_matrices(factor, row)
+    # The window ending at sample m interpolates between samples m - delay and m - delay + 1.
+    delay = int(np.ceil((row * factor - 1) / (2 * factor)))
+    lo, hi = start - (row + delay + 1), stop + row + delay + 1
+    seg = np.zeros((channels, hi - lo + (-(hi - lo)) % row), dtype=np.float32)
+    seg[:, max(0, -lo) : min(n, hi) - lo] = samples[:, max(0, lo) : min(n, hi)]
+    between = np.zeros(seg.shape[1], dtype=np.float32)  # between[i]: max |y| in (i, i+1)
+    for c in range(channels):
+        rows = seg[c].reshape(-1, row)
+        peak = np.zeros(rows.shape, dtype=np.float32)  # per window end, max over phases
+        for p in range(factor):
+            y = rows @ current[:, p * row : (p + 1) * row]
+            y[1:] += rows[:-1] @ previous[:, p * row : (p + 1) * row]
+            np.maximum(peak, np.abs(y, out=y), out=peak)
+        y = peak.reshape(-1)
+        np.maximum(between[: y.size - delay], y[delay:], out=between[: y.size - delay])
+    i = np.arange(start, stop) - lo
+    env[start:stop] = np.maximum(env[start:stop], np.maximum(between[i], between[i - 1]))

@@ -1,0 +1,54 @@
+"""Atomic file writes: write to a temporary name in the destination folder, then rename.
+
+A crash, Ctrl-C or a failed write never leaves a half-written file at the destination, and
+the destination is only replaced once the new file is complete. This module is a leaf.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from assistant.errors import OutputError
+
+PART_SUFFIX = ".part"
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[str]:
+    """Yield a temporary path next to ``path``; rename it over ``path`` if the block succeeds.
+
+    Raises
+    ------
+    OutputError
+        If the folder is missing or not writable, or the rename fails.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError("is a directory", path)
+    if not folder.is_dir():
+        raise OutputError(f"folder {folder} does not exist", path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write in {folder} ({exc.strerror})", path) from exc
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"write failed ({exc.strerror or exc})", path) from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+    return Path(path)

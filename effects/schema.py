@@ -1,0 +1,212 @@
+"""The one parameter schema: every stage and parameter of the chain, with units and ranges.
+
+``PARAMS`` drives everything that touches a setting: validation, the JSON preset, the
+model's normalised outputs, the renderer, the VST3 maps and the CLI display. Nothing else
+re-types a range. Parameter names are ``"<stage>.<param>"`` with the unit in the name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from assistant.atomic import write_text
+from assistant.errors import SettingsError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One ranged parameter. ``scale`` is "lin" or "log" (log for Hz, ms, Q and ratio)."""
+
+    name: str
+    unit: str
+    min: float
+    max: float
+    default: float
+    scale: str = "lin"
+    label: str = ""
+
+    def normalise(self, value: float) -> float:
+        """Physical value -> 0..1 on this parameter's scale."""
+        if self.scale == "log":
+            return (math.log(value) - math.log(self.min)) / (math.log(self.max) - math.log(self.min))
+        return (value - self.min) / (self.max - self.min)
+
+    def denormalise(self, unit_value: float) -> float:
+        """0..1 -> physical value (clipped to the range)."""
+        u = min(max(float(unit_value), 0.0), 1.0)
+        if self.scale == "log":
+            return math.exp(math.log(self.min) + u * (math.log(self.max) - math.log(self.min)))
+        return self.min + u * (self.max - self.min)
+
+    def check(self, value: float) -> float:
+        value = float(value)
+        if not math.isfinite(value) or not self.min <= value <= self.max:
+            raise SettingsError(
+                f"{self.name} = {value:g} {self.unit} is out of range "
+                f"[{self.min:g}, {self.max:g}] {self.unit}"
+            )
+        return value
+
+
+def _p(name, unit, lo, hi, default, scale="lin", label=""):
+    return ParamSpec(name, unit, lo, hi, default, scale, label)
+
+
+STAGES = ("trim", "highpass", "low_shelf", "peak1", "peak2", "peak3", "peak4", "high_shelf",
+          "compressor", "reverb", "stereo")
+EQ_STAGES = ("low_shelf", "peak1", "peak2", "peak3", "peak4", "high_shelf")
+
+PARAMS: tuple[ParamSpec, ...] = (
+    _p("trim.gain_db", "dB", -24.0, 24.0, 0.0, label="input trim"),
+    _p("highpass.cutoff_hz", "Hz", 10.0, 300.0, 20.0, "log", "high-pass cutoff"),
+    _p("low_shelf.freq_hz", "Hz", 30.0, 400.0, 100.0, "log", "low shelf frequency"),
+    _p("low_shelf.gain_db", "dB", -12.0, 12.0, 0.0, label="low shelf gain"),
+    _p("low_shelf.q", "", 0.3, 2.0, 0.707, "log", "low shelf Q"),
+    _p("peak1.freq_hz", "Hz", 40.0, 500.0, 150.0, "log", "band 1 frequency"),
+    _p("peak1.gain_db", "dB", -12.0, 12.0, 0.0, label="band 1 gain"),
+    _p("peak1.q", "", 0.3, 8.0, 1.0, "log", "band 1 Q"),
+    _p("peak2.freq_hz", "Hz", 150.0, 2000.0, 500.0, "log", "band 2 frequency"),
+    _p("peak2.gain_db", "dB", -12.0, 12.0, 0.0, label="band 2 gain"),
+    _p("peak2.q", "", 0.3, 8.0, 1.0, "log", "band 2 Q"),
+    _p("peak3.freq_hz", "Hz", 500.0, 6000.0, 2000.0, "log", "band 3 frequency"),
+    _p("peak3.gain_db", "dB", -12.0, 12.0, 0.0, label="band 3 gain"),
+    _p("peak3.q", "", 0.3, 8.0, 1.0, "log", "band 3 Q"),
+    _p("peak4.freq_hz", "Hz", 1500.0, 16000.0, 6000.0, "log", "band 4 frequency"),
+    _p("peak4.gain_db", "dB", -12.0, 12.0, 0.0, label="band 4 gain"),
+    _p("peak4.q", "", 0.3, 8.0, 1.0, "log", "band 4 Q"),
+    _p("high_shelf.freq_hz", "Hz", 1500.0, 16000.0, 8000.0, "log", "high shelf frequency"),
+    _p("high_shelf.gain_db", "dB", -12.0, 12.0, 0.0, label="high shelf gain"),
+    _p("high_shelf.q", "", 0.3, 2.0, 0.707, "log", "high shelf Q"),
+    _p("compressor.threshold_db", "dB", -60.0, 0.0, -18.0, label="threshold"),
+    _p("compressor.ratio", ":1", 1.0, 20.0, 2.0, "log", "ratio"),
+    _p("compressor.attack_ms", "ms", 0.1, 100.0, 10.0, "log", "attack"),
+    _p("compressor.release_ms", "ms", 10.0, 2000.0, 150.0, "log", "release"),
+    _p("compressor.makeup_db", "dB", 0.0, 24.0, 0.0, label="makeup gain"),
+    _p("compressor.amount_percent", "%", 0.0, 100.0, 100.0, label="parallel amount"),
+    _p("reverb.room_size", "", 0.0, 1.0, 0.5, label="room size"),
+    _p("reverb.damping", "", 0.0, 1.0, 0.5, label="damping"),
+    _p("reverb.wet", "", 0.0, 1.0, 0.0, label="wet level (amount)"),
+    _p("reverb.width", "", 0.0, 1.0, 1.0, label="reverb width"),
+    _p("stereo.width_percent", "%", 0.0, 200.0, 100.0, label="stereo width (side gain)"),
+)
+PARAM_INDEX: Mapping[str, ParamSpec] = MappingProxyType({p.name: p for p in PARAMS})
+# Stages a fresh chain has switched on: a neutral chain is an identity (all gains 0 dB).
+DEFAULT_ENABLED = MappingProxyType({s: s not in ("highpass", "compressor", "reverb") for s in STAGES})
+
+
+def stage_of(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+def stage_params(stage: str) -> tuple[ParamSpec, ...]:
+    return tuple(p for p in PARAMS if stage_of(p.name) == stage)
+
+
+@dataclass(frozen=True)
+class ChainSettings:
+    """The effect chain as data: a value for every parameter and an on/off per stage.
+
+    Build with :meth:`create` (defaults for anything not given). Immutable: :meth:`replace`
+    returns a new value. Every value is checked against its :class:`ParamSpec`.
+    """
+
+    values: Mapping[str, float]
+    enabled: Mapping[str, bool] = field(default_factory=lambda: DEFAULT_ENABLED)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.values) - set(PARAM_INDEX))
+        if unknown:
+            raise SettingsError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(PARAM_INDEX)}")
+        unknown = sorted(set(self.enabled) - set(STAGES))
+        if unknown:
+            raise SettingsError(f"unknown stage(s) {', '.join(unknown)}; valid: {', '.join(STAGES)}")
+        values = {p.name: p.check(self.values.get(p.name, p.default)) for p in PARAMS}
+        enabled = {s: bool(self.enabled.get(s, DEFAULT_ENABLED[s])) for s in STAGES}
+        object.__setattr__(self, "values", MappingProxyType(values))
+        object.__setattr__(self, "enabled", MappingProxyType(enabled))
+
+    @classmethod
+    def create(cls, values: Mapping[str, float] | None = None,
+               enabled: Mapping[str, bool] | None = None) -> "ChainSettings":
+        return cls(dict(values or {}), dict(enabled or {}))
+
+    def __getitem__(self, name: str) -> float:
+        if name not in PARAM_INDEX:
+            raise SettingsError(f"unknown parameter {name!r}; valid: {', '.join(PARAM_INDEX)}")
+        return self.values[name]
+
+    def is_on(self, stage: str) -> bool:
+        return self.enabled[stage]
+
+    def replace(self, values: Mapping[str, float] | None = None,
+                enabled: Mapping[str, bool] | None = None) -> "ChainSettings":
+        return ChainSettings({**self.values, **(values or {})}, {**self.enabled, **(enabled or {})})
+
+    # ---- model normalisation -------------------------------------------------------
+    def to_normalised(self) -> np.ndarray:
+        """Values in PARAMS order, each mapped to 0..1 on its own scale."""
+        return np.array([p.normalise(self.values[p.name]) for p in PARAMS])
+
+    @classmethod
+    def from_normalised(cls, vector: np.ndarray, enabled: Mapping[str, bool] | None = None) -> "ChainSettings":
+        if len(vector) != len(PARAMS):
+            raise SettingsError(f"expected {len(PARAMS)} normalised values, got {len(vector)}")
+        return cls({p.name: p.denormalise(v) for p, v in zip(PARAMS, vector)}, dict(enabled or {}))
+
+    # ---- JSON preset -----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        stages = {}
+        for stage in STAGES:
+            entry = {"enabled": self.enabled[stage]}
+            for p in stage_params(stage):
+                entry[p.name.split(".", 1)[1]] = round(self.values[p.name], 6)
+            stages[stage] = entry
+        return {"schema_version": SCHEMA_VERSION, "stages": stages}
+
+    @classmethod
+    def from_dict(cls, data: Mapping, source: str = "chain") -> "ChainSettings":
+        version = data.get("schema_version") if isinstance(data, Mapping) else None
+        if version != SCHEMA_VERSION:
+            raise SettingsError(f"chain schema_version is {version!r}; this Mixbridge reads {SCHEMA_VERSION}", source)
+        stages = data.get("stages")
+        if not isinstance(stages, Mapping):
+            raise SettingsError("chain has no 'stages' table", source)
+        values, enabled = {}, {}
+        try:
+            for stage, entry in stages.items():
+                if stage not in STAGES:
+                    raise SettingsError(f"unknown stage {stage!r}; valid: {', '.join(STAGES)}")
+                for key, value in entry.items():
+                    if key == "enabled":
+                        enabled[stage] = bool(value)
+                    else:
+                        values[f"{stage}.{key}"] = value
+            return cls(values, enabled)
+        except SettingsError as exc:
+            raise SettingsError(exc.message, source) from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise SettingsError(f"malformed chain ({exc})", source) from None
+
+    def save(self, path: str | Path) -> Path:
+        """Write the JSON preset atomically."""
+        return write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ChainSettings":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise SettingsError("chain file not found", path) from None
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"not a readable JSON chain ({exc})", path) from None
+        return cls.from_dict(data, str(path))
