@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from assistant.errors import MixbridgeError
@@ -72,15 +73,110 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return status
 
 
+def _progress(enabled: bool):
+    import time
+
+    start = time.perf_counter()
+
+    def report(message: str) -> None:
+        if enabled:
+            print(f"  [{time.perf_counter() - start:5.1f} s] {message}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _row(label: str, before: float, after: float, unit: str, digits: int = 1) -> str:
+    return f"  {label:<22} {_fmt(before, '', digits):>9} → {_fmt(after, '', digits):>9} {unit}"
+
+
+def cmd_master(args: argparse.Namespace) -> int:
+    from assistant.master import master_file, resolve_target, write_report
+    from effects.schema import ChainSettings, describe
+
+    progress = _progress(args.verbose or sys.stderr.isatty())
+    target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
+    chain = ChainSettings.load(args.chain) if args.chain else None
+    report = master_file(args.input, args.output, target, engine=args.engine, chain=chain,
+                         bit_depth=args.bit_depth, overwrite=args.overwrite,
+                         max_limiting_db=args.max_limiting_db, progress=progress)
+    if args.save_chain:
+        report.settings.save(args.save_chain)
+    if args.report:
+        write_report(report, args.report)
+    b, a = report.input_features, report.output_features
+    print(f"{report.input_path} → {report.output_path}")
+    print(f"  target: {target.name} ({target.lufs:.1f} LUFS, ceiling {target.ceiling_dbtp:.1f} dBTP, "
+          f"profile {target.profile.name}), engine {report.engine}")
+    print(_row("integrated loudness", b.integrated_lufs, a.integrated_lufs, "LUFS"))
+    print(_row("true peak", b.true_peak_dbtp, a.true_peak_dbtp, "dBTP", 2))
+    print(_row("loudness range", b.loudness_range_lu, a.loudness_range_lu, "LU"))
+    print(_row("crest factor", b.crest_factor_db, a.crest_factor_db, "dB"))
+    print(_row("tonal error vs target", report.tonal_error_before_db, report.tonal_error_after_db, "dB"))
+    print(f"  finalizer: gain {report.gain_db:+.2f} dB, peak limiting {report.limiting_db:.1f} dB")
+    print("  settings:")
+    for line in describe(report.settings):
+        print(f"    {line}")
+    for warning in report.warnings:
+        print(f"  warning: {warning}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from assistant.analyze import analyze_file
+    from assistant.targets import profile_from_features, save_profile
+
+    progress = _progress(args.verbose or sys.stderr.isatty())
+    features = []
+    for path in args.files:
+        progress(f"analysing {path}")
+        features.append(analyze_file(path))
+    derivation = args.derivation or ("mean of: " + ", ".join(Path(p).stem for p in args.files))
+    profile = profile_from_features(features, args.name, args.description, derivation)
+    save_profile(profile, args.output)
+    print(f"wrote profile {args.name!r} from {len(features)} track(s) to {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mixbridge", description="Mixbridge production assistant")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
+    parser = argparse.ArgumentParser(prog="mixbridge", description="Mixbridge production assistant",
+                                     parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("analyze", help="measure loudness, peaks, spectrum, stereo and dynamics")
+    p = sub.add_parser("analyze", parents=[common], help="measure loudness, peaks, spectrum, stereo and dynamics")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_analyze)
+
+    from assistant.audio import BIT_DEPTHS
+    from effects.finalize import MAX_LIMITING_DB
+
+    p = sub.add_parser("master", parents=[common], help="master a mix to a delivery target and sound profile")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output .wav or .flac")
+    p.add_argument("--target", help="delivery target (e.g. spotify, apple-music, ebu-r128, cd)")
+    p.add_argument("--reference", nargs="+", metavar="REF", help="reference track(s) to match")
+    p.add_argument("--profile", help="tonal-balance profile name or .toml file")
+    p.add_argument("--lufs", type=float, help="integrated loudness target (overrides --target)")
+    p.add_argument("--ceiling", type=float, help="true-peak ceiling in dBTP (overrides --target)")
+    p.add_argument("--engine", default="dsp", choices=["dsp"], help="how settings are chosen")
+    p.add_argument("--chain", metavar="JSON", help="apply this saved chain instead of suggesting one")
+    p.add_argument("--save-chain", metavar="JSON", help="save the chain used")
+    p.add_argument("--report", metavar="JSON", help="write the full report")
+    p.add_argument("--bit-depth", default="24", choices=BIT_DEPTHS)
+    p.add_argument("--max-limiting-db", type=float, default=MAX_LIMITING_DB,
+                   help="most peak limiting allowed before the loudness target is given up")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(run=cmd_master)
+
+    p = sub.add_parser("profile", parents=[common], help="measure a tonal-balance profile from reference tracks")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-o", "--output", required=True, metavar="TOML")
+    p.add_argument("--name", required=True)
+    p.add_argument("--description", default="")
+    p.add_argument("--derivation", default="", help="how the tracks were chosen (stored in the file)")
+    p.set_defaults(run=cmd_profile)
     return parser
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 ACTIVE_RANGE_DB = 40.0
 ONSET_THRESHOLD_DB = 6.0  # spectral flux (mean positive dB rise per band) of an onset
@@ -46,7 +45,7 @@ def describe_dynamics(frame_band_db: np.ndarray, frame_peak: np.ndarray,
     onsets, strength = _onsets(frame_band_db, active, hop_s)
     density = onsets.size / active_s
 
-    smooth = ndimage.uniform_filter1d(level_db, size=3, mode="nearest")
+    smooth = np.convolve(np.pad(level_db, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
     slope = np.diff(smooth) / hop_s
     falling = slope[(slope < 0) & active[1:]]
     decay = float(np.percentile(falling, 10)) if falling.size else 0.0
@@ -66,7 +65,8 @@ def _onsets(frame_band_db: np.ndarray, active: np.ndarray, hop_s: float) -> tupl
     bands = np.maximum(frame_band_db, floor)
     flux = np.concatenate(([0.0], np.maximum(np.diff(bands, axis=0), 0.0).mean(axis=1)))
     gap = max(1, int(round(ONSET_MIN_GAP_S / hop_s)))
-    peaks = (flux == ndimage.maximum_filter1d(flux, size=2 * gap + 1, mode="nearest"))
+    local_max = np.lib.stride_tricks.sliding_window_view(np.pad(flux, gap, mode="edge"), 2 * gap + 1).max(axis=1)
+    peaks = flux == local_max
     picked = np.flatnonzero(peaks & (flux >= ONSET_THRESHOLD_DB) & active)
     strength = float(np.median(flux[picked])) if picked.size else 0.0
     return picked, strength

@@ -50,24 +50,43 @@ CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 from assistant.analyze import analyze_file
+out = {{}}
 if {run!r}:
     t = time.perf_counter()
     f = analyze_file({path!r})
-    print(json.dumps({{"wall_s": time.perf_counter() - t, "lufs": f.integrated_lufs,
-                       "lra": f.loudness_range_lu, "tp": f.true_peak_dbtp}}))
-else:
-    print(json.dumps({{}}))
+    out = {{"wall_s": time.perf_counter() - t, "lufs": f.integrated_lufs,
+           "lra": f.loudness_range_lu, "tp": f.true_peak_dbtp}}
+out["vm_hwm_kb"] = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(json.dumps(out))
+"""
+# ru_maxrss of a child starts from the RSS of the process that forked it (Linux carries the
+# high-water mark across fork/exec), so the child is started by this tiny launcher, not by the
+# benchmark process holding hundreds of MB: then the child's ru_maxrss is its own true peak.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+t = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE)
+out = proc.stdout.read()
+_, status, usage = os.wait4(proc.pid, 0)
+proc.returncode = os.waitstatus_to_exitcode(status)
+print(json.dumps({"child": json.loads(out or b"{}"), "code": proc.returncode,
+                  "wall_s": time.perf_counter() - t, "maxrss_kb": usage.ru_maxrss,
+                  "cpu_s": usage.ru_utime + usage.ru_stime}))
 """
 
 
 def median_time(fn, runs: int):
-    """(median seconds, min seconds, last result) of ``runs`` calls."""
-    times, result = [], None
+    """(median wall s, median CPU s of this process, min wall s, last result) of ``runs`` calls.
+
+    CPU time (all threads) is the steadier number when other processes load the machine.
+    """
+    walls, cpus, result = [], [], None
     for _ in range(runs):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         result = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), min(times), result
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return statistics.median(walls), statistics.median(cpus), min(walls), result
 
 
 def pick_track(arg: str | None) -> tuple[Path | None, str]:
@@ -130,18 +149,16 @@ def tile_to(src: Path, seconds: float, dest: Path) -> Path:
     return dest
 
 
-def child_run(path: Path, run: bool) -> tuple[dict, float, float]:
-    """Run analyze_file in a fresh interpreter: (its JSON, wall seconds, peak RSS in MB)."""
+def child_run(path: Path, run: bool) -> tuple[dict, float, float, float, float]:
+    """analyze_file in a fresh interpreter: (its JSON, wall s, CPU s, ru_maxrss MB, VmHWM MB)."""
     code = CHILD.format(root=str(ROOT), path=str(path), run=run)
-    t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"child failed with exit code {proc.returncode}")
-    return json.loads(out), wall, usage.ru_maxrss / 1024  # Linux: kB
+    done = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, sys.executable, "-c", code],
+                          capture_output=True, text=True, check=True)
+    report = json.loads(done.stdout)
+    if report["code"]:
+        raise RuntimeError(f"child failed with exit code {report['code']}")
+    child = report["child"]
+    return child, report["wall_s"], report["cpu_s"], report["maxrss_kb"] / 1024, child["vm_hwm_kb"] / 1024
 
 
 def pyloudnorm_run(samples: np.ndarray, sr: int) -> float:
@@ -199,24 +216,25 @@ def main() -> None:
               f"{meta.channels} ch, {subtype}", flush=True)
 
         r = args.runs
-        t_load, _, audio = median_time(lambda: load(track), r)
-        t_an, t_an_min, feat = median_time(lambda: analyze(audio), r)
-        t_file, _, feat_f = median_time(lambda: analyze_file(track), r)
+        load_start = os.getloadavg()[0]
+        t_load, c_load, _, audio = median_time(lambda: load(track), r)
+        t_an, c_an, t_an_min, feat = median_time(lambda: analyze(audio), r)
+        t_file, c_file, _, feat_f = median_time(lambda: analyze_file(track), r)
         samples = np.ascontiguousarray(audio.samples)
-        t_pln, _, pln = median_time(lambda: pyloudnorm_run(samples, audio.sample_rate), r)
-        t_eb, _, (eb_i, eb_lra, eb_tp) = median_time(lambda: ebur128_run(samples, audio.sample_rate), r)
+        t_pln, c_pln, _, pln = median_time(lambda: pyloudnorm_run(samples, audio.sample_rate), r)
+        t_eb, c_eb, _, (eb_i, eb_lra, eb_tp) = median_time(lambda: ebur128_run(samples, audio.sample_rate), r)
         print("3-minute timings done", flush=True)
 
         goal_s = GOAL_3MIN_S * meta.duration / 180.0  # the goal scaled to the track's length
         goal = f"≤ {goal_s:.2f} s: " + ("yes" if t_an <= goal_s else "**no**")
         rows = [
-            ("Mixbridge `load(path)` (decode only)", t_load, "", "", "", ""),
-            ("Mixbridge `analyze(audio)` (in memory, all features)", t_an, fmt_db(feat.integrated_lufs),
+            ("Mixbridge `load(path)` (decode only)", t_load, c_load, "", "", "", ""),
+            ("Mixbridge `analyze(audio)` (in memory, all features)", t_an, c_an, fmt_db(feat.integrated_lufs),
              fmt_db(feat.loudness_range_lu), fmt_db(feat.true_peak_dbtp), goal),
-            ("Mixbridge `analyze_file(path)` (streaming, incl. decode)", t_file, fmt_db(feat_f.integrated_lufs),
+            ("Mixbridge `analyze_file(path)` (streaming, incl. decode)", t_file, c_file, fmt_db(feat_f.integrated_lufs),
              fmt_db(feat_f.loudness_range_lu), fmt_db(feat_f.true_peak_dbtp), ""),
-            ("pyloudnorm `Meter.integrated_loudness` (I only)", t_pln, fmt_db(pln), "", "", ""),
-            ("pyebur128 / libebur128 (I + LRA + true peak)", t_eb, fmt_db(eb_i), fmt_db(eb_lra), fmt_db(eb_tp), ""),
+            ("pyloudnorm `Meter.integrated_loudness` (I only)", t_pln, c_pln, fmt_db(pln), "", "", ""),
+            ("pyebur128 / libebur128 (I + LRA + true peak)", t_eb, c_eb, fmt_db(eb_i), fmt_db(eb_lra), fmt_db(eb_tp), ""),
         ]
         lines += [
             "# Analyzer benchmark", "",
@@ -224,12 +242,12 @@ def main() -> None:
             f"- track: `{name}` ({origin}); first {meta.duration:.1f} s, {meta.samplerate} Hz, "
             f"{meta.channels} ch, {subtype}" + (" — **SYNTHETIC, not a real recording**" if src is None else ""),
             f"- median of {r} runs; peers are timed on the already-decoded samples (no file I/O)", "",
-            f"## {meta.duration / 60:.1f}-minute track, in-process", "",
-            "| what | median s | x realtime | I (LUFS) | LRA (LU) | TP (dBTP) | goal |",
-            "|---|---:|---:|---:|---:|---:|---|",
+            f"## {meta.duration / 60:g}-minute track, in-process", "",
+            "| what | median wall s | median CPU s | x realtime | I (LUFS) | LRA (LU) | TP (dBTP) | goal (wall) |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
-        for label, t, i, lra, tp, g in rows:
-            lines.append(f"| {label} | {t:.3f} | {meta.duration / t:.0f} | {i} | {lra} | {tp} | {g} |")
+        for label, t, c, i, lra, tp, g in rows:
+            lines.append(f"| {label} | {t:.3f} | {c:.3f} | {meta.duration / t:.0f} | {i} | {lra} | {tp} | {g} |")
         lines.append(f"\n(`analyze` fastest run: {t_an_min:.3f} s.)")
 
         if args.hour_s > 0:
@@ -239,23 +257,28 @@ def main() -> None:
             gen_s = time.perf_counter() - t
             size_mb = long_path.stat().st_size / 1e6
             print(f"long file written ({size_mb:.0f} MB, {gen_s:.1f} s)", flush=True)
-            _, base_wall, base_rss = child_run(long_path, run=False)
-            res, wall, rss = child_run(long_path, run=True)
+            _, base_wall, _, base_rss, base_hwm = child_run(long_path, run=False)
+            res, wall, cpu, rss, hwm = child_run(long_path, run=True)
             ok = "yes" if rss / 1024 <= GOAL_HOUR_RSS_GB else "**no**"
             lines += [
-                "", f"## {args.hour_s / 60:.0f}-minute file, fresh subprocess (`analyze_file`)", "",
+                "", f"## {args.hour_s / 60:g}-minute file, fresh subprocess (`analyze_file`)", "",
                 "| what | value | goal |", "|---|---:|---|",
                 f"| file | {size_mb:.0f} MB, 16-bit WAV (track tiled; in page cache) | |",
                 f"| `analyze_file` wall time (inside child) | {res['wall_s']:.1f} s "
                 f"({args.hour_s / res['wall_s']:.0f}x realtime) | |",
-                f"| child process wall time (incl. interpreter + imports) | {wall:.1f} s | |",
-                f"| peak RSS of the child (`os.wait4` ru_maxrss) | {rss:.0f} MB | ≤ {GOAL_HOUR_RSS_GB} GB: {ok} |",
-                f"| baseline: same child, imports only, no analysis | {base_rss:.0f} MB ({base_wall:.1f} s) | |",
+                f"| child process wall time / CPU time (incl. interpreter + imports) | {wall:.1f} s / {cpu:.1f} s | |",
+                f"| peak RSS of the child: `os.wait4` ru_maxrss (VmHWM) | {rss:.0f} MB ({hwm:.0f} MB) "
+                f"| ≤ {GOAL_HOUR_RSS_GB} GB: {ok} |",
+                f"| baseline: same child, imports only, no analysis | {base_rss:.0f} MB ({base_hwm:.0f} MB), "
+                f"{base_wall:.1f} s | |",
                 f"| measured | I {fmt_db(res['lufs'])} LUFS, LRA {fmt_db(res['lra'])} LU, "
                 f"TP {fmt_db(res['tp'])} dBTP | |",
             ]
             long_path.unlink()
 
+    lines += ["", f"Load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f} on "
+              f"{os.cpu_count()} CPUs. This benchmark itself adds about 1; much more means other processes "
+              "competed for the CPUs and the wall times are inflated (CPU times less so)."]
     text = "\n".join(lines) + "\n"
     print()
     print(text)

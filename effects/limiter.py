@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 LOOKAHEAD_MS = 5.0
 RELEASE_DB_PER_S = 40.0
@@ -82,7 +81,4 @@ class TruePeakLimiter:
 def _window_min(values: np.ndarray, back: int, ahead: int) -> np.ndarray:
     """``out[k] = min(values[k-back .. k+ahead])``; values outside the array count as 0 dB."""
     padded = np.concatenate((np.zeros(back), values, np.zeros(ahead)))
-    size = back + ahead + 1
-    # minimum_filter1d centres its window; the origin shift makes it start at k - back.
-    out = ndimage.minimum_filter1d(padded, size=size, origin=-(size // 2), mode="nearest")
-    return out[: values.size]
+    return np.lib.stride_tricks.sliding_window_view(padded, back + ahead + 1).min(axis=1)

@@ -210,3 +210,44 @@ class ChainSettings:
         except (OSError, ValueError) as exc:
             raise SettingsError(f"not a readable JSON chain ({exc})", path) from None
         return cls.from_dict(data, str(path))
+
+
+STAGE_LABELS = MappingProxyType({
+    "trim": "input trim", "highpass": "high-pass", "low_shelf": "low shelf", "peak1": "EQ band 1",
+    "peak2": "EQ band 2", "peak3": "EQ band 3", "peak4": "EQ band 4", "high_shelf": "high shelf",
+    "compressor": "compressor", "reverb": "reverb", "stereo": "stereo width",
+})
+
+
+def format_value(spec: ParamSpec, value: float) -> str:
+    """A value as a producer reads it: '120 Hz', '+2.5 dB', '3.0:1', '12 ms', '40 %'."""
+    if spec.unit == "Hz":
+        return f"{value / 1000:.2f} kHz" if value >= 1000 else f"{value:.0f} Hz"
+    if spec.unit == "dB":
+        return f"{value:+.1f} dB"
+    if spec.unit == ":1":
+        return f"{value:.1f}:1"
+    if spec.unit == "ms":
+        return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"
+    if spec.unit == "%":
+        return f"{value:.0f} %"
+    return f"{value:.2f}"
+
+
+def describe(settings: ChainSettings) -> list[str]:
+    """One line per active stage, in signal order (EQ stages at 0 dB are left out)."""
+    lines = []
+    for stage in STAGES:
+        if not settings.is_on(stage) or (stage in EQ_STAGES and settings[f"{stage}.gain_db"] == 0.0):
+            continue
+        parts = []
+        for p in stage_params(stage):
+            text = format_value(p, settings[p.name])
+            if p.name.endswith(".q"):
+                parts.append(f"Q {text}")
+            elif stage in ("compressor", "reverb"):
+                parts.append(f"{p.label} {text}")
+            else:
+                parts.append(text)
+        lines.append(f"{STAGE_LABELS[stage]:<13} " + ", ".join(parts))
+    return lines

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One-time set-up, safe to re-run: the system packages Mixbridge's tests need (apt), then a
+# virtualenv in .venv with Mixbridge (editable) and its test tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the test suite needs (none yet beyond Python: libsndfile ships in the
+# soundfile wheel). Kept here so later issues (VST3 plugins, fluidsynth) add them in one place.
+APT_PACKAGES=()
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+echo "setup: installing Mixbridge and test tools into .venv"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 \
+  | grep -v "is ignored: it is neither a file nor a directory" || true
+.venv/bin/python -c "import assistant, effects, pedalboard, soundfile" \
+  || { echo "setup: the installation is incomplete" >&2; exit 1; }

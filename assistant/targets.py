@@ -1,0 +1,190 @@
+"""Targets: a delivery spec (LUFS, true-peak ceiling) plus a sound profile to aim for.
+
+Shipped targets and profiles live in ``presets/`` as versioned TOML, read through this one
+loader. A profile can also be measured from reference tracks (:func:`profile_from_features`),
+so "master to a profile" and "match this reference" are the same thing downstream.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from assistant.atomic import write_text
+from assistant.errors import SettingsError, UsageError
+from assistant.features import Features
+from assistant.spectrum import BAND_CENTRES_HZ
+
+PRESETS_SCHEMA_VERSION = 1
+# Bands that define tonal balance (and the tonal error): 40 Hz to 12.5 kHz. Higher bands are
+# left out because lossy sources (and our Vorbis-sourced dev corpus) low-pass near 16 kHz.
+SHAPE_RANGE_HZ = (40.0, 12_600.0)
+DEFAULT_PROFILE = "balanced"
+DEFAULT_CEILING_DBTP = -1.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A sound to aim for: band-spectrum shape (dB, level removed) and dynamics/stereo/ambience."""
+
+    name: str
+    band_shape_db: tuple[float, ...]  # 31 values, mean over SHAPE_RANGE_HZ removed
+    loudness_range_lu: float
+    crest_factor_db: float
+    frame_crest_db: float
+    width: float
+    tail_level_db: float
+    description: str = ""
+    derivation: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Delivery spec plus profile."""
+
+    name: str
+    lufs: float
+    ceiling_dbtp: float
+    profile: Profile
+    description: str = ""
+
+
+def shape_mask(sample_rate: int | None = None) -> np.ndarray:
+    """Bands used for tonal balance: SHAPE_RANGE_HZ and below 0.45 x the sample rate."""
+    centres = np.asarray(BAND_CENTRES_HZ)
+    top = SHAPE_RANGE_HZ[1] if sample_rate is None else min(SHAPE_RANGE_HZ[1], 0.45 * sample_rate)
+    return (centres >= SHAPE_RANGE_HZ[0]) & (centres <= top)
+
+
+def band_shape(band_db: Sequence[float], mask: np.ndarray | None = None) -> np.ndarray:
+    """Band levels with their mean over ``mask`` removed (the overall level taken out)."""
+    band_db = np.asarray(band_db, dtype=np.float64)
+    mask = shape_mask() if mask is None else mask
+    return band_db - float(np.mean(band_db[mask]))
+
+
+def tonal_error_db(band_db: Sequence[float], profile: Profile, sample_rate: int) -> float:
+    """Mean absolute band difference to the profile, overall level removed (dB)."""
+    mask = shape_mask(sample_rate)
+    a = band_shape(band_db, mask)[mask]
+    b = band_shape(profile.band_shape_db, mask)[mask]
+    return float(np.mean(np.abs(a - b)))
+
+
+def profile_from_features(features: Sequence[Features], name: str, description: str = "",
+                          derivation: str = "") -> Profile:
+    """The profile of one or more tracks: mean band shape and mean descriptors."""
+    if not features:
+        raise UsageError("a profile needs at least one track")
+    for f in features:
+        if not math.isfinite(f.integrated_lufs) or f.duration_s < 3.0:
+            raise UsageError("is silent or shorter than 3 s: it cannot serve as a reference", f.source)
+    shapes = np.array([band_shape(f.mid_band_db) for f in features])
+    return Profile(
+        name=name,
+        band_shape_db=tuple(round(float(v), 2) for v in shapes.mean(axis=0)),
+        loudness_range_lu=round(float(np.mean([f.loudness_range_lu for f in features])), 2),
+        crest_factor_db=round(float(np.mean([f.crest_factor_db for f in features])), 2),
+        frame_crest_db=round(float(np.mean([f.frame_crest_db for f in features])), 2),
+        width=round(float(np.mean([f.width for f in features])), 3),
+        tail_level_db=round(float(np.mean([f.tail_level_db for f in features])), 2),
+        description=description,
+        derivation=derivation,
+    )
+
+
+def reference_lufs(features: Sequence[Features]) -> float:
+    """Loudness of the references: the power mean of their integrated loudness."""
+    return float(10.0 * np.log10(np.mean([10.0 ** (f.integrated_lufs / 10.0) for f in features])))
+
+
+# ---- presets/ loader -------------------------------------------------------------------------
+
+def _preset_file(*parts: str):
+    return resources.files("presets").joinpath(*parts)
+
+
+def _read_toml(resource, what: str) -> dict:
+    try:
+        data = tomllib.loads(resource.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"cannot read {what} ({exc})", str(resource)) from None
+    if data.get("schema_version") != PRESETS_SCHEMA_VERSION:
+        raise SettingsError(f"{what} has schema_version {data.get('schema_version')!r}, "
+                            f"expected {PRESETS_SCHEMA_VERSION}", str(resource))
+    return data
+
+
+def profile_names() -> list[str]:
+    return sorted(p.name[:-5] for p in _preset_file("profiles").iterdir() if p.name.endswith(".toml"))
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """A shipped profile by name, or a profile TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.exists():
+        resource = path
+    elif name_or_path in profile_names():
+        resource = _preset_file("profiles", f"{name_or_path}.toml")
+    else:
+        raise UsageError(f"unknown profile {name_or_path!r}; valid: {', '.join(profile_names())}")
+    data = _read_toml(resource, "profile")
+    try:
+        shape = tuple(float(v) for v in data["band_shape_db"])
+        if len(shape) != len(BAND_CENTRES_HZ):
+            raise ValueError(f"band_shape_db has {len(shape)} values, expected {len(BAND_CENTRES_HZ)}")
+        return Profile(
+            name=str(data["name"]), band_shape_db=shape,
+            loudness_range_lu=float(data["loudness_range_lu"]), crest_factor_db=float(data["crest_factor_db"]),
+            frame_crest_db=float(data["frame_crest_db"]), width=float(data["width"]),
+            tail_level_db=float(data["tail_level_db"]), description=str(data.get("description", "")),
+            derivation=str(data.get("derivation", "")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SettingsError(f"invalid profile ({exc})", str(resource)) from None
+
+
+def save_profile(profile: Profile, path: str | Path) -> Path:
+    """Write a profile as TOML (atomically)."""
+    def q(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+    lines = [
+        f"schema_version = {PRESETS_SCHEMA_VERSION}",
+        f"name = {q(profile.name)}",
+        f"description = {q(profile.description)}",
+        f"derivation = {q(profile.derivation)}",
+        f"loudness_range_lu = {profile.loudness_range_lu}",
+        f"crest_factor_db = {profile.crest_factor_db}",
+        f"frame_crest_db = {profile.frame_crest_db}",
+        f"width = {profile.width}",
+        f"tail_level_db = {profile.tail_level_db}",
+        "# third-octave bands " + ", ".join(f"{f:.0f}" for f in BAND_CENTRES_HZ) + " Hz",
+        "band_shape_db = [" + ", ".join(f"{v:.2f}" for v in profile.band_shape_db) + "]",
+    ]
+    return write_text(path, "\n".join(lines) + "\n")
+
+
+def _targets_table() -> dict:
+    return _read_toml(_preset_file("targets.toml"), "targets")["targets"]
+
+
+def target_names() -> list[str]:
+    return sorted(_targets_table())
+
+
+def load_target(name: str, profile: str | None = None) -> Target:
+    """A shipped delivery target, with its default profile or the one named."""
+    table = _targets_table()
+    if name not in table:
+        raise UsageError(f"unknown target {name!r}; valid: {', '.join(sorted(table))}")
+    entry = table[name]
+    return Target(name=name, lufs=float(entry["lufs"]), ceiling_dbtp=float(entry["ceiling_dbtp"]),
+                  profile=load_profile(profile or entry.get("profile", DEFAULT_PROFILE)),
+                  description=str(entry.get("description", "")))

@@ -1,0 +1,37 @@
+"""Measured frequency response of a chain's EQ stages, per third-octave band.
+
+An impulse is rendered through the very pedalboard filters the renderer builds, so what the
+EQ fitting assumes is exactly what is rendered. Band values are power-averaged over each
+band (as the analyzer's band spectrum is).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from effects.render import build_board
+from effects.schema import EQ_STAGES, ChainSettings
+
+IMPULSE_S = 0.5
+
+
+def eq_band_response_db(settings: ChainSettings, sample_rate: int, band_matrix: np.ndarray) -> np.ndarray:
+    """Gain in dB per band of the high-pass and EQ stages (other stages switched off).
+
+    Parameters
+    ----------
+    band_matrix : np.ndarray, shape (bins, bands)
+        Bin-to-band weights for an FFT of ``2 * (bins - 1)`` points at ``sample_rate``
+        (see :func:`assistant.spectrum.band_matrix`).
+    """
+    keep = {"highpass", *EQ_STAGES}
+    only_eq = settings.replace(enabled={s: (settings.is_on(s) and s in keep) for s in settings.enabled})
+    n_fft = 2 * (band_matrix.shape[0] - 1)
+    impulse = np.zeros((1, n_fft), dtype=np.float32)
+    impulse[0, 0] = 1.0
+    board = build_board(only_eq)
+    response = board(impulse, float(sample_rate))[0] if len(board) else impulse[0]
+    power = np.abs(np.fft.rfft(response.astype(np.float64))) ** 2
+    weight = band_matrix.sum(axis=0)
+    band_power = np.divide(power @ band_matrix, weight, out=np.ones(weight.size), where=weight > 0)
+    return 10.0 * np.log10(np.maximum(band_power, 1e-12))

@@ -1,0 +1,134 @@
+"""The DSP baseline (``--engine dsp``): settings from plain signal-processing rules.
+
+- **Trim** brings the mix to a nominal -18 LUFS into the chain, so thresholds mean the same
+  thing for every input.
+- **EQ**: the smoothed band-shape difference to the target, fitted by regularised least
+  squares with the measured band responses of a low shelf (100 Hz), four peaking bands
+  (200 Hz, 700 Hz, 2.5 kHz, 6 kHz) and a high shelf (10 kHz); one refinement pass corrects
+  for the filters' non-linearity in gain. A high-pass at 30 Hz is added when the mix has
+  more sub-bass than the target.
+- **Compressor**: on when the mix is more dynamic than the target (loudness range or short-
+  term crest); ratio grows with the excess, threshold near the mix's loud passages.
+- **Reverb**: off unless the target is clearly more ambient (post-onset tail level).
+- **Stereo width**: side gain that moves the side/mid balance toward the target's.
+
+This is what the learned model must beat. Inputs are duck-typed: anything with the
+``Features`` attributes used below, and a ``Profile``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from effects.response import eq_band_response_db
+from effects.schema import EQ_STAGES, ChainSettings
+
+NOMINAL_LUFS = -18.0
+EQ_LAYOUT = {  # stage: (freq_hz, q)
+    "low_shelf": (100.0, 0.707),
+    "peak1": (200.0, 0.9),
+    "peak2": (700.0, 0.9),
+    "peak3": (2500.0, 0.9),
+    "peak4": (6000.0, 0.9),
+    "high_shelf": (10000.0, 0.707),
+}
+EQ_LIMIT_DB = 9.0
+EQ_RIDGE = 0.3
+DYNAMICS_DEADBAND_LU = 1.0
+REVERB_TRIGGER_DB = 3.0
+RESPONSE_FFT = 1 << 15
+
+
+def _band_tools(sample_rate: int):
+    from assistant.spectrum import band_matrix  # analyzer's band definition (leaf module)
+    from assistant.targets import band_shape, shape_mask
+
+    return band_matrix(RESPONSE_FFT, sample_rate), band_shape, shape_mask(sample_rate)
+
+
+def fit_eq(difference_db: np.ndarray, mask: np.ndarray, sample_rate: int, bands: np.ndarray) -> dict[str, float]:
+    """EQ gains (dB per stage of EQ_LAYOUT) whose band response best matches ``difference_db``.
+
+    ``difference_db`` is defined up to a constant: a free level term absorbs it.
+    """
+    stages = list(EQ_LAYOUT)
+    unit = 6.0
+    basis = []
+    for stage in stages:
+        freq, q = EQ_LAYOUT[stage]
+        probe = ChainSettings.create({f"{stage}.freq_hz": freq, f"{stage}.q": q, f"{stage}.gain_db": unit},
+                                     {s: s == stage for s in EQ_STAGES})
+        basis.append(eq_band_response_db(probe, sample_rate, bands) / unit)
+    a = np.column_stack(basis + [np.ones(len(difference_db))])[mask]
+    target = np.asarray(difference_db)[mask]
+
+    def solve(rhs):
+        reg = EQ_RIDGE * np.eye(a.shape[1])
+        reg[-1, -1] = 0.0  # the level term is free
+        return np.linalg.solve(a.T @ a + reg, a.T @ rhs)[:-1]
+
+    gains = np.clip(solve(target), -EQ_LIMIT_DB, EQ_LIMIT_DB)
+    # One refinement: the real response at these gains is not exactly linear in gain.
+    actual = eq_band_response_db(_eq_settings(dict(zip(stages, gains))), sample_rate, bands)[mask]
+    residual = target - actual
+    gains = np.clip(gains + solve(residual - residual.mean()), -EQ_LIMIT_DB, EQ_LIMIT_DB)
+    return {s: float(g) for s, g in zip(stages, gains)}
+
+
+def _eq_settings(gains: dict[str, float]) -> ChainSettings:
+    values = {}
+    for stage, gain in gains.items():
+        freq, q = EQ_LAYOUT[stage]
+        values.update({f"{stage}.freq_hz": freq, f"{stage}.q": q, f"{stage}.gain_db": round(gain, 2)})
+    return ChainSettings.create(values, {s: s in gains for s in EQ_STAGES})
+
+
+def predict_dsp(features, profile) -> ChainSettings:
+    """Baseline chain settings that move ``features`` toward ``profile``."""
+    sr = features.sample_rate
+    bands, band_shape, mask = _band_tools(sr)
+    mine = band_shape(features.mid_band_db, mask)
+    goal = band_shape(profile.band_shape_db, mask)
+    diff = goal - mine
+    smooth = np.convolve(np.pad(diff, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
+    gains = fit_eq(smooth, mask, sr, bands)
+    settings = _eq_settings(gains)
+    values: dict[str, float] = {}
+    enabled: dict[str, bool] = {}
+
+    values["trim.gain_db"] = float(np.clip(NOMINAL_LUFS - features.integrated_lufs, -24.0, 24.0))
+    enabled["trim"] = True
+
+    sub = np.asarray(features.mid_band_db[:3]) - np.mean(np.asarray(features.mid_band_db)[mask])
+    sub_goal = np.asarray(profile.band_shape_db[:3])
+    if np.mean(sub - sub_goal) > 3.0:
+        values["highpass.cutoff_hz"] = 30.0
+        enabled["highpass"] = True
+
+    excess = max(features.loudness_range_lu - profile.loudness_range_lu,
+                 features.frame_crest_db - profile.frame_crest_db)
+    if excess > DYNAMICS_DEADBAND_LU:
+        # Threshold a little under the loudest short-term level after trim.
+        loud_after_trim = features.max_short_term_lufs + values["trim.gain_db"]
+        values.update({
+            "compressor.threshold_db": float(np.clip(loud_after_trim - 2.0 - 0.5 * excess, -40.0, -6.0)),
+            "compressor.ratio": float(np.clip(1.0 + excess / 4.0, 1.5, 4.0)),
+            "compressor.attack_ms": 20.0,
+            "compressor.release_ms": 200.0,
+            "compressor.makeup_db": 0.0,
+            "compressor.amount_percent": 100.0,
+        })
+        enabled["compressor"] = True
+
+    wetter = profile.tail_level_db - features.tail_level_db
+    if wetter > REVERB_TRIGGER_DB:
+        values.update({"reverb.wet": float(np.clip(0.04 * wetter / REVERB_TRIGGER_DB, 0.02, 0.25)),
+                       "reverb.room_size": 0.6, "reverb.damping": 0.5, "reverb.width": 1.0})
+        enabled["reverb"] = True
+
+    if features.channels == 2 and 0.0 < features.width < 1.0:
+        side_gain = np.sqrt((profile.width / (1.0 - profile.width)) / (features.width / (1.0 - features.width)))
+        side_gain = float(np.clip(side_gain, 0.8, 1.25))
+        if abs(side_gain - 1.0) > 0.05:
+            values["stereo.width_percent"] = 100.0 * side_gain
+    return settings.replace(values, enabled)

@@ -1,0 +1,356 @@
+"""Known answers for the analyzer: loudness, peaks, band spectrum, stereo, DC, dynamics and
+ambience, block-size invariance, and the Features hand-over object."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pyloudnorm
+import pytest
+from scipy import signal
+
+from assistant.analyze import analyze, analyze_file
+from assistant.audio import Audio, save
+from assistant.dynamics import describe_dynamics
+from assistant.features import Features, vector_names
+from assistant.loudness import LoudnessMeter
+from assistant.spectrum import BAND_CENTRES_HZ, BAND_EDGES_HZ, SpectrumAnalyzer
+from assistant.truepeak import TruePeakMeter
+
+CENTRES = np.asarray(BAND_CENTRES_HZ)
+SINE_POWER_DB = 10 * np.log10(0.5)  # mean square of a 0 dBFS sine: -3.0103 dB
+
+
+def _band(freq_hz: float) -> int:
+    return int(np.argmin(np.abs(CENTRES - freq_hz)))
+
+
+# ---- loudness --------------------------------------------------------------------------
+@pytest.mark.parametrize("sample_rate", (8000, 44100, 48000, 96000, 192000))
+def test_stereo_sine_at_minus_23_dbfs_reads_minus_23_lufs(sample_rate, sine):
+    """BS.1770 / EBU Tech 3341: a 1 kHz sine at -23 dBFS in both channels is -23.0 LUFS
+    (K-weighting is +0.69 dB at 1 kHz, cancelling the -0.691 offset)."""
+    features = analyze(Audio(sine(1000.0, sample_rate, 3.0, -23.0, 2), sample_rate))
+    assert features.integrated_lufs == pytest.approx(-23.0, abs=0.05)
+    assert features.max_momentary_lufs == pytest.approx(-23.0, abs=0.05)
+
+
+@pytest.mark.parametrize("sample_rate", (8000, 44100, 48000, 96000, 192000))
+def test_mono_sine_reads_3_db_below_the_same_sine_in_stereo(sample_rate, sine):
+    """BS.1770 sums channel powers with G = 1.0 for L/R/C; a mono file is one channel, so
+    the same -23 dBFS sine reads 10*log10(2) = 3.01 dB lower than in both stereo channels."""
+    features = analyze(Audio(sine(1000.0, sample_rate, 3.0, -23.0, 1), sample_rate))
+    assert features.integrated_lufs == pytest.approx(-23.0 - 3.0103, abs=0.05)
+
+
+@pytest.mark.parametrize("channels", (1, 2))
+@pytest.mark.parametrize("color", ("white", "pink"))
+@pytest.mark.parametrize("sample_rate", (44100, 48000))
+def test_integrated_loudness_matches_pyloudnorm(sample_rate, color, channels, noise):
+    x = noise(sample_rate, 5.0, -20.0, channels, color)
+    # Half the noise 12 dB down, so the relative gate has something to do.
+    x[:, : x.shape[1] // 2] *= 10 ** (-12 / 20)
+    features = analyze(Audio(x, sample_rate))
+    as_read = x.astype(np.float32).astype(np.float64).T  # what our meter sees
+    oracle = pyloudnorm.Meter(sample_rate).integrated_loudness(as_read)
+    assert features.integrated_lufs == pytest.approx(oracle, abs=0.1)
+
+
+# ---- peaks -----------------------------------------------------------------------------
+def _fades(n: int, fade: int) -> np.ndarray:
+    """Raised-cosine fade-in and fade-out gains of ``fade`` samples over ``n`` samples."""
+    gain = np.ones(n)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(fade) / fade)
+    gain[:fade], gain[n - fade :] = ramp, ramp[::-1]
+    return gain
+
+
+@pytest.mark.parametrize("sample_rate", (8000, 44100, 48000, 96000))
+def test_true_peak_of_quarter_rate_sine_at_45_degrees(sample_rate, sine):
+    """Samples of sin(2*pi*n/4 + pi/4) sit at +-0.707 of the peak: the true peak is
+    20*log10(sqrt(2)) = 3.01 dB above the sample peak, exactly half-way between samples.
+    Faded in and out over 10 ms: a hard start at 0.707 is a step, whose band-limited
+    reconstruction really does overshoot (+0.11 dB here), which is not what is tested."""
+    x = sine(sample_rate / 4, sample_rate, 1.0, -6.0, 2, phase_rad=np.pi / 4)
+    x *= _fades(x.shape[1], int(0.01 * sample_rate))
+    features = analyze(Audio(x, sample_rate))
+    assert features.sample_peak_dbfs == pytest.approx(-6.0 - 3.0103, abs=0.01)
+    assert features.true_peak_dbtp - features.sample_peak_dbfs == pytest.approx(3.0103, abs=0.1)
+
+
+def test_true_peak_at_192_khz_is_the_sample_peak(sine):
+    """At 192 kHz the meter does not oversample (1x, BS.1770-5 Annex 2 allows it for such
+    rates), so the quarter-rate test above cannot apply; documented here instead."""
+    x = sine(48000.0, 192000, 0.5, -6.0, 2, phase_rad=np.pi / 4)
+    features = analyze(Audio(x, 192000))
+    assert features.true_peak_dbtp == pytest.approx(features.sample_peak_dbfs, abs=1e-6)
+
+
+@pytest.mark.parametrize("dbfs", (-20.0, -6.0))
+@pytest.mark.parametrize("sample_rate", (8000, 48000, 96000))
+def test_sample_peak_rms_and_crest_factor_of_a_sine(sample_rate, dbfs, sine):
+    x = sine(1000.0, sample_rate, 1.0, dbfs, 2)  # whole periods, a sample on each crest
+    features = analyze(Audio(x, sample_rate))
+    assert features.sample_peak_dbfs == pytest.approx(dbfs, abs=0.01)
+    assert features.rms_dbfs == pytest.approx(dbfs - 3.0103, abs=0.01)
+    assert features.crest_factor_db == pytest.approx(3.0103, abs=0.01)
+    assert features.true_peak_dbtp == pytest.approx(dbfs, abs=0.1)
+
+
+# ---- block-size invariance -------------------------------------------------------------
+def _meters(x: np.ndarray, sample_rate: int, block: int):
+    channels = x.shape[0]
+    loud = LoudnessMeter(sample_rate, channels)
+    peak = TruePeakMeter(sample_rate, channels)
+    spec = SpectrumAnalyzer(sample_rate, channels)
+    for start in range(0, x.shape[1], block):
+        part = x[:, start : start + block]
+        loud.process(part)
+        peak.process(part)
+        spec.process(part)
+    peak.finish()
+    s = spec.result()
+    return loud.result(), peak.true_peak_dbtp, s, describe_dynamics(
+        s.frame_band_db, s.frame_peak, s.frame_mean_square, s.hop_s)
+
+
+@pytest.mark.parametrize("channels", (1, 2))
+def test_meters_do_not_depend_on_block_size(channels, noise, rng):
+    sample_rate = 44100
+    x = noise(sample_rate, 7.0, -20.0, channels, "pink")
+    x *= np.linspace(0.1, 1.0, x.shape[1])  # a fade, so the series change over time
+    x[:, rng.integers(0, x.shape[1], 20)] = 0.9  # clicks for the onset detector
+    x = x.astype(np.float32)
+    reference = _meters(x, sample_rate, 10**6)
+    for block in (1000, 44100, 7777):
+        loud, tp, spec, dyn = _meters(x, sample_rate, block)
+        ref_loud, ref_tp, ref_spec, ref_dyn = reference
+        for name in ("integrated_lufs", "max_momentary_lufs", "max_short_term_lufs",
+                     "loudness_range_lu"):
+            assert getattr(loud, name) == pytest.approx(getattr(ref_loud, name), abs=1e-6), name
+        np.testing.assert_allclose(loud.short_term_lufs, ref_loud.short_term_lufs, atol=1e-6)
+        np.testing.assert_allclose(loud.momentary_lufs, ref_loud.momentary_lufs, atol=1e-6)
+        assert tp == pytest.approx(ref_tp, abs=1e-6)
+        np.testing.assert_allclose(spec.mid_band_db, ref_spec.mid_band_db, atol=1e-4)
+        np.testing.assert_allclose(spec.side_band_db, ref_spec.side_band_db, atol=1e-4)
+        np.testing.assert_allclose(spec.frame_band_db, ref_spec.frame_band_db, atol=1e-3)
+        assert spec.correlation == pytest.approx(ref_spec.correlation, abs=1e-6)
+        assert spec.tilt_db_per_octave == pytest.approx(ref_spec.tilt_db_per_octave, abs=1e-4)
+        for name in ("frame_crest_db", "transient_density_per_s", "onset_strength_db",
+                     "decay_rate_db_per_s", "tail_level_db"):
+            assert getattr(dyn, name) == pytest.approx(getattr(ref_dyn, name), abs=1e-3), name
+
+
+def test_analyze_and_analyze_file_agree(noise, tmp_path):
+    x = noise(48000, 4.0, -18.0, 2, "pink")
+    audio = Audio(x, 48000)
+    path = save(audio, tmp_path / "same.wav", bit_depth="32f")  # bit exact on disk
+    in_memory = analyze(audio).to_dict()
+    streamed = analyze_file(path).to_dict()
+    in_memory.pop("source"), streamed.pop("source")
+    assert streamed == in_memory
+
+
+# ---- band spectrum ---------------------------------------------------------------------
+@pytest.mark.parametrize("dbfs", (-23.0, 0.0))
+@pytest.mark.parametrize("sample_rate", (8000, 48000, 96000))
+def test_sine_energy_lands_in_its_band(sample_rate, dbfs, sine):
+    features = analyze(Audio(sine(1000.0, sample_rate, 2.0, dbfs, 2), sample_rate))
+    bands = np.asarray(features.mid_band_db)
+    k = _band(1000.0)
+    assert bands[k] == pytest.approx(dbfs + SINE_POWER_DB, abs=0.5)
+    power = 10 ** (bands / 10)
+    assert power[k] / power.sum() > 0.99
+    assert features.centroid_hz == pytest.approx(1000.0, rel=0.02)
+
+
+def _peaking(f0_hz: float, gain_db: float, q: float, sample_rate: int):
+    """RBJ cookbook peaking EQ biquad."""
+    a = 10 ** (gain_db / 40)
+    w0 = 2 * np.pi * f0_hz / sample_rate
+    alpha = np.sin(w0) / (2 * q)
+    b = np.array([1 + alpha * a, -2 * np.cos(w0), 1 - alpha * a])
+    den = np.array([1 + alpha / a, -2 * np.cos(w0), 1 - alpha / a])
+    return b / den[0], den / den[0]
+
+
+def _band_gain_db(b, a, sample_rate: int) -> np.ndarray:
+    """Oracle: the filter's power gain averaged over each band, weighted for pink noise."""
+    out = np.full(len(BAND_CENTRES_HZ), np.nan)
+    for i, (lo, hi) in enumerate(zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])):
+        hi = min(hi, 0.49 * sample_rate)
+        if lo < hi:
+            f = np.geomspace(lo, hi, 200)
+            _, h = signal.freqz(b, a, worN=f, fs=sample_rate)
+            out[i] = 10 * np.log10(np.trapezoid(np.abs(h) ** 2 / f, f) / np.trapezoid(1 / f, f))
+    return out
+
+
+@pytest.mark.parametrize("centre_hz", (125.0, 1000.0, 4000.0))
+@pytest.mark.parametrize("sample_rate", (22050, 48000, 96000))
+def test_band_boost_in_pink_noise_shows_in_that_band(sample_rate, centre_hz, noise):
+    x = noise(sample_rate, 4.0, -20.0, 1, "pink")
+    b, a = _peaking(centre_hz, 6.0, 1.0, sample_rate)
+    dry = np.asarray(analyze(Audio(x, sample_rate)).mid_band_db)
+    boosted = np.asarray(analyze(Audio(signal.lfilter(b, a, x, axis=1), sample_rate)).mid_band_db)
+    rise = boosted - dry
+    k = _band(centre_hz)
+    assert rise[k] == pytest.approx(6.0, abs=0.5)
+    expected = _band_gain_db(b, a, sample_rate)
+    use = np.isfinite(expected) & (CENTRES >= 40.0)
+    worst = np.max(np.abs(rise - expected)[use])
+    assert worst < 0.3, f"band rise differs from the filter's response by {worst:.2f} dB"
+
+
+@pytest.mark.parametrize("color,tilt", (("white", 3.0), ("pink", 0.0)))
+@pytest.mark.parametrize("sample_rate", (8000, 22050, 48000, 96000, 192000))
+def test_spectral_tilt_of_white_and_pink_noise(sample_rate, color, tilt, noise):
+    """Per 1/3-octave band, white noise gains 10*log10(2) = 3.01 dB per octave; pink is flat."""
+    features = analyze(Audio(noise(sample_rate, 3.0, -20.0, 2, color), sample_rate))
+    assert features.tilt_db_per_octave == pytest.approx(tilt, abs=0.5)
+
+
+# ---- stereo ----------------------------------------------------------------------------
+def test_identical_channels_are_mono(noise):
+    features = analyze(Audio(noise(48000, 2.0, -20.0, 2, correlated=True), 48000))
+    assert features.correlation == pytest.approx(1.0, abs=1e-6)
+    assert features.width == pytest.approx(0.0, abs=1e-6)
+    assert max(features.side_band_db) <= -100.0
+
+
+def test_mono_file_has_correlation_1_width_0(noise):
+    features = analyze(Audio(noise(48000, 2.0, -20.0, 1), 48000))
+    assert (features.correlation, features.width) == (1.0, 0.0)
+
+
+def test_uncorrelated_noise_has_correlation_0_width_half(noise):
+    features = analyze(Audio(noise(48000, 4.0, -20.0, 2), 48000))
+    assert features.correlation == pytest.approx(0.0, abs=0.05)
+    assert features.width == pytest.approx(0.5, abs=0.05)
+    mid_bands = (CENTRES >= 200) & (CENTRES <= 10000)
+    np.testing.assert_allclose(np.asarray(features.correlation_band)[mid_bands], 0.0, atol=0.2)
+    np.testing.assert_allclose(np.asarray(features.width_band)[mid_bands], 0.5, atol=0.1)
+
+
+def test_inverted_polarity_has_correlation_minus_1_width_1(noise):
+    x = noise(48000, 2.0, -20.0, 2, correlated=True)
+    x[1] *= -1.0
+    features = analyze(Audio(x, 48000))
+    assert features.correlation == pytest.approx(-1.0, abs=1e-6)
+    assert features.width == pytest.approx(1.0, abs=1e-6)
+    assert max(features.mid_band_db) <= -100.0
+
+
+@pytest.mark.parametrize("dc", (0.0, 0.01, -0.05))
+def test_dc_offset_is_measured(dc, noise):
+    x = noise(48000, 2.0, -30.0, 2) + dc
+    features = analyze(Audio(x, 48000))
+    if dc == 0.0:
+        assert features.dc_offset_dbfs < -60.0
+        assert not any("DC" in n for n in features.notes)
+    else:
+        assert features.dc_offset_dbfs == pytest.approx(20 * np.log10(abs(dc)), abs=0.2)
+        assert any("DC offset" in n for n in features.notes)
+
+
+# ---- dynamics and ambience -------------------------------------------------------------
+def _click_train(rng, sample_rate: int, duration_s: float, per_second: float,
+                 bed_dbfs: float | None) -> np.ndarray:
+    """Drum-like hits: noise bursts with a 5 ms exponential decay, ``per_second`` of them,
+    in digital silence or over a steady noise bed at ``bed_dbfs`` RMS. Mono ``(1, n)``."""
+    n = int(duration_s * sample_rate)
+    x = np.zeros(n)
+    length = int(0.1 * sample_rate)
+    env = np.exp(-np.arange(length) / (0.005 * sample_rate))
+    for t0 in np.arange(0.25, duration_s - 0.1, 1.0 / per_second):
+        i = int(t0 * sample_rate)
+        seg = x[i : i + length]
+        seg += 0.5 * env[: seg.size] * rng.standard_normal(seg.size)
+    if bed_dbfs is not None:
+        x += 10 ** (bed_dbfs / 20) * rng.standard_normal(n)
+    return x[None, :]
+
+
+def _reverb(rng, x: np.ndarray, sample_rate: int, rt60_s: float = 1.5) -> np.ndarray:
+    """Direct sound plus an exponentially decaying noise tail (-60 dB after ``rt60_s``)."""
+    length = int(2 * rt60_s * sample_rate)
+    ir = 0.03 * rng.standard_normal(length) * 10 ** (-3 * np.arange(length) / (rt60_s * sample_rate))
+    ir[0] = 1.0
+    wet = signal.fftconvolve(x, ir[None, :], axes=1)[:, : x.shape[1]]
+    return wet * (np.max(np.abs(x)) / np.max(np.abs(wet)))
+
+
+BEDS = (pytest.param(None, id="in-silence"), pytest.param(-40.0, id="over-a-noise-bed"))
+
+
+@pytest.mark.parametrize("bed_dbfs", BEDS)
+@pytest.mark.parametrize("per_second", (2.0, 4.0, 8.0))
+def test_transient_density_of_a_click_train(per_second, bed_dbfs, rng):
+    x = _click_train(rng, 48000, 6.0, per_second, bed_dbfs)
+    features = analyze(Audio(np.repeat(x, 2, axis=0), 48000))
+    assert features.transient_density_per_s == pytest.approx(per_second, abs=1.0)
+
+
+@pytest.mark.parametrize("bed_dbfs", BEDS)
+def test_reverb_tail_slows_the_decay_and_raises_the_tail(bed_dbfs, rng):
+    dry = _click_train(rng, 48000, 6.0, 4.0, bed_dbfs)
+    wet = _reverb(rng, dry, 48000)
+    f_dry = analyze(Audio(np.repeat(dry, 2, axis=0), 48000))
+    f_wet = analyze(Audio(np.repeat(wet, 2, axis=0), 48000))
+    assert f_dry.decay_rate_db_per_s < f_wet.decay_rate_db_per_s < 0.0, (
+        f"decay dry {f_dry.decay_rate_db_per_s:.1f} dB/s, wet {f_wet.decay_rate_db_per_s:.1f} dB/s")
+    assert f_wet.tail_level_db > f_dry.tail_level_db + 6.0, (
+        f"tail dry {f_dry.tail_level_db:.1f} dB, wet {f_wet.tail_level_db:.1f} dB")
+
+
+def test_steady_noise_has_no_transients(noise):
+    features = analyze(Audio(noise(48000, 4.0, -20.0, 2), 48000))
+    assert features.transient_density_per_s < 0.5
+
+
+# ---- Features --------------------------------------------------------------------------
+def _features(noise) -> Features:
+    return analyze(Audio(noise(48000, 4.0, -20.0, 2, "pink"), 48000))
+
+
+def test_features_json_round_trip(noise):
+    features = _features(noise)
+    data = json.loads(features.to_json())
+    back = Features.from_dict(data)
+    assert back.to_dict() == features.to_dict()
+    for name in ("integrated_lufs", "true_peak_dbtp", "tilt_db_per_octave", "width"):
+        assert getattr(back, name) == pytest.approx(getattr(features, name), abs=1e-4)
+    assert back.notes == features.notes and isinstance(back.mid_band_db, tuple)
+
+
+def test_features_round_trip_keeps_undefined_values():
+    features = analyze(Audio(np.zeros((2, 48000)), 48000))
+    back = Features.from_dict(json.loads(features.to_json()))
+    assert back.integrated_lufs == -math.inf and back.sample_peak_dbfs == -math.inf
+    assert back.to_dict() == features.to_dict()
+
+
+def test_features_from_dict_refuses_another_version(noise):
+    data = _features(noise).to_dict()
+    data["feature_version"] = 999
+    with pytest.raises(ValueError, match="feature_version"):
+        Features.from_dict(data)
+
+
+def test_feature_vector_matches_its_names(noise):
+    names = vector_names()
+    features = _features(noise)
+    vector = features.to_vector()
+    assert vector.shape == (len(names),)
+    assert len(set(names)) == len(names)
+    assert np.all(np.isfinite(vector))
+    assert vector[names.index("integrated_lufs")] == features.integrated_lufs
+
+
+@pytest.mark.filterwarnings("error")
+def test_feature_vector_is_finite_for_silence():
+    vector = analyze(Audio(np.zeros((2, 48000)), 48000)).to_vector()
+    assert vector.shape == (len(vector_names()),)
+    assert np.all(np.isfinite(vector))
