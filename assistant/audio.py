@@ -68,7 +68,9 @@ class Audio:
         if samples.shape[1] == 0:
             raise InvalidAudioError("contains no audio samples (zero length)", self.source)
         samples.setflags(write=False)
-        object.__setattr__(self, "samples", samples)
+        view = samples.view()  # a view of a read-only base can never be made writable again
+        view.setflags(write=False)
+        object.__setattr__(self, "samples", view)
         object.__setattr__(self, "sample_rate", int(self.sample_rate))
 
     @property
@@ -173,11 +175,41 @@ def _short_reason(exc: Exception) -> str:
     return text or type(exc).__name__
 
 
+def _riff_data_shortfall(path: Path) -> tuple[int, int] | None:
+    """For a RIFF/WAVE file: (declared, present) bytes of the data chunk if it is cut short.
+
+    libsndfile silently shortens a WAV whose data chunk runs past the end of the file; we
+    refuse it instead, so a truncated export is never mastered as if it were complete.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        offset = 12
+        while offset + 8 <= size:
+            f.seek(offset)
+            chunk = f.read(8)
+            chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if chunk_id == b"data":
+                present = size - offset - 8
+                return (chunk_size, present) if chunk_size > present else None
+            offset += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
 def info(path: str | Path) -> AudioInfo:
     """Read the header of ``path``; raise a MixbridgeError if it is not usable audio."""
     path = Path(path)
     with _open(path) as f:
         meta = AudioInfo(str(path), f.samplerate, f.channels, f.frames, f.format, f.subtype)
+    if meta.format == "WAV":
+        shortfall = _riff_data_shortfall(path)
+        if shortfall is not None:
+            declared, present = shortfall
+            raise UnreadableAudioError(
+                f"is truncated: its header declares {declared} bytes of audio but only {present} "
+                "are present; re-export or re-copy the file", path)
     if meta.frames <= 0:
         raise InvalidAudioError("contains no audio samples (zero length)", path)
     check_block(np.zeros((meta.channels, 0), np.float32), meta.sample_rate, str(path))
@@ -211,10 +243,6 @@ def iter_blocks(path: str | Path, block_frames: int | None = None) -> Iterator[n
             yield block
     if done == 0:
         raise InvalidAudioError("contains no audio samples (zero length)", path)
-    if meta.frames > 0 and done < meta.frames * 0.99:
-        # libsndfile pads nothing: a short read means the data chunk ended early.
-        log.warning("%s: header promises %d frames, only %d decoded (truncated file)",
-                    path, meta.frames, done)
 
 
 def load(path: str | Path) -> Audio:

@@ -63,6 +63,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             status = status or exc.exit_code
             results.append({"source": path, "error": exc.message, "code": exc.code})
             continue
+        except Exception as exc:  # a bug must not stop the other files; log it with its traceback
+            log.exception("internal error on %s", path)
+            print(f"mixbridge: error: {path}: internal error ({type(exc).__name__}: {exc})", file=sys.stderr)
+            status = status or 1
+            results.append({"source": path, "error": f"internal error: {exc}", "code": "internal"})
+            continue
         if args.json:
             results.append(features.to_dict())
         else:

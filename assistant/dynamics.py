@@ -20,7 +20,7 @@ TAIL_WINDOW_S = (0.15, 0.45)  # where a reverb tail is read after an onset
 @dataclass(frozen=True)
 class DynamicsResult:
     frame_crest_db: float  # median over active frames of (hop peak / hop RMS)
-    transient_density_per_s: float  # onsets per second of active audio
+    transient_density_per_s: float  # onsets per second, leading/trailing silence excluded
     onset_strength_db: float  # median flux of detected onsets
     decay_rate_db_per_s: float  # typical fastest level fall (negative; slower = more ambient)
     tail_level_db: float  # level 150-450 ms after onsets relative to the onset frame (higher = wetter)
@@ -37,7 +37,8 @@ def describe_dynamics(frame_band_db: np.ndarray, frame_peak: np.ndarray,
     if level_db.size == 0 or frame_mean_square.max() <= 1e-20:
         return DynamicsResult(0.0, 0.0, 0.0, 0.0, 0.0)
     active = level_db > level_db.max() - ACTIVE_RANGE_DB
-    active_s = max(active.sum() * hop_s, hop_s)
+    on = np.flatnonzero(active)
+    active_s = (on[-1] - on[0] + 1) * hop_s  # from the first to the last active frame
 
     crest = 20.0 * np.log10(np.maximum(frame_peak, 1e-10)) - level_db
     frame_crest = float(np.median(crest[active]))
@@ -45,9 +46,11 @@ def describe_dynamics(frame_band_db: np.ndarray, frame_peak: np.ndarray,
     onsets, strength = _onsets(frame_band_db, active, hop_s)
     density = onsets.size / active_s
 
-    smooth = np.convolve(np.pad(level_db, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
+    # Falls are read down to 60 dB under the loudest frame (as an RT60 would), from active frames.
+    floored = np.maximum(level_db, level_db.max() - 60.0)
+    smooth = np.convolve(np.pad(floored, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
     slope = np.diff(smooth) / hop_s
-    falling = slope[(slope < 0) & active[1:]]
+    falling = slope[(slope < 0) & active[:-1]]
     decay = float(np.percentile(falling, 10)) if falling.size else 0.0
 
     lo, hi = (int(round(t / hop_s)) for t in TAIL_WINDOW_S)
