@@ -103,7 +103,7 @@ def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: in
         integrated_lufs=lr.integrated_lufs,
         max_momentary_lufs=lr.max_momentary_lufs,
         max_short_term_lufs=lr.max_short_term_lufs,
-        loudness_range_lu=lr.loudness_range_lu,
+        loudness_range_lu=lr.loudness_range_lu if duration_s >= 3.0 else -math.inf,
         short_term_spread_lu=spread,
         sample_peak_dbfs=sample_peak_dbfs,
         true_peak_dbtp=true_peak,

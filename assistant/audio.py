@@ -63,6 +63,11 @@ class Audio:
     source: str = "<array>"
 
     def __post_init__(self) -> None:
+        rate = self.sample_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+                or float(rate) != int(rate):
+            raise InvalidAudioError(f"sample rate must be a whole number of Hz, got {rate!r}", self.source)
+        object.__setattr__(self, "sample_rate", int(rate))
         samples = np.array(self.samples, dtype=np.float32, copy=True)
         check_block(samples, self.sample_rate, self.source)
         if samples.shape[1] == 0:
@@ -175,24 +180,35 @@ def _short_reason(exc: Exception) -> str:
     return text or type(exc).__name__
 
 
-def _riff_data_shortfall(path: Path) -> tuple[int, int] | None:
-    """For a RIFF/WAVE file: (declared, present) bytes of the data chunk if it is cut short.
+_CONTAINERS = {  # magic, form types, byte order, audio chunk id, bytes before the samples
+    b"RIFF": ((b"WAVE",), "little", b"data", 0),
+    b"FORM": ((b"AIFF", b"AIFC"), "big", b"SSND", 8),
+}
+_UNKNOWN_SIZE = 0xFFFFFFFF  # written by programs that stream a WAV to a pipe
 
-    libsndfile silently shortens a WAV whose data chunk runs past the end of the file; we
-    refuse it instead, so a truncated export is never mastered as if it were complete.
+
+def _audio_chunk_shortfall(path: Path) -> tuple[int, int] | None:
+    """For WAV/AIFF: (declared, present) bytes of the audio chunk if the file is cut short.
+
+    libsndfile silently shortens a WAV or AIFF whose audio chunk runs past the end of the
+    file; we refuse it instead, so a truncated export is never mastered as if complete.
     """
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        layout = _CONTAINERS.get(head[:4])
+        if layout is None or head[8:12] not in layout[0]:
             return None
+        _, order, audio_id, _ = layout
         offset = 12
         while offset + 8 <= size:
             f.seek(offset)
             chunk = f.read(8)
-            chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
-            if chunk_id == b"data":
+            chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], order)
+            if chunk_id == audio_id:
                 present = size - offset - 8
+                if chunk_size == _UNKNOWN_SIZE:
+                    return None
                 return (chunk_size, present) if chunk_size > present else None
             offset += 8 + chunk_size + (chunk_size & 1)
     return None
@@ -203,8 +219,8 @@ def info(path: str | Path) -> AudioInfo:
     path = Path(path)
     with _open(path) as f:
         meta = AudioInfo(str(path), f.samplerate, f.channels, f.frames, f.format, f.subtype)
-    if meta.format == "WAV":
-        shortfall = _riff_data_shortfall(path)
+    if meta.format in ("WAV", "AIFF"):
+        shortfall = _audio_chunk_shortfall(path)
         if shortfall is not None:
             declared, present = shortfall
             raise UnreadableAudioError(
@@ -231,7 +247,7 @@ def iter_blocks(path: str | Path, block_frames: int | None = None) -> Iterator[n
                 block = f.read(step, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise UnreadableAudioError(
-                    f"decoding failed after {done / meta.sample_rate:.2f} s "
+                    f"decoding failed in the block after {done / meta.sample_rate:.2f} s "
                     f"({_short_reason(exc)}); the file is corrupt or truncated",
                     path,
                 ) from exc

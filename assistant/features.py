@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from assistant.errors import SettingsError
 from assistant.spectrum import BAND_CENTRES_HZ, FLOOR_DB
 
 FEATURE_VERSION = 1
@@ -82,7 +83,7 @@ class Features:
     def from_dict(cls, data: dict) -> "Features":
         """Inverse of :meth:`to_dict` (``None`` back to ``-inf``)."""
         if data.get("feature_version") != FEATURE_VERSION:
-            raise ValueError(f"feature_version {data.get('feature_version')} is not {FEATURE_VERSION}")
+            raise SettingsError(f"feature_version {data.get('feature_version')} is not {FEATURE_VERSION}")
         kwargs = {}
         for f in fields(cls):
             value = data[f.name]
@@ -103,7 +104,8 @@ class Features:
             if index:
                 value = value[int(index[:-1])]
             if not math.isfinite(value):
-                value = VECTOR_FLOOR_LUFS if base.endswith("lufs") else VECTOR_FLOOR_DB
+                value = VECTOR_FLOOR_LUFS if base.endswith("lufs") else 0.0 if base.endswith("_lu") \
+                    else VECTOR_FLOOR_DB
             values.append(float(value))
         return np.asarray(values, dtype=np.float64)
 

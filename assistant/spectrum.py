@@ -13,6 +13,7 @@ is ever empty at any FFT resolution; bands above Nyquist read the floor value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from scipy import fft
@@ -22,6 +23,9 @@ BAND_EDGES_HZ = tuple(float(1000.0 * 10.0 ** ((k - 0.5) / 10.0)) for k in range(
 FLOOR_DB = -120.0
 FRAME_S = 0.093  # STFT length target; the FFT size is the nearest power of two
 TILT_RANGE_HZ = (50.0, 16_000.0)
+# Bands that define tonal balance (and the tonal error): 40 Hz to 12.5 kHz. Higher bands are
+# left out because lossy sources (and our Vorbis-sourced dev corpus) low-pass near 16 kHz.
+SHAPE_RANGE_HZ = (40.0, 12_600.0)
 
 
 def fft_size(sample_rate: int) -> int:
@@ -185,3 +189,17 @@ def spectral_tilt(band_db: np.ndarray, sample_rate: int) -> float:
         return 0.0
     slope = np.polyfit(np.log2(centres[use]), band_db[use], 1)[0]
     return float(slope)
+
+
+def shape_mask(sample_rate: int | None = None) -> np.ndarray:
+    """Bands used for tonal balance: SHAPE_RANGE_HZ and below 0.45 x the sample rate."""
+    centres = np.asarray(BAND_CENTRES_HZ)
+    top = SHAPE_RANGE_HZ[1] if sample_rate is None else min(SHAPE_RANGE_HZ[1], 0.45 * sample_rate)
+    return (centres >= SHAPE_RANGE_HZ[0]) & (centres <= top)
+
+
+def band_shape(band_db: Sequence[float], mask: np.ndarray | None = None) -> np.ndarray:
+    """Band levels with their mean over ``mask`` removed (the overall level taken out)."""
+    band_db = np.asarray(band_db, dtype=np.float64)
+    mask = shape_mask() if mask is None else mask
+    return band_db - float(np.mean(band_db[mask]))

@@ -19,12 +19,9 @@ import numpy as np
 from assistant.atomic import write_text
 from assistant.errors import SettingsError, UsageError
 from assistant.features import Features
-from assistant.spectrum import BAND_CENTRES_HZ
+from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
 
 PRESETS_SCHEMA_VERSION = 1
-# Bands that define tonal balance (and the tonal error): 40 Hz to 12.5 kHz. Higher bands are
-# left out because lossy sources (and our Vorbis-sourced dev corpus) low-pass near 16 kHz.
-SHAPE_RANGE_HZ = (40.0, 12_600.0)
 DEFAULT_PROFILE = "balanced"
 DEFAULT_CEILING_DBTP = -1.0
 
@@ -53,20 +50,6 @@ class Target:
     ceiling_dbtp: float
     profile: Profile
     description: str = ""
-
-
-def shape_mask(sample_rate: int | None = None) -> np.ndarray:
-    """Bands used for tonal balance: SHAPE_RANGE_HZ and below 0.45 x the sample rate."""
-    centres = np.asarray(BAND_CENTRES_HZ)
-    top = SHAPE_RANGE_HZ[1] if sample_rate is None else min(SHAPE_RANGE_HZ[1], 0.45 * sample_rate)
-    return (centres >= SHAPE_RANGE_HZ[0]) & (centres <= top)
-
-
-def band_shape(band_db: Sequence[float], mask: np.ndarray | None = None) -> np.ndarray:
-    """Band levels with their mean over ``mask`` removed (the overall level taken out)."""
-    band_db = np.asarray(band_db, dtype=np.float64)
-    mask = shape_mask() if mask is None else mask
-    return band_db - float(np.mean(band_db[mask]))
 
 
 def tonal_error_db(band_db: Sequence[float], profile: Profile, sample_rate: int) -> float:

@@ -137,10 +137,6 @@ def _row_matrices(factor: int, row: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def true_peak_dbtp(self) -> float:
-        return amplitude_to_db(float(max(self.peak.max(), self.sample_peak.max())))
-
-
 def true_peak_dbtp(samples: np.ndarray, sample_rate: int) -> float:
     """True peak of a ``(channels, n)`` array in dBTP, max over channels (-inf for silence)."""
     samples = np.atleast_2d(samples)

@@ -40,8 +40,7 @@ RESPONSE_FFT = 1 << 15
 
 
 def _band_tools(sample_rate: int):
-    from assistant.spectrum import band_matrix  # analyzer's band definition (leaf module)
-    from assistant.targets import band_shape, shape_mask
+    from assistant.spectrum import band_matrix, band_shape, shape_mask  # leaf module
 
     return band_matrix(RESPONSE_FFT, sample_rate), band_shape, shape_mask(sample_rate)
 

@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pyloudnorm
 import pytest
+
+from assistant.errors import SettingsError
 from scipy import signal
 
 from assistant.analyze import analyze, analyze_file
@@ -335,7 +337,7 @@ def test_features_round_trip_keeps_undefined_values():
 def test_features_from_dict_refuses_another_version(noise):
     data = _features(noise).to_dict()
     data["feature_version"] = 999
-    with pytest.raises(ValueError, match="feature_version"):
+    with pytest.raises(SettingsError, match="feature_version"):
         Features.from_dict(data)
 
 

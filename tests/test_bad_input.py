@@ -122,17 +122,39 @@ def test_unsupported_sample_rates_are_refused_for_arrays(sample_rate):
         Audio(np.zeros((2, 100)), sample_rate)
 
 
+@pytest.mark.parametrize("sample_rate", (44100.7, None, "48000", 0, -48000),
+                         ids=("fractional", "none", "string", "zero", "negative"))
+def test_sample_rate_must_be_a_whole_number_of_hz(sample_rate):
+    """Validated once at the boundary with our error type: never truncated to an int, never
+    a bare TypeError from a comparison."""
+    with pytest.raises(InvalidAudioError, match="sample rate"):
+        Audio(np.zeros((2, 100)), sample_rate)
+
+
+@pytest.mark.parametrize("sample_rate", (48000, np.int64(48000), 48000.0))
+def test_integral_sample_rates_of_any_numeric_type_are_accepted(sample_rate):
+    audio = Audio(np.zeros((2, 100)), sample_rate)
+    assert audio.sample_rate == 48000 and type(audio.sample_rate) is int
+
+
 # ---- truncated files -------------------------------------------------------------------
-@pytest.mark.parametrize("ext,subtype", ((".wav", "PCM_16"), (".flac", "PCM_16")))
+TRUNCATABLE = (  # formats whose header declares the length, so a cut can be noticed
+    (".wav", "PCM_16"), (".wav", "PCM_24"), (".wav", "FLOAT"),
+    (".aiff", "PCM_16"), (".aiff", "PCM_24"), (".flac", "PCM_16"),
+)
+
+
+@pytest.mark.parametrize("keep", (0.5, 0.751), ids=("half", "three-quarters-odd-byte"))
+@pytest.mark.parametrize("ext,subtype", TRUNCATABLE)
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
-def test_truncated_file_is_loaded_with_a_warning_or_refused(entry, ext, subtype, noise,
+def test_truncated_file_is_loaded_with_a_warning_or_refused(entry, ext, subtype, keep, noise,
                                                             write_audio, caplog):
-    """A file cut in half must either load what is there *with a logged warning naming the
+    """A file cut short must either load what is there *with a logged warning naming the
     file*, or raise UnreadableAudioError; never load silently, never another exception."""
     full = write_audio(f"full{ext}", noise(48000, 2.0, -20.0, 2), 48000, subtype=subtype)
     data = full.read_bytes()
     cut = full.with_name(f"cut{ext}")
-    cut.write_bytes(data[: len(data) // 2])
+    cut.write_bytes(data[: int(len(data) * keep)])
 
     caplog.set_level(logging.WARNING)
     try:
@@ -147,6 +169,23 @@ def test_truncated_file_is_loaded_with_a_warning_or_refused(entry, ext, subtype,
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any(str(cut) in m and "truncat" in m.lower() for m in warnings), (
         f"{cut.name} loaded {frames} of {2 * 48000} frames without a warning; logged: {warnings}")
+
+
+def test_streamed_wav_with_unknown_length_loads_in_full(noise, write_audio):
+    """A WAV written to a pipe (``ffmpeg ... -f wav - > out.wav``) cannot seek back to fill
+    in its sizes: RIFF and data sizes stay 0xFFFFFFFF. It is complete, not truncated, and
+    libsndfile reads it by the file length."""
+    x = noise(44100, 1.0, -20.0, 2)
+    path = write_audio("piped.wav", x, 44100, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[4:8] = b"\xff\xff\xff\xff"
+    i = data.find(b"data")
+    data[i + 4 : i + 8] = b"\xff\xff\xff\xff"
+    path.write_bytes(bytes(data))
+
+    audio = load(path)
+    assert audio.frames == x.shape[1]
+    np.testing.assert_allclose(audio.samples, x, atol=2.0**-15)
 
 
 # ---- output paths ----------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""Evaluation on held-out audio: no processing vs DSP baseline vs model vs model + refinement.
+
+For each held-out example (a clip x, true settings theta, target y = chain(x; theta)) every
+method predicts settings from (features of x, descriptor of y). We report per-parameter
+errors in physical units, and outcome errors after rendering the prediction: band-shape
+error, crest-factor and loudness-range error, and the multi-resolution STFT distance to y
+relative to the unprocessed input's distance.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from effects.render import render
+from effects.schema import EQ_STAGES
+from models.data import clips_from_file, learned_values, make_examples, settings_from_learned
+from models.net import SettingsModel, TargetDescriptor
+
+log = logging.getLogger(__name__)
+
+METHODS = ("none", "dsp", "model", "model+refine")
+STFT_SIZES = (512, 1024, 2048)
+
+
+def mrstft_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Multi-resolution STFT distance (spectral convergence + log-magnitude L1), level-matched.
+
+    ``a`` and ``b`` are ``(channels, n)``; both are scaled to unit RMS first so the distance
+    measures sound, not level (the finalizer sets level).
+    """
+    def unit(x):
+        x = np.asarray(x, np.float64).mean(axis=0)
+        return x / max(np.sqrt(np.mean(x * x)), 1e-12)
+
+    a, b = unit(a), unit(b)
+    total = 0.0
+    for n_fft in STFT_SIZES:
+        hop = n_fft // 4
+        win = np.hanning(n_fft)
+        frames = np.lib.stride_tricks.sliding_window_view
+        fa = np.abs(np.fft.rfft(frames(a, n_fft)[::hop] * win, axis=-1))
+        fb = np.abs(np.fft.rfft(frames(b, n_fft)[::hop] * win, axis=-1))
+        sc = np.linalg.norm(fb - fa) / max(np.linalg.norm(fb), 1e-12)
+        mag = np.mean(np.abs(np.log(fa + 1e-7) - np.log(fb + 1e-7)))
+        total += sc + mag
+    return total / len(STFT_SIZES)
+
+
+def _shape_error(fa, fb) -> float:
+    from assistant.spectrum import band_shape, shape_mask
+
+    mask = shape_mask(fa.sample_rate)
+    return float(np.mean(np.abs(band_shape(fa.mid_band_db, mask)[mask] - band_shape(fb.mid_band_db, mask)[mask])))
+
+
+def evaluate(files: Sequence[Path], model: SettingsModel, analyze_array: Callable, variants: int = 4,
+             clips_per_file: int = 2, seed: int = 7, refine_steps: int = 2,
+             progress: Callable[[str], None] | None = None) -> dict:
+    """Run every method on every held-out example; returns per-example rows and a summary."""
+    from models.baseline import predict_dsp
+    from models.predict import predict_model, refine
+
+    rows = []
+    timings = {"model_predict_s": [], "dsp_predict_s": []}
+    for i, path in enumerate(files):
+        try:
+            clips = clips_from_file(Path(path), max_clips=clips_per_file)
+        except Exception as exc:
+            log.warning("%s: skipped (%s)", path, exc)
+            continue
+        for c, (samples, rate) in enumerate(clips):
+            for ex in make_examples(samples, rate, str(path), seed * 1000 + i * 10 + c, variants, analyze_array):
+                fx, fy, x, y = ex.features_x, ex.features_y, ex.x, ex.y
+                target = TargetDescriptor.from_features(fy)
+                t0 = time.perf_counter()
+                s_model = predict_model(fx, target, model)
+                t1 = time.perf_counter()
+                s_dsp = predict_dsp(fx, target)
+                t2 = time.perf_counter()
+                timings["model_predict_s"].append(t1 - t0)
+                timings["dsp_predict_s"].append(t2 - t1)
+                predictions = {
+                    "none": settings_from_learned({**ex.values, **_neutral()}, fx.integrated_lufs),
+                    "dsp": s_dsp,
+                    "model": s_model,
+                    "model+refine": refine(x, rate, fx, target, s_model, analyze_array, refine_steps),
+                }
+                d_input = mrstft_distance(x, y)
+                for method, settings in predictions.items():
+                    out = render(x, rate, settings)
+                    fo = analyze_array(out, rate)
+                    rows.append({
+                        "source": Path(path).name, "seed": ex.seed, "method": method,
+                        **_param_errors(learned_values(settings), ex.values),
+                        "band_shape_error_db": _shape_error(fo, fy),
+                        "crest_error_db": abs(fo.crest_factor_db - fy.crest_factor_db),
+                        "frame_crest_error_db": abs(fo.frame_crest_db - fy.frame_crest_db),
+                        "lra_error_lu": abs(fo.loudness_range_lu - fy.loudness_range_lu),
+                        "mrstft": mrstft_distance(out, y), "mrstft_input": d_input,
+                    })
+        if progress:
+            progress(f"evaluated {i + 1}/{len(files)} files ({len(rows) // len(METHODS)} examples)")
+    return {"rows": rows, "summary": summarise(rows), "timings": {k: float(np.median(v)) for k, v in timings.items()
+                                                                   if v}}
+
+
+def _neutral() -> dict[str, float]:
+    return {**{f"{s}.gain_db": 0.0 for s in EQ_STAGES}, "compressor.ratio": 1.0,
+            "compressor.threshold_db": -8.0, "reverb.wet": 0.0, "stereo.width_percent": 100.0}
+
+
+def _param_errors(pred: dict[str, float], true: dict[str, float]) -> dict[str, float]:
+    eq = [abs(pred[f"{s}.gain_db"] - true[f"{s}.gain_db"]) for s in EQ_STAGES]
+    comp_on = true["compressor.ratio"] > 1.05
+    return {
+        "eq_gain_mae_db": float(np.mean(eq)),
+        "threshold_error_db": abs(pred["compressor.threshold_db"] - true["compressor.threshold_db"])
+        if comp_on else float("nan"),
+        "reverb_wet_error": abs(pred["reverb.wet"] - true["reverb.wet"]),
+        "width_error_percent": abs(pred["stereo.width_percent"] - true["stereo.width_percent"]),
+    }
+
+
+def summarise(rows: list[dict]) -> dict:
+    out = {}
+    for method in METHODS:
+        sel = [r for r in rows if r["method"] == method]
+        if not sel:
+            continue
+        keys = [k for k in sel[0] if k not in ("source", "seed", "method")]
+        out[method] = {k: float(np.nanmean([r[k] for r in sel])) for k in keys}
+        out[method]["mrstft_ratio"] = out[method]["mrstft"] / out[method]["mrstft_input"]
+        out[method]["examples"] = len(sel)
+    return out

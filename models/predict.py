@@ -1,0 +1,70 @@
+"""Settings from the learned model, and the optional closed-loop refinement.
+
+``predict_model`` maps (mix features, target descriptor) -> ChainSettings with the shipped
+numpy weights (no torch). ``refine`` renders the prediction, measures it and corrects the EQ
+(least-squares fit of the remaining band-shape error), the compressor threshold (remaining
+frame-crest error), the reverb level (tail error) and the width, a few times.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+
+from effects.render import render
+from effects.schema import EQ_STAGES, ChainSettings
+from models.data import DRAW_RANGES, learned_values, settings_from_learned
+from models.net import SettingsModel, TargetDescriptor
+
+log = logging.getLogger(__name__)
+
+REFINE_STEPS = 2
+THRESHOLD_DB_PER_CREST_DB = 2.0
+WET_PER_TAIL_DB = 0.02
+
+
+@lru_cache(maxsize=1)
+def shipped_model() -> SettingsModel:
+    return SettingsModel.load()
+
+
+def predict_model(features, target: TargetDescriptor, model: SettingsModel | None = None) -> ChainSettings:
+    """Chain settings predicted by the learned model."""
+    values = (model or shipped_model()).predict(features, target)
+    return settings_from_learned(values, features.integrated_lufs)
+
+
+def refine(samples: np.ndarray, sample_rate: int, features, target: TargetDescriptor,
+           settings: ChainSettings, analyze_array: Callable, steps: int = REFINE_STEPS) -> ChainSettings:
+    """Render, measure, correct, ``steps`` times; returns the corrected settings."""
+    from models.baseline import _band_tools, fit_eq
+
+    bands, band_shape, mask = _band_tools(sample_rate)
+    values = learned_values(settings)
+    goal = band_shape(target.band_shape_db, mask)
+    for _ in range(steps):
+        out = analyze_array(render(samples, sample_rate, settings_from_learned(values, features.integrated_lufs)),
+                            sample_rate)
+        residual = goal - band_shape(out.mid_band_db, mask)
+        smooth = np.convolve(np.pad(residual, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
+        for stage, delta in fit_eq(smooth, mask, sample_rate, bands).items():
+            lo, hi = DRAW_RANGES[f"{stage}.gain_db"]
+            values[f"{stage}.gain_db"] = float(np.clip(values[f"{stage}.gain_db"] + delta, lo - 4, hi + 4))
+        crest_error = out.frame_crest_db - target.frame_crest_db
+        if values["compressor.ratio"] > 1.05:
+            lo, hi = DRAW_RANGES["compressor.threshold_db"]
+            values["compressor.threshold_db"] = float(np.clip(
+                values["compressor.threshold_db"] - THRESHOLD_DB_PER_CREST_DB * crest_error, lo - 6, 0.0))
+        values["reverb.wet"] = float(np.clip(
+            values["reverb.wet"] + WET_PER_TAIL_DB * (target.tail_level_db - out.tail_level_db), 0.0, 0.6))
+        if features.channels == 2 and 0.0 < out.width < 1.0 and 0.0 < target.width < 1.0:
+            gain = np.sqrt((target.width / (1 - target.width)) / (out.width / (1 - out.width)))
+            values["stereo.width_percent"] = float(np.clip(values["stereo.width_percent"] * gain, 50.0, 160.0))
+    return settings_from_learned(values, features.integrated_lufs)
+
+
+def eq_gains(settings: ChainSettings) -> np.ndarray:
+    return np.array([settings[f"{s}.gain_db"] if settings.is_on(s) else 0.0 for s in EQ_STAGES])

@@ -1,0 +1,134 @@
+"""Build the self-supervised dataset and train the shipped model.
+
+    mixbridge model train [--audio DIR] [--score-clips N] [--variants V] [--epochs E] [--jobs J]
+
+Sources: clips rendered from music21's public-domain scores with FluidSynth (models.synth;
+needs the Debian packages fluidsynth and fluid-soundfont-gm) and, optionally, any folder of
+audio. Every source file is split deterministically into train / held-out (every 5th file is
+held out), so the evaluation never sees a training file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from models.data import LEARNED, audio_files, clips_from_file, make_examples, split_by_source
+from models.net import TargetDescriptor, input_vector, normalise_values
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE = Path(os.environ.get("MIXBRIDGE_CACHE", Path.home() / ".cache" / "mixbridge"))
+DEFAULT_SCORE_CLIPS = 160
+DEFAULT_VARIANTS = 12
+CLIPS_PER_FILE = 3
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x: np.ndarray  # (n, inputs)
+    y: np.ndarray  # (n, outputs) normalised
+    source: np.ndarray  # (n,) str: file the clip came from
+    seed: np.ndarray  # (n,) int: the example's seed (reproduces x and y)
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, x=self.x, y=self.y, source=self.source, seed=self.seed)
+
+    @classmethod
+    def load(cls, path: Path) -> "Dataset":
+        with np.load(path, allow_pickle=False) as d:
+            return cls(d["x"], d["y"], d["source"], d["seed"])
+
+
+def _analyze_array(samples: np.ndarray, sample_rate: int):
+    from assistant.analyze import analyze
+    from assistant.audio import Audio
+
+    return analyze(Audio(samples, sample_rate))
+
+
+def _file_examples(args: tuple[str, int, int]) -> list[tuple[np.ndarray, np.ndarray, str, int]]:
+    """Worker: every example of one source file (its clips x variants)."""
+    path, seed, variants = args
+    out = []
+    try:
+        clips = clips_from_file(Path(path), max_clips=CLIPS_PER_FILE)
+    except Exception as exc:  # a bad file is skipped, never fatal for the dataset
+        log.warning("%s: skipped (%s)", path, exc)
+        return out
+    for c, (samples, rate) in enumerate(clips):
+        for ex in make_examples(samples, rate, path, seed * 100 + c, variants, _analyze_array):
+            x = input_vector(ex.features_x, TargetDescriptor.from_features(ex.features_y))
+            out.append((x, normalise_values(ex.values), path, ex.seed))
+    return out
+
+
+def build_dataset(files: Sequence[Path], variants: int, jobs: int, seed: int = 0,
+                  progress: Callable[[str], None] | None = None) -> Dataset:
+    """Examples from every file, in ``jobs`` processes."""
+    tasks = [(str(p), seed * 10_000 + i, variants) for i, p in enumerate(files)]
+    rows: list = []
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for i, result in enumerate(pool.map(_file_examples, tasks)):
+            rows.extend(result)
+            if progress:
+                elapsed = time.perf_counter() - start
+                eta = elapsed / (i + 1) * (len(tasks) - i - 1)
+                progress(f"{i + 1}/{len(tasks)} files, {len(rows)} examples, {elapsed:.0f} s, ETA {eta:.0f} s")
+    if not rows:
+        raise RuntimeError("no training examples could be made from the sources")
+    return Dataset(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+                   np.array([r[2] for r in rows]), np.array([r[3] for r in rows], dtype=np.int64))
+
+
+def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs: int,
+                 progress: Callable[[str], None] | None = None) -> list[Path]:
+    """Rendered score clips (cached under ``cache``) plus every audio file in ``audio_dirs``."""
+    files: list[Path] = []
+    if score_clips > 0:
+        from models.synth import render_clips
+
+        files += render_clips(cache / "score-clips", score_clips, seed=0, jobs=jobs, progress=progress)
+    for folder in audio_dirs:
+        files += audio_files(folder)
+    return files
+
+
+def train(out_dir: Path, audio_dirs: Sequence[Path] = (), score_clips: int = DEFAULT_SCORE_CLIPS,
+          variants: int = DEFAULT_VARIANTS, epochs: int = 300, jobs: int = 2, cache: Path = DEFAULT_CACHE,
+          progress: Callable[[str], None] | None = None) -> dict:
+    """Build the dataset (cached), train, write ``out_dir/model.npz`` and ``training.json``."""
+    from models.net import train_torch
+
+    say = progress or (lambda m: None)
+    cache.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = source_files(cache, audio_dirs, score_clips, jobs, say)
+    train_files, held_files = split_by_source(files)
+    say(f"{len(files)} source files: {len(train_files)} for training, {len(held_files)} held out")
+    t0 = time.perf_counter()
+    data = build_dataset(train_files, variants, jobs, progress=say)
+    data.save(cache / "train-dataset.npz")
+    t1 = time.perf_counter()
+    say(f"dataset: {len(data.x)} examples in {t1 - t0:.0f} s; training")
+    model, history = train_torch(data.x, data.y, epochs=epochs, progress=say)
+    model.save(out_dir / "model.npz")
+    t2 = time.perf_counter()
+    summary = {
+        "examples": int(len(data.x)), "train_files": [str(p) for p in train_files],
+        "held_out_files": [str(p) for p in held_files], "variants_per_clip": variants,
+        "clips_per_file": CLIPS_PER_FILE, "epochs": epochs, "dataset_s": round(t1 - t0, 1),
+        "training_s": round(t2 - t1, 1), "best_val_mse": model.meta["best_val_mse"],
+        "outputs": list(LEARNED),
+    }
+    (out_dir / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
