@@ -25,7 +25,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 echo "setup: installing Mixbridge and test tools into .venv"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 \
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,train]" 2>&1 \
   | grep -v "is ignored: it is neither a file nor a directory" || true
 .venv/bin/python -c "import assistant, effects, pedalboard, soundfile" \
   || { echo "setup: the installation is incomplete" >&2; exit 1; }

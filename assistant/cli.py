@@ -103,7 +103,7 @@ def cmd_master(args: argparse.Namespace) -> int:
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
     chain = ChainSettings.load(args.chain) if args.chain else None
     report = master_file(args.input, args.output, target, engine=args.engine, chain=chain,
-                         bit_depth=args.bit_depth, overwrite=args.overwrite,
+                         refine=args.refine, bit_depth=args.bit_depth, overwrite=args.overwrite,
                          max_limiting_db=args.max_limiting_db, progress=progress)
     if args.save_chain:
         report.settings.save(args.save_chain)
@@ -143,6 +143,49 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_train(args: argparse.Namespace) -> int:
+    from models.train import train
+
+    summary = train(Path(args.out), [Path(a) for a in args.audio], args.score_clips, args.variants,
+                    args.epochs, args.jobs, progress=_progress(True))
+    print(f"trained on {summary['examples']} examples ({summary['dataset_s']:.0f} s dataset, "
+          f"{summary['training_s']:.0f} s training); weights in {args.out}/model.npz")
+    return 0
+
+
+def cmd_model_evaluate(args: argparse.Namespace) -> int:
+    from assistant.analyze import analyze
+    from assistant.audio import Audio
+    from models.data import split_by_source
+    from models.evaluate import METHODS, evaluate
+    from models.net import SettingsModel
+    from models.train import DEFAULT_CACHE, source_files
+
+    progress = _progress(True)
+    files = source_files(DEFAULT_CACHE, [Path(a) for a in args.audio], args.score_clips, args.jobs, progress)
+    held = split_by_source(files)[1]
+    if args.max_files:
+        held = held[: args.max_files]
+    model = SettingsModel.load(args.weights)
+    result = evaluate(held, model, lambda x, sr: analyze(Audio(x, sr)), variants=args.variants,
+                      progress=progress)
+    summary = result["summary"]
+    keys = ("eq_gain_mae_db", "threshold_error_db", "reverb_wet_error", "width_error_percent",
+            "band_shape_error_db", "crest_error_db", "frame_crest_error_db", "lra_error_lu", "mrstft_ratio")
+    print(f"held-out files: {len(held)}; examples: {summary['model']['examples']}")
+    print("| metric | " + " | ".join(METHODS) + " |")
+    print("| --- |" + " --- |" * len(METHODS))
+    for key in keys:
+        print(f"| {key} | " + " | ".join(f"{summary[m][key]:.3f}" for m in METHODS) + " |")
+    for key, value in result["timings"].items():
+        print(f"{key}: {value * 1000:.1f} ms (median)")
+    if args.json:
+        from assistant.atomic import write_text
+
+        write_text(args.json, json.dumps(result, indent=2, default=float) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
@@ -156,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_analyze)
 
     from assistant.audio import BIT_DEPTHS
+    from assistant.master import DEFAULT_ENGINE, ENGINES
     from effects.finalize import MAX_LIMITING_DB
 
     p = sub.add_parser("master", parents=[common], help="master a mix to a delivery target and sound profile")
@@ -166,7 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help="tonal-balance profile name or .toml file")
     p.add_argument("--lufs", type=float, help="integrated loudness target (overrides --target)")
     p.add_argument("--ceiling", type=float, help="true-peak ceiling in dBTP (overrides --target)")
-    p.add_argument("--engine", default="dsp", choices=["dsp"], help="how settings are chosen")
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
+                   help="how settings are chosen: the learned model or the DSP baseline")
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=False,
+                   help="closed-loop refinement after the prediction (render, measure, correct)")
     p.add_argument("--chain", metavar="JSON", help="apply this saved chain instead of suggesting one")
     p.add_argument("--save-chain", metavar="JSON", help="save the chain used")
     p.add_argument("--report", metavar="JSON", help="write the full report")
@@ -183,6 +230,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", default="")
     p.add_argument("--derivation", default="", help="how the tracks were chosen (stored in the file)")
     p.set_defaults(run=cmd_profile)
+
+    p = sub.add_parser("model", parents=[common], help="train or evaluate the learned settings model")
+    msub = p.add_subparsers(dest="model_command", required=True)
+    for name, run, text in (("train", cmd_model_train, "build the self-supervised dataset and train"),
+                            ("evaluate", cmd_model_evaluate, "compare none / dsp / model / model+refine "
+                                                             "on held-out audio")):
+        m = msub.add_parser(name, parents=[common], help=text)
+        m.add_argument("--audio", nargs="*", default=[], metavar="DIR", help="folders of real music to use too")
+        m.add_argument("--score-clips", type=int, default=160, help="clips rendered from music21 scores")
+        m.add_argument("--jobs", type=int, default=2)
+        m.set_defaults(run=run)
+        if name == "train":
+            m.add_argument("--variants", type=int, default=12, help="settings drawn per clip")
+            m.add_argument("--epochs", type=int, default=300)
+            m.add_argument("--out", default="models/weights", help="folder for model.npz")
+        else:
+            m.add_argument("--weights", help="a model.npz (default: the shipped weights)")
+            m.add_argument("--variants", type=int, default=3, help="settings drawn per held-out clip")
+            m.add_argument("--max-files", type=int, default=0, help="evaluate at most this many held-out files")
+            m.add_argument("--json", metavar="OUT", help="write every row and the summary as JSON")
     return parser
 
 

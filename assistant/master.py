@@ -38,7 +38,8 @@ from effects.schema import ChainSettings
 log = logging.getLogger(__name__)
 
 REPORT_VERSION = 1
-ENGINES = ("dsp",)
+ENGINES = ("model", "dsp")
+DEFAULT_ENGINE = "model"
 MIN_MASTER_S = 1.0
 
 
@@ -118,12 +119,27 @@ def resolve_target(target: str | None = None, references: Sequence[str] = (), lu
                   base.description if base else "")
 
 
-def suggest_settings(features: Features, target: Target, engine: str = "dsp") -> ChainSettings:
-    """Chain settings that move ``features`` toward ``target`` with the chosen engine."""
+def suggest_settings(audio: Audio, features: Features, target: Target, engine: str = DEFAULT_ENGINE,
+                     refine: bool = False) -> ChainSettings:
+    """Chain settings that move ``features`` toward ``target`` with the chosen engine.
+
+    ``model``: the shipped learned model (numpy), optionally refined in a closed loop;
+    ``dsp``: the signal-processing baseline.
+    """
     if engine == "dsp":
         from models.baseline import predict_dsp
 
         return predict_dsp(features, target.profile)
+    if engine == "model":
+        from models.net import TargetDescriptor
+        from models.predict import predict_model, refine as refine_loop
+
+        descriptor = TargetDescriptor.from_profile(target.profile)
+        settings = predict_model(features, descriptor)
+        if refine:
+            settings = refine_loop(audio.samples, audio.sample_rate, features, descriptor, settings,
+                                   lambda x, sr: analyze(Audio(x, sr)))
+        return settings
     raise UsageError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
 
 
@@ -149,8 +165,9 @@ def master_audio(audio: Audio, target: Target, settings: ChainSettings, bit_dept
     return audio.with_samples(written), result.gain_db, result.limiting_db, result.warnings
 
 
-def master_file(input_path: str | Path, output_path: str | Path, target: Target, engine: str = "dsp",
-                chain: ChainSettings | None = None, bit_depth: str = "24", overwrite: bool = False,
+def master_file(input_path: str | Path, output_path: str | Path, target: Target, engine: str = DEFAULT_ENGINE,
+                chain: ChainSettings | None = None, refine: bool = False, bit_depth: str = "24",
+                overwrite: bool = False,
                 max_limiting_db: float = MAX_LIMITING_DB,
                 progress: Callable[[str], None] | None = None) -> MasterReport:
     """Master one file to ``target``; see the module docstring."""
@@ -172,7 +189,8 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     before = analyze(audio)
     if not math.isfinite(before.integrated_lufs):
         raise UsageError("is silent (no measurable loudness); nothing to master", input_path)
-    settings = chain if chain is not None else suggest_settings(before, target, engine)
+    step("choosing settings")
+    settings = chain if chain is not None else suggest_settings(audio, before, target, engine, refine)
     step("rendering")
     out, gain_db, limiting_db, warnings = master_audio(audio, target, settings, bit_depth, max_limiting_db)
     step("writing")

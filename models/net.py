@@ -203,7 +203,7 @@ def train_torch(x: np.ndarray, y: np.ndarray, *, hidden: int = 256, depth: int =
             loss = torch.nn.functional.mse_loss(torch.sigmoid(net(xt[idx])), yt[idx])
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         sched.step()
         net.eval()
         with torch.no_grad():

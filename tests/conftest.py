@@ -98,3 +98,20 @@ def write_audio(tmp_path: Path) -> Callable[..., Path]:
                  subtype=subtype, format=format)
         return path
     return _write
+
+
+def ebur128_integrated_lufs(samples: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness of ``(channels, n)`` samples by libebur128 (through pyebur128): an
+    implementation independent of ours, for oracle checks."""
+    import pyebur128
+
+    data = np.atleast_2d(np.asarray(samples, dtype=np.float64))
+    state = pyebur128.R128State(data.shape[0], int(sample_rate), pyebur128.MeasurementMode.MODE_I)
+    state.add_frames(np.ascontiguousarray(data.T).ravel(), data.shape[1])
+    return float(pyebur128.get_loudness_global(state))
+
+
+@pytest.fixture
+def ebur128_lufs() -> Callable[[np.ndarray, int], float]:
+    """:func:`ebur128_integrated_lufs`: ``ebur128_lufs(samples, sample_rate)`` by libebur128."""
+    return ebur128_integrated_lufs

@@ -1,0 +1,88 @@
+"""The learned model: numpy inference equals torch, weights round-trip, no torch on the master path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from models.data import LEARNED, draw_learned, learned_values, settings_from_learned
+from models.net import SettingsModel, denormalise_values, input_names, normalise_values
+
+torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from models.net import train_torch
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, len(input_names())))
+    y = 1 / (1 + np.exp(-x[:, : len(LEARNED)]))
+    model, history = train_torch(x, y, hidden=32, depth=3, epochs=15, seed=0)
+    return model, history, x
+
+
+def _torch_forward(model: SettingsModel, x: np.ndarray) -> np.ndarray:
+    layers = []
+    for i, (w, b) in enumerate(model.layers):
+        lin = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(torch.tensor(w, dtype=torch.float64))
+            lin.bias.copy_(torch.tensor(b, dtype=torch.float64))
+        layers.append(lin.double())
+        if i < len(model.layers) - 1:
+            layers.append(torch.nn.SiLU())
+    net = torch.nn.Sequential(*layers)
+    z = torch.tensor((x - model.mean) / model.scale, dtype=torch.float64)
+    with torch.no_grad():
+        return torch.sigmoid(net(z)).numpy()
+
+
+def test_numpy_inference_equals_torch(tiny_model):
+    model, _, x = tiny_model
+    assert np.max(np.abs(model.predict_unit(x) - _torch_forward(model, x))) < 1e-5
+
+
+def test_training_reduces_the_loss(tiny_model):
+    _, history, _ = tiny_model
+    assert history["val"][-1] < history["val"][0]
+
+
+def test_weights_round_trip(tiny_model, tmp_path):
+    model, _, x = tiny_model
+    path = model.save(tmp_path / "m.npz")
+    again = SettingsModel.load(path)
+    assert np.allclose(again.predict_unit(x), model.predict_unit(x), atol=1e-6)
+
+
+def test_weights_for_another_layout_are_refused(tiny_model, tmp_path):
+    model, _, _ = tiny_model
+    with pytest.raises(ValueError, match="layout"):
+        SettingsModel(model.layers, model.mean, model.scale, {**model.meta, "outputs": ["x"]})
+
+
+def test_normalisation_round_trip():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        values = draw_learned(rng)
+        back = denormalise_values(normalise_values(values))
+        for name in LEARNED:
+            assert back[name] == pytest.approx(values[name], abs=1e-9)
+
+
+def test_learned_values_round_trip_through_settings():
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        values = draw_learned(rng)
+        again = learned_values(settings_from_learned(values, -20.0))
+        for name in LEARNED:
+            assert again[name] == pytest.approx(values[name], abs=1e-6)
+
+
+def test_master_path_does_not_import_torch():
+    code = ("import sys, assistant.cli, assistant.master, models.predict, models.net; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
