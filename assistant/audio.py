@@ -275,35 +275,36 @@ def load(path: str | Path) -> Audio:
     return Audio(samples, info(path).sample_rate, str(path))
 
 
-def tpdf_dither(samples: np.ndarray, bits: int, seed: int = 0) -> np.ndarray:
-    """Add triangular (TPDF) dither of ±1 LSB peak at a ``bits`` word length.
+def tpdf_dither(samples: np.ndarray, lsb: float, seed: int = 0) -> np.ndarray:
+    """Add triangular (TPDF) dither of ±1 LSB peak, ``lsb`` being one quantisation step.
 
     The sum of two independent uniform variables of 1 LSB width each, so the
     quantisation error becomes signal-independent noise.
     """
-    lsb = 2.0 ** (1 - bits)
     rng = np.random.default_rng(seed)
-    noise = (rng.random(samples.shape, dtype=np.float64) - rng.random(samples.shape, dtype=np.float64)) * lsb
-    return samples + noise
+    noise = rng.random(samples.shape, dtype=np.float32)
+    noise -= rng.random(samples.shape, dtype=np.float32)
+    return samples + noise * np.float32(lsb)
 
 
 def quantize(samples: np.ndarray, bit_depth: str, dither: bool = True, seed: int = 0) -> np.ndarray:
     """Samples as written at ``bit_depth`` ("16", "24" or "32f"): TPDF-dithered, rounded, clipped.
 
-    Returns float values on the integer grid of the word length (exact in float64), so
-    ``soundfile`` writes them without a second rounding.
+    Returns float32 values on the integer grid of the word length (exact: float32 holds 24
+    bits), so ``soundfile`` writes them without a second rounding.
     """
     if bit_depth not in BIT_DEPTHS:
         raise OutputError(f"bit depth {bit_depth!r} is not one of {', '.join(BIT_DEPTHS)}")
     if bit_depth == "32f":
         return samples.astype(np.float32)
     bits = int(bit_depth)
-    x = samples.astype(np.float64)
+    scale = np.float32(2.0 ** (bits - 1))
+    x = samples.astype(np.float32) * scale  # exact: a power-of-two scaling
     if dither:
-        x = tpdf_dither(x, bits, seed)
-    scale = 2.0 ** (bits - 1)
-    q = np.clip(np.round(x * scale), -scale, scale - 1)
-    return q / scale
+        x = tpdf_dither(x, 1.0, seed)  # at the integer scale 1 LSB is 1.0
+    np.round(x, out=x)
+    np.clip(x, -scale, scale - 1, out=x)
+    return x / scale
 
 
 def save(audio: Audio, path: str | Path, bit_depth: str = "24", dither: bool = True,

@@ -23,6 +23,9 @@ from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
 
 PRESETS_SCHEMA_VERSION = 1
 DEFAULT_PROFILE = "balanced"
+# What a profile holds besides the band shape: all measured the same way as Features fields.
+PROFILE_SCALARS = ("loudness_range_lu", "short_term_spread_lu", "crest_factor_db", "psr_db", "frame_crest_db",
+                   "width", "tail_level_db")
 DEFAULT_CEILING_DBTP = -1.0
 
 
@@ -33,7 +36,9 @@ class Profile:
     name: str
     band_shape_db: tuple[float, ...]  # 31 values, mean over SHAPE_RANGE_HZ removed
     loudness_range_lu: float
+    short_term_spread_lu: float
     crest_factor_db: float
+    psr_db: float
     frame_crest_db: float
     width: float
     tail_level_db: float
@@ -72,11 +77,7 @@ def profile_from_features(features: Sequence[Features], name: str, description: 
     return Profile(
         name=name,
         band_shape_db=tuple(round(float(v), 2) for v in shapes.mean(axis=0)),
-        loudness_range_lu=round(float(np.mean([f.loudness_range_lu for f in features])), 2),
-        crest_factor_db=round(float(np.mean([f.crest_factor_db for f in features])), 2),
-        frame_crest_db=round(float(np.mean([f.frame_crest_db for f in features])), 2),
-        width=round(float(np.mean([f.width for f in features])), 3),
-        tail_level_db=round(float(np.mean([f.tail_level_db for f in features])), 2),
+        **{key: round(float(np.mean([getattr(f, key) for f in features])), 3) for key in PROFILE_SCALARS},
         description=description,
         derivation=derivation,
     )
@@ -124,10 +125,8 @@ def load_profile(name_or_path: str) -> Profile:
             raise ValueError(f"band_shape_db has {len(shape)} values, expected {len(BAND_CENTRES_HZ)}")
         return Profile(
             name=str(data["name"]), band_shape_db=shape,
-            loudness_range_lu=float(data["loudness_range_lu"]), crest_factor_db=float(data["crest_factor_db"]),
-            frame_crest_db=float(data["frame_crest_db"]), width=float(data["width"]),
-            tail_level_db=float(data["tail_level_db"]), description=str(data.get("description", "")),
-            derivation=str(data.get("derivation", "")),
+            **{key: float(data[key]) for key in PROFILE_SCALARS},
+            description=str(data.get("description", "")), derivation=str(data.get("derivation", "")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SettingsError(f"invalid profile ({exc})", str(resource)) from None
@@ -143,11 +142,7 @@ def save_profile(profile: Profile, path: str | Path) -> Path:
         f"name = {q(profile.name)}",
         f"description = {q(profile.description)}",
         f"derivation = {q(profile.derivation)}",
-        f"loudness_range_lu = {profile.loudness_range_lu}",
-        f"crest_factor_db = {profile.crest_factor_db}",
-        f"frame_crest_db = {profile.frame_crest_db}",
-        f"width = {profile.width}",
-        f"tail_level_db = {profile.tail_level_db}",
+        *(f"{key} = {getattr(profile, key)}" for key in PROFILE_SCALARS),
         "# third-octave bands " + ", ".join(f"{f:.0f}" for f in BAND_CENTRES_HZ) + " Hz",
         "band_shape_db = [" + ", ".join(f"{v:.2f}" for v in profile.band_shape_db) + "]",
     ]

@@ -1,6 +1,6 @@
 """Mastering benchmark: Mixbridge vs Matchering 2.0.6 vs ffmpeg loudnorm, on real music, in one run.
 
-    python bench/bench_master.py [--pairs 8] [--corpus /work/corpus/wav] [--seconds 180] [--runs 3] [--keep DIR]
+    python bench/bench_master.py [--pairs 8] [--corpus /work/corpus/wav] [--seconds 180] [--runs 3] [--engine E] [--keep DIR]
 
 For each (input, reference) pair (inputs cut to their first ``--seconds``, written to a temp
 dir; references used whole):
@@ -222,9 +222,9 @@ def file_md5(path: Path) -> str:
 
 # ---- the tools -------------------------------------------------------------------------------
 
-def run_mixbridge(exe: Path, inp: Path, ref: Path, out: Path, tmp: Path) -> tuple[Run, list[str]]:
+def run_mixbridge(exe: Path, inp: Path, ref: Path, out: Path, tmp: Path, extra: list[str]) -> tuple[Run, list[str]]:
     out.unlink(missing_ok=True)
-    run = launch([exe, "master", inp, "-o", out, "--reference", ref, "--bit-depth", "24"], tmp)
+    run = launch([exe, "master", inp, "-o", out, "--reference", ref, "--bit-depth", "24", *extra], tmp)
     notes = [line.strip() for line in run.stdout.splitlines()
              if line.strip().startswith(("finalizer:", "warning:"))]
     notes += [f"stderr: {line.strip()}" for line in run.stderr.splitlines() if line.strip()]
@@ -318,9 +318,19 @@ def machine_facts(load_start: tuple[float, float, float]) -> list[str]:
         f"- machine: {cpu}, {os.cpu_count()} CPUs ({usable} usable), {mem:.0f} GB RAM, "
         f"{platform.system()} {platform.release()}",
         f"- load average at start: {load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f} (1/5/15 min)",
+        f"- repo: {git_state()}",
         f"- python {platform.python_version()}; mixbridge {metadata.version('mixbridge')}, "
         f"numpy {metadata.version('numpy')}, pyebur128 {metadata.version('pyebur128')}",
     ]
+
+
+def git_state() -> str:
+    def git(*a):
+        return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True).stdout.strip()
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return f"commit {git('rev-parse', '--short', 'HEAD')}" + (
+        f", uncommitted changes in {', '.join(dirty)}" if dirty else ", clean")
 
 
 def tool_versions(mpy: Path | None, ffmpeg: str | None) -> str:
@@ -434,6 +444,7 @@ def main() -> None:
     ap.add_argument("--mixbridge", type=Path, default=Path(sys.executable).with_name("mixbridge"))
     ap.add_argument("--matchering-python", type=Path, default=MATCHERING_PY)
     ap.add_argument("--ffmpeg", default=shutil.which("ffmpeg"))
+    ap.add_argument("--engine", help="pass --engine to mixbridge master (default: the tool's default)")
     ap.add_argument("--keep", type=Path, help="copy every output here (outside the repo) for listening")
     args = ap.parse_args()
 
@@ -441,6 +452,7 @@ def main() -> None:
         if args.keep.resolve().is_relative_to(ROOT):
             sys.exit("--keep must be outside the repository (no corpus audio in the repo)")
         args.keep.mkdir(parents=True, exist_ok=True)
+    extra = ["--engine", args.engine] if args.engine else []
     mpy = args.matchering_python if args.matchering_python.exists() else None
     if mpy is None:
         print(f"NOTE: {args.matchering_python} not found: Matchering skipped (see --help to create its venv)")
@@ -476,7 +488,7 @@ def main() -> None:
 
             jobs = {
                 "Mixbridge": (tmp / "out_mixbridge.wav",
-                              lambda o: run_mixbridge(args.mixbridge, inp, ref_path, o, tmp)),
+                              lambda o: run_mixbridge(args.mixbridge, inp, ref_path, o, tmp, extra)),
                 "Matchering": (tmp / "out_matchering.wav",
                                lambda o: run_matchering(mpy, inp, ref_path, o, tmp)),
                 "ffmpeg loudnorm": (tmp / "out_loudnorm.wav",
@@ -512,6 +524,7 @@ def main() -> None:
         "# Mastering benchmark: Mixbridge vs Matchering vs ffmpeg loudnorm", "",
         *machine_facts(load_start),
         tool_versions(mpy, args.ffmpeg),
+        f"- Mixbridge command: `mixbridge master IN -o OUT --reference REF --bit-depth 24{''.join(' ' + e for e in extra)}`",
         f"- {len(pairs)} pairs from `{args.corpus}`; inputs cut to their first {args.seconds:g} s, references whole; "
         f"first pair run {max(1, args.runs)}× per tool (median), the others once; tools run one at a time",
         f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`; total {total:.0f} s; "

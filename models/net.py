@@ -26,8 +26,10 @@ from models.data import LEARNED, learned_ranges
 log = logging.getLogger(__name__)
 
 MODEL_VERSION = 1
-DESCRIPTOR = ("loudness_range_lu", "crest_factor_db", "frame_crest_db", "width", "tail_level_db")
-SCALARS = ("loudness_range_lu", "crest_factor_db", "frame_crest_db", "psr_db", "plr_db", "width",
+DESCRIPTOR = ("loudness_range_lu", "short_term_spread_lu", "crest_factor_db", "psr_db", "frame_crest_db", "width",
+              "tail_level_db")  # = assistant.targets.PROFILE_SCALARS: what a profile or reference provides
+SCALARS = ("loudness_range_lu", "short_term_spread_lu", "crest_factor_db", "frame_crest_db", "psr_db", "plr_db",
+           "width",
            "correlation", "tail_level_db", "decay_rate_db_per_s", "transient_density_per_s",
            "onset_strength_db", "tilt_db_per_octave")
 SHAPE_FLOOR_DB = -40.0
@@ -41,7 +43,9 @@ class TargetDescriptor:
 
     band_shape_db: np.ndarray
     loudness_range_lu: float
+    short_term_spread_lu: float
     crest_factor_db: float
+    psr_db: float
     frame_crest_db: float
     width: float
     tail_level_db: float

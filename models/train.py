@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from models.data import LEARNED, audio_files, clips_from_file, make_examples, split_by_source
+from assistant.atomic import write_text
 from models.net import TargetDescriptor, input_vector, normalise_values
 
 log = logging.getLogger(__name__)
@@ -34,41 +35,36 @@ CLIPS_PER_FILE = 3
 
 @dataclass(frozen=True)
 class Dataset:
-    x: np.ndarray  # (n, inputs)
-    y: np.ndarray  # (n, outputs) normalised
-    source: np.ndarray  # (n,) str: file the clip came from
-    seed: np.ndarray  # (n,) int: the example's seed (reproduces x and y)
+    """Examples as features (not model inputs), so a new input layout needs no re-rendering."""
+
+    features_x: list  # Features of each input clip
+    features_y: list  # Features of each rendered target
+    values: list[dict[str, float]]  # the learned values that made y from x
+    source: list[str]
+    seed: list[int]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Model inputs and normalised targets."""
+        x = np.array([input_vector(fx, TargetDescriptor.from_features(fy))
+                      for fx, fy in zip(self.features_x, self.features_y)])
+        return x, np.array([normalise_values(v) for v in self.values])
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, x=self.x, y=self.y, source=self.source, seed=self.seed)
+        lines = (json.dumps({"source": s, "seed": int(k), "values": v, "fx": fx.to_dict(), "fy": fy.to_dict()})
+                 for s, k, v, fx, fy in zip(self.source, self.seed, self.values, self.features_x, self.features_y))
+        write_text(path, "\n".join(lines) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "Dataset":
-        with np.load(path, allow_pickle=False) as d:
-            return cls(d["x"], d["y"], d["source"], d["seed"])
+        from assistant.features import Features
 
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        return cls([Features.from_dict(r["fx"]) for r in rows], [Features.from_dict(r["fy"]) for r in rows],
+                   [r["values"] for r in rows], [r["source"] for r in rows], [r["seed"] for r in rows])
 
-def _analyze_array(samples: np.ndarray, sample_rate: int):
-    from assistant.analyze import analyze
-    from assistant.audio import Audio
-
-    return analyze(Audio(samples, sample_rate))
-
-
-def _file_examples(args: tuple[str, int, int]) -> list[tuple[np.ndarray, np.ndarray, str, int]]:
-    """Worker: every example of one source file (its clips x variants)."""
-    path, seed, variants = args
-    out = []
-    try:
-        clips = clips_from_file(Path(path), max_clips=CLIPS_PER_FILE)
-    except Exception as exc:  # a bad file is skipped, never fatal for the dataset
-        log.warning("%s: skipped (%s)", path, exc)
-        return out
-    for c, (samples, rate) in enumerate(clips):
-        for ex in make_examples(samples, rate, path, seed * 100 + c, variants, _analyze_array):
-            x = input_vector(ex.features_x, TargetDescriptor.from_features(ex.features_y))
-            out.append((x, normalise_values(ex.values), path, ex.seed))
-    return out
+    def __add__(self, other: "Dataset") -> "Dataset":
+        return Dataset(self.features_x + other.features_x, self.features_y + other.features_y,
+                       self.values + other.values, self.source + other.source, self.seed + other.seed)
 
 
 def build_dataset(files: Sequence[Path], variants: int, jobs: int, seed: int = 0,
@@ -86,8 +82,7 @@ def build_dataset(files: Sequence[Path], variants: int, jobs: int, seed: int = 0
                 progress(f"{i + 1}/{len(tasks)} files, {len(rows)} examples, {elapsed:.0f} s, ETA {eta:.0f} s")
     if not rows:
         raise RuntimeError("no training examples could be made from the sources")
-    return Dataset(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
-                   np.array([r[2] for r in rows]), np.array([r[3] for r in rows], dtype=np.int64))
+    return Dataset(*(list(column) for column in zip(*rows)))
 
 
 def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs: int,
@@ -117,15 +112,16 @@ def train(out_dir: Path, audio_dirs: Sequence[Path] = (), score_clips: int = DEF
     say(f"{len(files)} source files: {len(train_files)} for training, {len(held_files)} held out")
     t0 = time.perf_counter()
     data = build_dataset(train_files, variants, jobs, progress=say)
-    data.save(cache / "train-dataset.npz")
+    data.save(cache / "train-dataset.jsonl")
     t1 = time.perf_counter()
-    say(f"dataset: {len(data.x)} examples in {t1 - t0:.0f} s; training")
-    model, history = train_torch(data.x, data.y, epochs=epochs, progress=say)
+    x, y = data.arrays()
+    say(f"dataset: {len(x)} examples in {t1 - t0:.0f} s; training")
+    model, history = train_torch(x, y, epochs=epochs, progress=say)
     model.save(out_dir / "model.npz")
     t2 = time.perf_counter()
     summary = {
-        "examples": int(len(data.x)), "train_files": [str(p) for p in train_files],
-        "held_out_files": [str(p) for p in held_files], "variants_per_clip": variants,
+        "examples": int(len(x)), "train_files": [p.name for p in train_files],
+        "held_out_files": [p.name for p in held_files], "variants_per_clip": variants,
         "clips_per_file": CLIPS_PER_FILE, "epochs": epochs, "dataset_s": round(t1 - t0, 1),
         "training_s": round(t2 - t1, 1), "best_val_mse": model.meta["best_val_mse"],
         "outputs": list(LEARNED),

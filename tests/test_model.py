@@ -86,3 +86,10 @@ def test_master_path_does_not_import_torch():
     code = ("import sys, assistant.cli, assistant.master, models.predict, models.net; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_target_descriptor_is_what_a_profile_holds():
+    from assistant.targets import PROFILE_SCALARS
+    from models.net import DESCRIPTOR
+
+    assert DESCRIPTOR == PROFILE_SCALARS
