@@ -38,7 +38,7 @@ import tempfile
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -66,6 +66,7 @@ SOUNDING_RANGE_DB = 45.0
 MAX_EXCERPT_TRIES = 6  # excerpts tried per score before it is given up (silent, too sparse)
 MAX_SCORE_TRIES = 5  # scores tried per clip by render_clips before the clip is given up
 MAX_PARTS = 12
+EXCLUDED_FOLDERS = frozenset({"demos", "theoryExercises"})  # music21's test and teaching files
 GAP_S = 1.0  # silence between stems in the FluidSynth run
 FADE_IN_S = 0.005
 FADE_OUT_S = 0.03
@@ -204,8 +205,12 @@ def _all_scores() -> tuple[str, ...]:
     bundle = music21.corpus.corpora.CoreCorpus().metadataBundle
     if len(bundle) == 0:
         bundle.read()
+    # Iterating a MetadataBundle indexes it entry by entry (quadratic: a minute for the core
+    # corpus); its entry dict is read directly when it has one.
+    entries = getattr(bundle, "_metadataEntries", None)
+    entries = list(entries.values()) if isinstance(entries, dict) else list(bundle)
     groups: dict[str, list[str]] = defaultdict(list)
-    for entry in bundle:
+    for entry in entries:
         meta = entry.metadata
         if entry.number is not None or meta is None:
             continue  # one tune of a multi-work file (mostly single-line folk tunes)
@@ -214,7 +219,9 @@ def _all_scores() -> tuple[str, ...]:
         if getattr(meta, "fileFormat", None) == "romantext":
             continue  # Roman-numeral analyses: chord symbols, not parts
         path = str(entry.sourcePath).replace("\\", "/")
-        groups[path.split("/", 1)[0]].append(path)
+        folder = path.split("/", 1)[0]
+        if folder not in EXCLUDED_FOLDERS:
+            groups[folder].append(path)
     columns = [sorted(set(paths)) for _, paths in sorted(groups.items())]
     ordered = []
     for row in range(max((len(c) for c in columns), default=0)):
@@ -681,6 +688,21 @@ def clip_name(seed: int, index: int) -> str:
     return f"synth_s{seed}_{index:05d}.wav"
 
 
+def _clip_order(scores: Sequence[str], seed: int) -> list[str]:
+    """The scores in the order clips use them: folders round-robin, shuffled by ``seed``.
+
+    Each corpus folder is shuffled, and so is the order of the folders; taking them in turn
+    keeps small collections from being drowned by Palestrina's 1300 masses (2/3 of the list).
+    """
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for path in scores:
+        groups[path.split("/", 1)[0]].append(path)
+    columns = [[paths[i] for i in rng.permutation(len(paths))] for _, paths in sorted(groups.items())]
+    columns = [columns[i] for i in rng.permutation(len(columns))]
+    return [c[row] for row in range(max(len(c) for c in columns)) for c in columns if row < len(c)]
+
+
 def _clip_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
@@ -703,7 +725,8 @@ def render_clips(out_dir: Path, count: int, *, seed: int = 0, jobs: int = 2, sam
     """Render ``count`` clips into ``out_dir``, in parallel; resumable and deterministic.
 
     Clip ``i`` is named :func:`clip_name` ``(seed, i)`` and comes from the score at position
-    ``i`` of a seeded shuffle of :func:`list_scores` (cycling when ``count`` exceeds the list),
+    ``i`` of a seeded ordering of :func:`list_scores` that takes the corpus folders in turn
+    (composers and collections; cycling when ``count`` exceeds the list),
     with its own seed derived from ``(seed, i)``; a score that fails to parse or gives no
     sounding excerpt is skipped for the next one (up to :data:`MAX_SCORE_TRIES`). Clips whose
     file already exists are not rendered again, so an interrupted run can simply be repeated.
@@ -717,7 +740,7 @@ def render_clips(out_dir: Path, count: int, *, seed: int = 0, jobs: int = 2, sam
     seed : int
         Seed of the whole set: the same seed gives the same files.
     jobs : int
-        Worker processes (1 renders in this process).
+        Worker processes, forked where the platform allows (1 renders in this process).
     sample_rate : int
         Output rate in Hz.
     duration_s : float
@@ -736,7 +759,7 @@ def render_clips(out_dir: Path, count: int, *, seed: int = 0, jobs: int = 2, sam
     scores = list_scores()
     if not scores:
         raise SynthUnavailableError("music21's corpus lists no usable score (is its corpus installed?)")
-    order = np.random.default_rng(seed).permutation(len(scores))
+    order = _clip_order(scores, seed)
     paths: dict[int, Path | None] = {}
     tasks = []
     for i in range(max(0, int(count))):
@@ -744,7 +767,7 @@ def render_clips(out_dir: Path, count: int, *, seed: int = 0, jobs: int = 2, sam
         if path.is_file():
             paths[i] = path
             continue
-        candidates = tuple(scores[order[(i + k) % len(scores)]] for k in range(min(MAX_SCORE_TRIES, len(scores))))
+        candidates = tuple(order[(i + k) % len(order)] for k in range(min(MAX_SCORE_TRIES, len(scores))))
         tasks.append((i, path, candidates, _clip_seed(seed, i), int(sample_rate), float(duration_s)))
     total, done = int(count), len(paths)
     log.info("rendering %d clips into %s (%d already there, %d jobs)", len(tasks), out_dir, done, jobs)
@@ -758,7 +781,10 @@ def render_clips(out_dir: Path, count: int, *, seed: int = 0, jobs: int = 2, sam
             if progress is not None:
                 progress(done, total)
     else:
-        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=get_context("spawn")) as pool:
+        # Forked workers: no re-import of the caller's main module (a script needs no
+        # ``if __name__ == "__main__"`` guard), and music21 is already loaded.
+        context = get_context("fork") if "fork" in get_all_start_methods() else None
+        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=context) as pool:
             futures = [pool.submit(_render_task, task) for task in tasks]
             for future in as_completed(futures):
                 index, path = future.result()

@@ -67,6 +67,28 @@ class Dataset:
                        self.values + other.values, self.source + other.source, self.seed + other.seed)
 
 
+def _analyze_array(samples: np.ndarray, sample_rate: int):
+    from assistant.analyze import analyze
+    from assistant.audio import Audio
+
+    return analyze(Audio(samples, sample_rate))
+
+
+def _file_examples(args: tuple[str, int, int]) -> list[tuple]:
+    """Worker: every example of one source file (its clips x variants), as Dataset columns."""
+    path, seed, variants = args
+    out = []
+    try:
+        clips = clips_from_file(Path(path), max_clips=CLIPS_PER_FILE)
+    except Exception as exc:  # a bad file is skipped, never fatal for the dataset
+        log.warning("%s: skipped (%s)", path, exc)
+        return out
+    for c, (samples, rate) in enumerate(clips):
+        for ex in make_examples(samples, rate, path, seed * 100 + c, variants, _analyze_array):
+            out.append((ex.features_x, ex.features_y, ex.values, path, ex.seed))
+    return out
+
+
 def build_dataset(files: Sequence[Path], variants: int, jobs: int, seed: int = 0,
                   progress: Callable[[str], None] | None = None) -> Dataset:
     """Examples from every file, in ``jobs`` processes."""
