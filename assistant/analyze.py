@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CLIP_LEVEL = 0.9999  # |sample| at or above this (-0.0009 dBFS) counts as clipped
 MIN_LOUDNESS_S = 0.4  # shorter than one gating block: loudness is undefined
+DC_NOTE_DBFS = -45.0  # a DC offset above this (0.56 % of full scale) is noted
 
 
 def analyze(audio: Audio) -> Features:
@@ -49,17 +50,13 @@ def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: in
     peak = TruePeakMeter(sample_rate, channels)
     spec = SpectrumAnalyzer(sample_rate, channels)
     frames = 0
-    total_square = 0.0
-    total_sum = np.zeros(channels)
     clipped = 0
     for block in blocks:
         loud.process(block)
         peak.process(block)
         spec.process(block)
         frames += block.shape[1]
-        total_square += float(np.sum(np.square(block, dtype=np.float64)))
-        total_sum += block.sum(axis=1, dtype=np.float64)
-        clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
+        clipped += int(np.count_nonzero(block >= CLIP_LEVEL)) + int(np.count_nonzero(block <= -CLIP_LEVEL))
     peak.finish()
     lr = loud.result()
     sr = spec.result()
@@ -68,6 +65,8 @@ def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: in
     notes = []
     duration_s = frames / sample_rate
     sample_peak_dbfs = amplitude_to_db(float(peak.sample_peak.max()))
+    # Every sample lies in exactly one hop of the spectrum's frame series.
+    total_square = float(np.sum(sr.frame_mean_square)) * round(sr.hop_s * sample_rate) * channels
     rms = math.sqrt(total_square / max(frames * channels, 1))
     rms_dbfs = amplitude_to_db(rms)
     if rms == 0.0:
@@ -82,9 +81,9 @@ def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: in
     if clipped:
         notes.append(f"{clipped} samples at or above full scale (clipped)")
         log.warning("%s: %d samples at or above full scale", source, clipped)
-    dc = float(np.max(np.abs(total_sum))) / max(frames, 1)
+    dc = float(np.max(np.abs(sr.sample_sum))) / max(frames, 1)
     dc_dbfs = amplitude_to_db(dc)
-    if dc_dbfs > -40.0:
+    if dc_dbfs > DC_NOTE_DBFS:
         notes.append(f"DC offset of {dc_dbfs:.1f} dBFS")
 
     st = lr.short_term_lufs[lr.series_times_s >= 3.0]

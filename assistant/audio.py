@@ -253,7 +253,7 @@ def iter_blocks(path: str | Path, block_frames: int | None = None) -> Iterator[n
                 ) from exc
             if block.shape[0] == 0:
                 break
-            block = block.T
+            block = np.ascontiguousarray(block.T)
             check_block(block, meta.sample_rate, str(path), done)
             done += block.shape[1]
             yield block

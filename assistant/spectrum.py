@@ -66,6 +66,7 @@ class SpectrumResult:
     frame_peak: np.ndarray  # (frames,) sample |peak| within each hop
     frame_mean_square: np.ndarray  # (frames,) mean square within each hop
     hop_s: float
+    sample_sum: np.ndarray  # (channels,) sum of all samples (from the DC bins: Hann at 50 % sums to 1)
 
 
 class SpectrumAnalyzer:
@@ -85,6 +86,7 @@ class SpectrumAnalyzer:
         self._rr = np.zeros(bins)
         self._lr = np.zeros(bins)
         self._frames = 0
+        self._dc = np.zeros(channels)
         self._pending = np.zeros((channels, 0), dtype=np.float32)
         self._frame_bands: list[np.ndarray] = []
         self._frame_peak: list[np.ndarray] = []
@@ -107,7 +109,8 @@ class SpectrumAnalyzer:
 
     def _frames_from(self, buf: np.ndarray, count: int) -> None:
         frames = np.lib.stride_tricks.sliding_window_view(buf, self.n_fft, axis=1)[:, : count * self.hop : self.hop]
-        spec = fft.rfft(frames * self.window, axis=-1, workers=-1)  # (ch, count, bins)
+        spec = fft.rfft(frames * self.window, axis=-1)  # (ch, count, bins)
+        self._dc += spec[:, :, 0].real.sum(axis=1)
         # Time-domain level per hop (the second half of each frame), for crest and envelope.
         hops = buf[:, self.hop : self.hop + count * self.hop].reshape(self.channels, count, self.hop)
         self._frame_peak.append(np.abs(hops).max(axis=(0, 2)))
@@ -167,6 +170,7 @@ class SpectrumAnalyzer:
             frame_peak=np.concatenate(self._frame_peak),
             frame_mean_square=np.concatenate(self._frame_ms),
             hop_s=self.hop / self.sample_rate,
+            sample_sum=self._dc.copy(),
         )
 
 

@@ -147,10 +147,10 @@ class ToolFailed(RuntimeError):
     pass
 
 
-def launch(cmd: list[str], tmp: Path) -> Run:
+def launch(cmd: list[str], tmp: Path, env: dict | None = None) -> Run:
     out, err = tmp / "stdout.txt", tmp / "stderr.txt"
     done = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, str(out), str(err), *map(str, cmd)],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True, env=env)
     rep = json.loads(done.stdout)
     stdout, stderr = out.read_text(errors="replace"), err.read_text(errors="replace")
     if rep["code"]:
@@ -222,9 +222,39 @@ def file_md5(path: Path) -> str:
 
 # ---- the tools -------------------------------------------------------------------------------
 
-def run_mixbridge(exe: Path, inp: Path, ref: Path, out: Path, tmp: Path, extra: list[str]) -> tuple[Run, list[str]]:
+PACKAGES = ("assistant", "effects", "models", "presets")
+CLI_CODE = "import sys; from assistant.cli import main; sys.argv[0] = 'mixbridge'; sys.exit(main())"
+
+
+def snapshot_code(dest: Path) -> str:
+    """Copy the project's packages (code, presets, model weights; no audio) to ``dest``.
+
+    The library is edited while benchmarks run; every Mixbridge run then uses this one
+    frozen copy. Returns a short hash of the copied files.
+    """
+    h = hashlib.sha1()
+    for pkg in PACKAGES:
+        shutil.copytree(ROOT / pkg, dest / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for f in sorted(dest.rglob("*")):
+        if f.is_file():
+            h.update(str(f.relative_to(dest)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def mixbridge_cmd(args, snapshot: Path | None) -> tuple[list[str], dict | None]:
+    """How to run ``mixbridge``: the console script, or the snapshot (PYTHONPATH wins over the
+    editable install's finder, which is appended to ``sys.meta_path``)."""
+    if snapshot is None:
+        return [str(args.mixbridge)], None
+    return [sys.executable, "-c", CLI_CODE], {**os.environ, "PYTHONPATH": str(snapshot)}
+
+
+def run_mixbridge(exe: tuple[list[str], dict | None], inp: Path, ref: Path, out: Path, tmp: Path,
+                  extra: list[str]) -> tuple[Run, list[str]]:
     out.unlink(missing_ok=True)
-    run = launch([exe, "master", inp, "-o", out, "--reference", ref, "--bit-depth", "24", *extra], tmp)
+    cmd, env = exe
+    run = launch([*cmd, "master", inp, "-o", out, "--reference", ref, "--bit-depth", "24", *extra], tmp, env)
     notes = [line.strip() for line in run.stdout.splitlines()
              if line.strip().startswith(("finalizer:", "warning:"))]
     notes += [f"stderr: {line.strip()}" for line in run.stderr.splitlines() if line.strip()]
@@ -309,7 +339,7 @@ def fmt(x: float, nd: int = 2, sign: bool = False) -> str:
     return f"{x:+.{nd}f}" if sign else f"{x:.{nd}f}"
 
 
-def machine_facts(load_start: tuple[float, float, float]) -> list[str]:
+def machine_facts(load_start: tuple[float, float, float], repo_state: str) -> list[str]:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -318,7 +348,7 @@ def machine_facts(load_start: tuple[float, float, float]) -> list[str]:
         f"- machine: {cpu}, {os.cpu_count()} CPUs ({usable} usable), {mem:.0f} GB RAM, "
         f"{platform.system()} {platform.release()}",
         f"- load average at start: {load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f} (1/5/15 min)",
-        f"- repo: {git_state()}",
+        f"- repo: {repo_state}",
         f"- python {platform.python_version()}; mixbridge {metadata.version('mixbridge')}, "
         f"numpy {metadata.version('numpy')}, pyebur128 {metadata.version('pyebur128')}",
     ]
@@ -328,7 +358,9 @@ def git_state() -> str:
     def git(*a):
         return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True).stdout.strip()
 
-    dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                            capture_output=True, text=True).stdout
+    dirty = [line[3:] for line in status.splitlines() if line.strip()]
     return f"commit {git('rev-parse', '--short', 'HEAD')}" + (
         f", uncommitted changes in {', '.join(dirty)}" if dirty else ", clean")
 
@@ -445,6 +477,9 @@ def main() -> None:
     ap.add_argument("--matchering-python", type=Path, default=MATCHERING_PY)
     ap.add_argument("--ffmpeg", default=shutil.which("ffmpeg"))
     ap.add_argument("--engine", help="pass --engine to mixbridge master (default: the tool's default)")
+    ap.add_argument("--live", action="store_true",
+                    help="run the installed console script against the live tree (default: a frozen copy of "
+                         "the packages taken at start, so edits made during the run do not mix versions)")
     ap.add_argument("--keep", type=Path, help="copy every output here (outside the repo) for listening")
     args = ap.parse_args()
 
@@ -471,6 +506,13 @@ def main() -> None:
     pair_lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mixbridge-bench-master-") as tmp_s:
         tmp = Path(tmp_s)
+        repo_state = git_state()
+        mb_cmd = mixbridge_cmd(args, None if args.live else tmp / "snapshot")
+        if not args.live:
+            code_hash = snapshot_code(tmp / "snapshot")
+            repo_state += f"; Mixbridge run from a frozen copy of the packages taken at start (sha1 {code_hash})"
+        else:
+            repo_state += "; Mixbridge run live (console script; edits during the run take effect)"
         for idx, (inp_id, ref_id, why) in enumerate(pairs, 1):
             ref_path = args.corpus / f"{ref_id}.wav"
             inp = cut(args.corpus / f"{inp_id}.wav", args.seconds, tmp / f"{inp_id}.wav")
@@ -488,7 +530,7 @@ def main() -> None:
 
             jobs = {
                 "Mixbridge": (tmp / "out_mixbridge.wav",
-                              lambda o: run_mixbridge(args.mixbridge, inp, ref_path, o, tmp, extra)),
+                              lambda o: run_mixbridge(mb_cmd, inp, ref_path, o, tmp, extra)),
                 "Matchering": (tmp / "out_matchering.wav",
                                lambda o: run_matchering(mpy, inp, ref_path, o, tmp)),
                 "ffmpeg loudnorm": (tmp / "out_loudnorm.wav",
@@ -522,7 +564,7 @@ def main() -> None:
     load_end = os.getloadavg()
     lines = [
         "# Mastering benchmark: Mixbridge vs Matchering vs ffmpeg loudnorm", "",
-        *machine_facts(load_start),
+        *machine_facts(load_start, repo_state),
         tool_versions(mpy, args.ffmpeg),
         f"- Mixbridge command: `mixbridge master IN -o OUT --reference REF --bit-depth 24{''.join(' ' + e for e in extra)}`",
         f"- {len(pairs)} pairs from `{args.corpus}`; inputs cut to their first {args.seconds:g} s, references whole; "

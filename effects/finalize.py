@@ -25,9 +25,8 @@ from effects.limiter import TruePeakLimiter, block_reduce, block_size
 log = logging.getLogger(__name__)
 
 LOUDNESS_TOLERANCE_LU = 0.02  # aim well inside the +-0.1 LU delivery tolerance
-CEILING_MARGIN_DB = 0.02  # limiter aims this far under the ceiling
+CEILING_MARGIN_DB = 0.1  # limiter aims this far under the ceiling: other meters' interpolators differ
 MAX_LIMITING_DB = 10.0
-MAX_ITERATIONS = 20
 MAX_CORRECTIONS = 4
 
 
@@ -76,49 +75,79 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
         return integrated_from_power(power * 10.0 ** ((gain_db + curve) / 10.0), block_rate)
 
     max_gain = limiter.ceiling_dbtp + spec.max_limiting_db - peak_db
-    reachable = estimate(max_gain)
-    if reachable < spec.target_lufs - LOUDNESS_TOLERANCE_LU:
-        warnings.append(
-            f"target {spec.target_lufs:.1f} LUFS needs more than {spec.max_limiting_db:.0f} dB of peak "
-            f"limiting; stopped at {reachable:.1f} LUFS ({spec.target_lufs - reachable:.1f} LU short). "
-            "Compress the mix or lower the target.")
-        gain = max_gain
-    else:
-        gain = _solve_gain(estimate, spec.target_lufs - start_lufs, spec.target_lufs)
+    gain, reached = _solve_gain(estimate, spec.target_lufs - start_lufs, max_gain, spec.target_lufs)
+    short = reached < spec.target_lufs - LOUDNESS_TOLERANCE_LU
 
     for _ in range(MAX_CORRECTIONS):
         curve = limiter.block_gain_db(env_db, sample_rate, gain)
         out = x * (TruePeakLimiter.sample_gain(curve, x.shape[1], block) * np.float32(10.0 ** (gain / 20.0)))
         measured = measure_loudness(out, sample_rate).integrated_lufs
         tp = true_peak_dbtp(out, sample_rate)
-        peak_ok = tp <= spec.ceiling_dbtp - 0.005
-        loud_ok = bool(warnings) or abs(measured - spec.target_lufs) <= LOUDNESS_TOLERANCE_LU
+        peak_ok = tp <= spec.ceiling_dbtp - CEILING_MARGIN_DB / 2
+        loud_ok = short or abs(measured - spec.target_lufs) <= LOUDNESS_TOLERANCE_LU
         if peak_ok and loud_ok:
             break
         if not peak_ok:  # gain modulation nudged an inter-sample peak: aim the limiter lower
-            limiter = TruePeakLimiter(limiter.ceiling_dbtp - (tp - limiter.ceiling_dbtp) - 0.01)
-        if not warnings:
+            limiter = TruePeakLimiter(limiter.ceiling_dbtp - (tp - limiter.ceiling_dbtp + 0.01))
+        if not short:
             gain += spec.target_lufs - measured
+        max_gain = limiter.ceiling_dbtp + spec.max_limiting_db - peak_db
+        if gain > max_gain:  # the budget cannot reach the target (or no longer can)
+            gain, short = max_gain, True
     else:
         log.warning("%s: finalizer stopped at %.2f LUFS, %.2f dBTP", source, measured, tp)
+    if short:
+        warnings.append(
+            f"target {spec.target_lufs:.1f} LUFS needs more than {spec.max_limiting_db:.0f} dB of peak "
+            f"limiting; stopped at {measured:.1f} LUFS ({spec.target_lufs - measured:.1f} LU short). "
+            "Compress the mix or lower the target.")
     limiting_db = float(-np.min(curve)) if curve.size else 0.0
     return FinalizeResult(out, float(gain), limiting_db, float(measured), float(tp), tuple(warnings))
 
 
-def _solve_gain(loudness_at, first_guess_db: float, target_lufs: float) -> float:
-    """Find g with loudness_at(g) == target (monotone in g) by secant steps with a bracket."""
-    g0 = first_guess_db
-    e0 = loudness_at(g0) - target_lufs
-    if abs(e0) <= LOUDNESS_TOLERANCE_LU / 4:
-        return g0
-    g1 = g0 - e0
-    for _ in range(MAX_ITERATIONS):
-        e1 = loudness_at(g1) - target_lufs
-        if abs(e1) <= LOUDNESS_TOLERANCE_LU / 4:
-            return g1
-        slope = (e1 - e0) / (g1 - g0) if g1 != g0 else 1.0
-        slope = min(max(slope, 0.05), 1.0)  # loudness rises at most 1:1 with gain, never falls
-        g0, e0 = g1, e1
-        g1 = g1 - e1 / slope
-    log.warning("loudness solver did not converge (%.3f LU off)", e1)
-    return g1
+def _solve_gain(loudness_at, first_guess_db: float, max_gain_db: float, target_lufs: float,
+                step_db: float = 0.25) -> tuple[float, float]:
+    """The smallest gain (<= max_gain_db) whose loudness reaches the target, and that loudness.
+
+    Loudness does not always rise with gain: once the limiter holds the loud passages, more
+    gain can lift quiet passages over the relative gate and *lower* the integrated loudness.
+    So: secant steps from the no-limiting guess; if they fail, scan upward for the first
+    gain that reaches the target and refine inside that step; if none does, the loudest gain.
+    """
+    tolerance = LOUDNESS_TOLERANCE_LU / 4
+
+    def error(g: float) -> float:
+        return loudness_at(g) - target_lufs
+
+    g0 = min(first_guess_db, max_gain_db)
+    e0 = error(g0)
+    if abs(e0) <= tolerance:
+        return g0, target_lufs + e0
+    g1 = min(g0 - e0, max_gain_db)
+    for _ in range(8):
+        e1 = error(g1)
+        if abs(e1) <= tolerance:
+            return g1, target_lufs + e1
+        if g1 == g0 or (g1 >= max_gain_db and e1 < 0):
+            break
+        slope = min(max((e1 - e0) / (g1 - g0), 0.05), 1.0)
+        g0, e0, g1 = g1, e1, min(g1 - e1 / slope, max_gain_db)
+    # Robust path: scan up from the no-limiting guess (whose loudness is at most the target).
+    lo = min(first_guess_db, max_gain_db) - step_db
+    grid = np.append(np.arange(lo, max_gain_db, step_db), max_gain_db)
+    errors = np.array([error(g) for g in grid])
+    hits = np.flatnonzero(errors >= -tolerance)
+    if hits.size == 0:
+        best = int(np.argmax(errors))
+        return float(grid[best]), target_lufs + float(errors[best])
+    i = int(hits[0])
+    if i == 0:
+        return float(grid[0]), target_lufs + float(errors[0])
+    a, b, ea, eb = grid[i - 1], grid[i], errors[i - 1], errors[i]
+    for _ in range(12):  # bisection inside the bracketing step
+        mid = 0.5 * (a + b)
+        em = error(mid)
+        if abs(em) <= tolerance:
+            return float(mid), target_lufs + em
+        a, b, ea, eb = (mid, b, em, eb) if em < 0 else (a, mid, ea, em)
+    return float(b), target_lufs + float(eb)

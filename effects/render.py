@@ -23,8 +23,8 @@ def build_board(settings: ChainSettings) -> pb.Pedalboard:
     plugins: list[pb.Plugin] = []
     if s.is_on("trim") and s["trim.gain_db"] != 0.0:
         plugins.append(pb.Gain(gain_db=s["trim.gain_db"]))
-    if s.is_on("highpass"):
-        plugins.append(pb.HighpassFilter(cutoff_frequency_hz=s["highpass.cutoff_hz"]))
+    if s.is_on("highpass"):  # two first-order sections: 12 dB/octave, -6 dB at the cutoff
+        plugins += [pb.HighpassFilter(cutoff_frequency_hz=s["highpass.cutoff_hz"]) for _ in range(2)]
     filter_types = {"low_shelf": pb.LowShelfFilter, "high_shelf": pb.HighShelfFilter}
     for stage in EQ_STAGES:
         if s.is_on(stage) and s[f"{stage}.gain_db"] != 0.0:

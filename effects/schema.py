@@ -168,7 +168,7 @@ class ChainSettings:
         for stage in STAGES:
             entry = {"enabled": self.enabled[stage]}
             for p in stage_params(stage):
-                entry[p.name.split(".", 1)[1]] = round(self.values[p.name], 6)
+                entry[p.name.split(".", 1)[1]] = self.values[p.name]
             stages[stage] = entry
         return {"schema_version": SCHEMA_VERSION, "stages": stages}
 
@@ -187,7 +187,9 @@ class ChainSettings:
                     raise SettingsError(f"unknown stage {stage!r}; valid: {', '.join(STAGES)}")
                 for key, value in entry.items():
                     if key == "enabled":
-                        enabled[stage] = bool(value)
+                        if not isinstance(value, bool):
+                            raise SettingsError(f"{stage}.enabled must be true or false, got {value!r}")
+                        enabled[stage] = value
                     else:
                         values[f"{stage}.{key}"] = value
             return cls(values, enabled)

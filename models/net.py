@@ -151,6 +151,11 @@ class SettingsModel:
     def load(cls, path: str | Path | None = None) -> "SettingsModel":
         """The shipped weights, or a weights file."""
         source = path or resources.files("models").joinpath("weights", WEIGHTS_FILE)
+        if not (Path(path).is_file() if path else source.is_file()):
+            from assistant.errors import SettingsError
+
+            raise SettingsError("model weights not found; retrain (mixbridge model train) or use "
+                                "--engine dsp", str(source))
         with resources.as_file(source) if path is None else nullcontext(Path(path)) as real:
             with np.load(real, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))

@@ -35,6 +35,7 @@ import math
 import shutil
 import subprocess
 import tempfile
+import warnings
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -258,7 +259,11 @@ class _Score:
 def _load_score(path: str) -> _Score:
     music21 = _music21()
     try:
-        score = music21.corpus.parse(path)
+        with warnings.catch_warnings(record=True) as caught:  # music21 warns on odd notation
+            warnings.simplefilter("always")
+            score = music21.corpus.parse(path)
+        for warning in caught[:5]:
+            log.debug("%s: music21: %s", path, warning.message)
     except Exception as exc:  # music21 raises many kinds on bad files
         raise UnusableScoreError(f"music21 cannot parse it ({type(exc).__name__}: {exc})", path) from exc
     parts_m21 = list(getattr(score, "parts", []) or [])
@@ -404,7 +409,7 @@ def _arrange(rng: np.random.Generator, score: _Score, parts: list[list[_Note]], 
     single = int(rng.choice(palette.upper)) if palette.single else None
     seconds_per_ql = 60.0 / qpm
     velocity_scale = rng.uniform(0.75, 1.15)
-    spread = rng.uniform(0.3, 0.9)
+    spread = rng.uniform(0.2, 0.8)
     pans = list(np.linspace(-spread, spread, len(sounding)) if len(sounding) > 1 else [rng.uniform(-0.2, 0.2)])
     pans = [pans[i] for i in rng.permutation(len(pans))]
     bar_set = {round(b, 6) for b in bar_lines}
@@ -436,9 +441,9 @@ def _arrange(rng: np.random.Generator, score: _Score, parts: list[list[_Note]], 
         stems.append(_Stem(f"part{k + 1}:{program}", program, tuple(events),
                            float(rng.uniform(-PART_LEVEL_DB, PART_LEVEL_DB)), float(pan)))
     if stems and rng.random() < palette.drum_probability:
-        stems.append(_drums(rng, score, qpm, velocity_scale, duration_s))
-    log.debug("%s: palette %s, %d stems, %.1f QPM, transpose %+d", score.path, palette.name,
-              len(stems), qpm, transpose)
+        stems.append(_drums(rng, score, bar_lines, duration_s * qpm / 60.0, qpm, velocity_scale))
+    log.debug("%s: palette %s, stems %s, %.1f QPM, transpose %+d", score.path, palette.name,
+              " ".join(s.name for s in stems), qpm, transpose)
     return stems
 
 
@@ -455,43 +460,59 @@ def _separate_repeats(events: list[tuple[float, float, int, int]]) -> list[tuple
     return out[::-1]
 
 
-def _drums(rng: np.random.Generator, score: _Score, qpm: float, velocity_scale: float,
-           duration_s: float) -> _Stem:
-    """A kick/snare/hat groove in the score's metre, bars from the excerpt start."""
-    beat_s = score.beat_ql * 60.0 / qpm
-    beats = score.beats_per_bar
-    division = score.beat_division
-    if division == 2 and beat_s > 0.55 and rng.random() < 0.6:
-        division = 4  # slow beat: sixteenth hats
-    step_s = beat_s / division
+def _drums(rng: np.random.Generator, score: _Score, bar_lines: Sequence[float], length_ql: float, qpm: float,
+           velocity_scale: float) -> _Stem:
+    """A kick/snare/hat groove on the excerpt's own bar lines, in the score's metre and tempo.
+
+    The felt beat is the notated beat, doubled when it runs faster than 150 per minute
+    (a fast 3/4 goes one-in-a-bar, the cymbal in triplets) and halved when slower than 50.
+    """
+    seconds_per_ql = 60.0 / qpm
+    beat_ql, division = score.beat_ql, score.beat_division
+    bar_ql = score.beat_ql * score.beats_per_bar
+    if beat_ql * seconds_per_ql < 0.4:
+        if score.beats_per_bar % 2 == 0:
+            beat_ql *= 2
+        else:
+            beat_ql, division = bar_ql, score.beats_per_bar
+    elif beat_ql * seconds_per_ql > 1.2:
+        beat_ql, division = beat_ql / 2, 2
+    if division == 2 and beat_ql * seconds_per_ql > 0.55 and rng.random() < 0.6:
+        division = 4  # a slow beat: sixteenth-note cymbal
     cymbal = RIDE if rng.random() < 0.25 else CLOSED_HAT
-    backbeat = [b for b in range(1, beats, 2)] if beats % 2 == 0 else ([1, 2] if beats == 3 else [beats - 1])
-    kick_beats = [0] + ([beats // 2] if beats >= 4 else [])
     syncopate = rng.random() < 0.4
     crash = rng.random() < 0.5
-    events = []
-    bar_s = beat_s * beats
-    for bar in range(int(math.ceil(duration_s / bar_s))):
-        t0 = bar * bar_s
-        for step in range(beats * division):
-            t = t0 + step * step_s
-            if t >= duration_s:
-                break
-            beat, sub = divmod(step, division)
-            hat_velocity = 78 if sub == 0 else 58
-            key = OPEN_HAT if (cymbal == CLOSED_HAT and step == beats * division - 1 and rng.random() < 0.3) else cymbal
-            events.append((t, key, hat_velocity))
-            if sub == 0 and beat in kick_beats:
-                events.append((t, KICK, 104))
-            if sub == 0 and beat in backbeat:
-                events.append((t, SNARE, 98))
-            if syncopate and beats >= 4 and beat == beats - 2 and sub == division // 2:
-                events.append((t, KICK, 88))
-        if bar == 0 and crash:
-            events.append((t0, CRASH, 100))
+    events = []  # (time in ql, key, velocity)
+    counted = 0  # beats so far, for one-beat bars
+    for i, bar_start in enumerate(bar_lines):
+        bar_end = min(bar_lines[i + 1] if i + 1 < len(bar_lines) else bar_start + bar_ql, length_ql)
+        beats = max(1, int(round((bar_end - bar_start) / beat_ql)))
+        for beat in range(beats):
+            if beats == 1:
+                kick, snare = counted % 2 == 0, counted % 2 == 1
+            else:
+                kick = beat == 0 or (beats >= 4 and beats % 2 == 0 and beat == beats // 2)
+                snare = beat % 2 == 1 or (beats == 3 and beat == 2)
+            counted += 1
+            for sub in range(division):
+                t = bar_start + (beat + sub / division) * beat_ql
+                if t >= bar_end:
+                    break
+                last = beat == beats - 1 and sub == division - 1
+                key = OPEN_HAT if cymbal == CLOSED_HAT and last and rng.random() < 0.3 else cymbal
+                events.append((t, key, 78 if sub == 0 else 58))
+                if sub == 0 and kick:
+                    events.append((t, KICK, 104))
+                if sub == 0 and snare:
+                    events.append((t, SNARE, 98 if beats != 3 else 80))
+                if syncopate and beats >= 4 and beat == beats - 2 and sub == division // 2:
+                    events.append((t, KICK, 88))
+        if i == 0 and crash:
+            events.append((bar_start, CRASH, 100))
+    duration_s = length_ql * seconds_per_ql
     notes = []
-    for t, key, velocity in events:
-        t = min(max(t + rng.normal(0.0, 0.003), 0.0), duration_s)
+    for t_ql, key, velocity in events:
+        t = min(max(t_ql * seconds_per_ql + rng.normal(0.0, 0.003), 0.0), duration_s)
         v = int(np.clip(round(velocity * velocity_scale + rng.normal(0.0, 6.0)), 15, 127))
         notes.append((t, min(t + 0.08, duration_s), key, v))
     level = float(rng.uniform(-PART_LEVEL_DB, PART_LEVEL_DB))
@@ -593,9 +614,9 @@ def _sounding_share(mix: np.ndarray, sample_rate: int) -> float:
 
 
 def _finish(mix: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Short fades at both ends, then the sample peak set to :data:`PEAK_DBFS`."""
+    """DC removed, short fades at both ends, then the sample peak set to :data:`PEAK_DBFS`."""
     n_in, n_out = int(FADE_IN_S * sample_rate), int(FADE_OUT_S * sample_rate)
-    mix = mix.copy()
+    mix = mix - np.mean(mix, axis=1, keepdims=True)  # some soundfont samples carry DC
     if 0 < n_in < mix.shape[1]:
         mix[:, :n_in] *= np.linspace(0.0, 1.0, n_in)
     if 0 < n_out < mix.shape[1]:
@@ -657,7 +678,10 @@ def render_clip(score_path: str, out_path: Path, *, seed: int, sample_rate: int 
         qpm = base_qpm * factor
         transpose = int(rng.integers(-TRANSPOSE_SEMITONES, TRANSPOSE_SEMITONES + 1))
         length_ql = duration_s * qpm / 60.0
-        room = [i for i, (offset, _) in enumerate(score.bars) if offset + length_ql <= score.length_ql]
+        # start on a full bar (not a pickup) with a clip's worth of music after it, if any
+        full = max(d for _, d in score.bars)
+        room = [i for i, (offset, d) in enumerate(score.bars)
+                if offset + length_ql <= score.length_ql and d >= full - 1e-6]
         start_bar = int(rng.choice(room)) if room else 0
         parts, bar_lines = _excerpt(score, start_bar, length_ql)
         coverage = _coverage(parts, length_ql)
