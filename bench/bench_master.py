@@ -1,6 +1,7 @@
 """Mastering benchmark: Mixbridge vs Matchering 2.0.6 vs ffmpeg loudnorm, on real music, in one run.
 
-    python bench/bench_master.py [--pairs 8] [--corpus /work/corpus/wav] [--seconds 180] [--runs 3] [--engine E] [--keep DIR]
+    python bench/bench_master.py [--pairs 8] [--corpus /work/corpus/wav] [--seconds 180] [--runs 3]
+                                 [--engine E] [--live] [--results MD] [--keep DIR]
 
 For each (input, reference) pair (inputs cut to their first ``--seconds``, written to a temp
 dir; references used whole):
@@ -18,6 +19,9 @@ dir; references used whole):
    measures it, TP -1, LRA 20, second pass ``linear=true`` with the measured values),
    24-bit WAV at the input's rate. ffmpeg does not read the reference: its time excludes
    measuring it.
+
+Mixbridge runs from a copy of the project's packages taken at start (``--live``: the installed
+console script), so library edits made during the run do not mix versions.
 
 Every tool runs as a fresh process, one at a time, started by a tiny launcher so that the
 ``os.wait4`` rusage (peak RSS, CPU time) is the tool's own. Wall time includes process start.
@@ -358,11 +362,11 @@ def git_state() -> str:
     def git(*a):
         return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True).stdout.strip()
 
-    status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+    status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *PACKAGES],
                             capture_output=True, text=True).stdout
-    dirty = [line[3:] for line in status.splitlines() if line.strip()]
+    dirty = [line[3:] + (" (untracked)" if line.startswith("??") else "") for line in status.splitlines() if line.strip()]
     return f"commit {git('rev-parse', '--short', 'HEAD')}" + (
-        f", uncommitted changes in {', '.join(dirty)}" if dirty else ", clean")
+        f", uncommitted changes in {', '.join(dirty)}" if dirty else ", packages clean")
 
 
 def tool_versions(mpy: Path | None, ffmpeg: str | None) -> str:
@@ -480,6 +484,7 @@ def main() -> None:
     ap.add_argument("--live", action="store_true",
                     help="run the installed console script against the live tree (default: a frozen copy of "
                          "the packages taken at start, so edits made during the run do not mix versions)")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="markdown file to write (default %(default)s)")
     ap.add_argument("--keep", type=Path, help="copy every output here (outside the repo) for listening")
     args = ap.parse_args()
 
@@ -595,9 +600,9 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print()
     print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(f"saved to {RESULTS.relative_to(ROOT)}")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(text)
+    print(f"saved to {args.results}")
 
 
 if __name__ == "__main__":

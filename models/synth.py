@@ -248,6 +248,7 @@ class _Score:
     path: str
     parts: list[list[_Note]]  # per part, ties merged, sorted by start
     bars: list[tuple[float, float]]  # (offset_ql, length_ql) of the first part's measures
+    bar_ql: float  # the most common bar length (shorter bars are pickups or endings)
     length_ql: float
     tempo_qpm: float | None  # from the score's first metronome mark, if any
     beat_ql: float
@@ -284,8 +285,10 @@ def _load_score(path: str) -> _Score:
     if not bars:  # no measures: bars of the time signature's length
         bar_ql = beat_ql * beats
         bars = [(i * bar_ql, bar_ql) for i in range(int(math.ceil(length_ql / bar_ql)))]
-    return _Score(path, parts, bars, length_ql, _score_tempo_qpm(score, music21),
-                  beat_ql if beat_ql > 0 else 1.0, max(1, beats), max(2, division))
+    lengths, counts = np.unique(np.round([d for _, d in bars], 6), return_counts=True)
+    return _Score(path, parts, bars, float(lengths[np.argmax(counts)]), length_ql,
+                  _score_tempo_qpm(score, music21), beat_ql if beat_ql > 0 else 1.0, max(1, beats),
+                  max(2, division))
 
 
 def _score_tempo_qpm(score, music21) -> float | None:
@@ -679,9 +682,8 @@ def render_clip(score_path: str, out_path: Path, *, seed: int, sample_rate: int 
         transpose = int(rng.integers(-TRANSPOSE_SEMITONES, TRANSPOSE_SEMITONES + 1))
         length_ql = duration_s * qpm / 60.0
         # start on a full bar (not a pickup) with a clip's worth of music after it, if any
-        full = max(d for _, d in score.bars)
         room = [i for i, (offset, d) in enumerate(score.bars)
-                if offset + length_ql <= score.length_ql and d >= full - 1e-6]
+                if offset + length_ql <= score.length_ql and d >= score.bar_ql - 1e-6]
         start_bar = int(rng.choice(room)) if room else 0
         parts, bar_lines = _excerpt(score, start_bar, length_ql)
         coverage = _coverage(parts, length_ql)

@@ -114,7 +114,11 @@ def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs
     if score_clips > 0:
         from models.synth import render_clips
 
-        files += render_clips(cache / "score-clips", score_clips, seed=0, jobs=jobs, progress=progress)
+        def clip_progress(done: int, total: int) -> None:
+            if progress and (done % 10 == 0 or done == total):
+                progress(f"score clips: {done}/{total}")
+
+        files += render_clips(cache / "score-clips", score_clips, seed=0, jobs=jobs, progress=clip_progress)
     for folder in audio_dirs:
         files += audio_files(folder)
     return files
