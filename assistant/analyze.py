@@ -80,7 +80,7 @@ def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: in
         notes.append("shorter than 3 s: short-term loudness and loudness range are undefined")
     if clipped:
         notes.append(f"{clipped} samples at or above full scale (clipped)")
-        log.warning("%s: %d samples at or above full scale", source, clipped)
+        log.info("%s: %d samples at or above full scale", source, clipped)
     dc = float(np.max(np.abs(sr.sample_sum))) / max(frames, 1)
     dc_dbfs = amplitude_to_db(dc)
     if dc_dbfs > DC_NOTE_DBFS:

@@ -118,14 +118,22 @@ class SettingsModel:
                  meta: dict):
         self.layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]
         self.mean, self.scale, self.meta = np.asarray(mean), np.asarray(scale), meta
+        self.input_low = np.asarray(meta.get("input_low", np.full(self.mean.shape, -np.inf)))
+        self.input_high = np.asarray(meta.get("input_high", np.full(self.mean.shape, np.inf)))
         if tuple(meta.get("outputs", ())) != LEARNED or tuple(meta.get("inputs", ())) != input_names():
             raise ValueError("model weights were trained for another input/output layout; retrain them")
         if meta.get("feature_version") != _feature_version():
             raise ValueError(f"model weights expect feature_version {meta.get('feature_version')}")
 
     def predict_unit(self, x: np.ndarray) -> np.ndarray:
-        """``(n, inputs)`` or ``(inputs,)`` -> normalised outputs in 0..1."""
-        h = (np.atleast_2d(x) - self.mean) / self.scale
+        """``(n, inputs)`` or ``(inputs,)`` -> normalised outputs in 0..1.
+
+        Inputs are first clipped to the range seen in training (1st-99th percentile), so a
+        target the chain cannot reach (e.g. more loudness range than the mix has) asks for
+        the most the training data showed, not for an extrapolation.
+        """
+        h = np.clip(np.atleast_2d(x), self.input_low, self.input_high)
+        h = (h - self.mean) / self.scale
         for i, (w, b) in enumerate(self.layers):
             h = h @ w.T + b
             if i < len(self.layers) - 1:
@@ -187,6 +195,8 @@ def train_torch(x: np.ndarray, y: np.ndarray, *, hidden: int = 128, depth: int =
     order = rng.permutation(len(x))
     n_val = max(1, int(len(x) * val_fraction))
     val, tr = order[:n_val], order[n_val:]
+    low, high = np.percentile(x[tr], 1, axis=0), np.percentile(x[tr], 99, axis=0)
+    x = np.clip(x, low, high)  # as inference does
     mean = x[tr].mean(axis=0)
     scale = np.maximum(x[tr].std(axis=0), 1e-6)
     xt = torch.tensor((x - mean) / scale, dtype=torch.float32)
@@ -227,6 +237,7 @@ def train_torch(x: np.ndarray, y: np.ndarray, *, hidden: int = 128, depth: int =
             progress(f"epoch {epoch + 1}/{epochs}: train {history['train'][-1]:.4f}, val {val_loss:.4f}")
     meta = {"model_version": MODEL_VERSION, "feature_version": _feature_version(), "inputs": list(input_names()),
             "outputs": list(LEARNED), "ranges": {k: list(v) for k, v in learned_ranges().items()},
+            "input_low": low.tolist(), "input_high": high.tolist(),
             "hidden": hidden, "depth": depth, "epochs": epochs, "dropout": dropout, "weight_decay": weight_decay,
             "best_val_mse": best[0], "seed": seed}
     return SettingsModel(best[1], mean, scale, meta), history

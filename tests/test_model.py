@@ -36,7 +36,8 @@ def _torch_forward(model: SettingsModel, x: np.ndarray) -> np.ndarray:
         if i < len(model.layers) - 1:
             layers.append(torch.nn.SiLU())
     net = torch.nn.Sequential(*layers)
-    z = torch.tensor((x - model.mean) / model.scale, dtype=torch.float64)
+    z = torch.tensor((np.clip(x, model.input_low, model.input_high) - model.mean) / model.scale,
+                     dtype=torch.float64)
     with torch.no_grad():
         return torch.sigmoid(net(z)).numpy()
 
