@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the test suite needs (none yet beyond Python: libsndfile ships in the
-# soundfile wheel). Kept here so later issues (VST3 plugins, fluidsynth) add them in one place.
-APT_PACKAGES=()
+# Debian packages the test suite needs: FluidSynth and a GM soundfont render the model's training
+# audio from music21 scores (libsndfile itself ships in the soundfile wheel).
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

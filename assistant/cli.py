@@ -156,16 +156,15 @@ def cmd_model_train(args: argparse.Namespace) -> int:
 def cmd_model_evaluate(args: argparse.Namespace) -> int:
     from assistant.analyze import analyze
     from assistant.audio import Audio
-    from models.data import split_by_source
     from models.evaluate import METHODS, evaluate
     from models.net import SettingsModel
     from models.train import DEFAULT_CACHE, source_files
 
     progress = _progress(True)
-    files = source_files(DEFAULT_CACHE, [Path(a) for a in args.audio], args.score_clips, args.jobs, progress)
-    held = split_by_source(files)[1]
-    if args.max_files:
-        held = held[: args.max_files]
+    held = source_files(DEFAULT_CACHE, [Path(a) for a in args.audio], args.score_clips, args.jobs, progress)[1]
+    if args.max_score_clips is not None:
+        clips = [p for p in held if "score-clips" in p.parts][: args.max_score_clips]
+        held = clips + [p for p in held if "score-clips" not in p.parts]
     model = SettingsModel.load(args.weights)
     result = evaluate(held, model, lambda x, sr: analyze(Audio(x, sr)), variants=args.variants,
                       progress=progress)
@@ -212,8 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ceiling", type=float, help="true-peak ceiling in dBTP (overrides --target)")
     p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
                    help="how settings are chosen: the learned model or the DSP baseline")
-    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=False,
-                   help="closed-loop refinement after the prediction (render, measure, correct)")
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
+                   help="closed-loop refinement of the model's prediction (render, measure, correct; "
+                        "measured better, see models/EVALUATION.md)")
     p.add_argument("--chain", metavar="JSON", help="apply this saved chain instead of suggesting one")
     p.add_argument("--save-chain", metavar="JSON", help="save the chain used")
     p.add_argument("--report", metavar="JSON", help="write the full report")
@@ -247,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
             m.add_argument("--out", default="models/weights", help="folder for model.npz")
         else:
             m.add_argument("--weights", help="a model.npz (default: the shipped weights)")
-            m.add_argument("--variants", type=int, default=3, help="settings drawn per held-out clip")
-            m.add_argument("--max-files", type=int, default=0, help="evaluate at most this many held-out files")
+            m.add_argument("--variants", type=int, default=2, help="settings drawn per held-out clip")
+            m.add_argument("--max-score-clips", type=int, help="evaluate at most this many held-out score clips")
             m.add_argument("--json", metavar="OUT", help="write every row and the summary as JSON")
     return parser
 

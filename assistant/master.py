@@ -120,7 +120,7 @@ def resolve_target(target: str | None = None, references: Sequence[str] = (), lu
 
 
 def suggest_settings(audio: Audio, features: Features, target: Target, engine: str = DEFAULT_ENGINE,
-                     refine: bool = False) -> ChainSettings:
+                     refine: bool = True) -> ChainSettings:
     """Chain settings that move ``features`` toward ``target`` with the chosen engine.
 
     ``model``: the shipped learned model (numpy), optionally refined in a closed loop;
@@ -158,7 +158,7 @@ def master_audio(audio: Audio, target: Target, settings: ChainSettings, bit_dept
 
 
 def master_file(input_path: str | Path, output_path: str | Path, target: Target, engine: str = DEFAULT_ENGINE,
-                chain: ChainSettings | None = None, refine: bool = False, bit_depth: str = "24",
+                chain: ChainSettings | None = None, refine: bool = True, bit_depth: str = "24",
                 overwrite: bool = False,
                 max_limiting_db: float = MAX_LIMITING_DB,
                 progress: Callable[[str], None] | None = None) -> MasterReport:

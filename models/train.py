@@ -108,9 +108,10 @@ def build_dataset(files: Sequence[Path], variants: int, jobs: int, seed: int = 0
 
 
 def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs: int,
-                 progress: Callable[[str], None] | None = None) -> list[Path]:
-    """Rendered score clips (cached under ``cache``) plus every audio file in ``audio_dirs``."""
-    files: list[Path] = []
+                 progress: Callable[[str], None] | None = None) -> tuple[list[Path], list[Path]]:
+    """(training files, held-out files): rendered score clips (cached under ``cache``) and
+    every audio file in ``audio_dirs``, each source split on its own (every 5th file held out)."""
+    groups: list[list[Path]] = []
     if score_clips > 0:
         from models.synth import render_clips
 
@@ -118,10 +119,15 @@ def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs
             if progress and (done % 10 == 0 or done == total):
                 progress(f"score clips: {done}/{total}")
 
-        files += render_clips(cache / "score-clips", score_clips, seed=0, jobs=jobs, progress=clip_progress)
-    for folder in audio_dirs:
-        files += audio_files(folder)
-    return files
+        groups.append(render_clips(cache / "score-clips", score_clips, seed=0, jobs=jobs, progress=clip_progress))
+    groups += [audio_files(folder) for folder in audio_dirs]
+    train_files: list[Path] = []
+    held_files: list[Path] = []
+    for group in groups:
+        tr, held = split_by_source(group)
+        train_files += tr
+        held_files += held
+    return train_files, held_files
 
 
 def train(out_dir: Path, audio_dirs: Sequence[Path] = (), score_clips: int = DEFAULT_SCORE_CLIPS,
@@ -133,9 +139,8 @@ def train(out_dir: Path, audio_dirs: Sequence[Path] = (), score_clips: int = DEF
     say = progress or (lambda m: None)
     cache.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = source_files(cache, audio_dirs, score_clips, jobs, say)
-    train_files, held_files = split_by_source(files)
-    say(f"{len(files)} source files: {len(train_files)} for training, {len(held_files)} held out")
+    train_files, held_files = source_files(cache, audio_dirs, score_clips, jobs, say)
+    say(f"{len(train_files)} source files for training, {len(held_files)} held out")
     t0 = time.perf_counter()
     data = build_dataset(train_files, variants, jobs, progress=say)
     data.save(cache / "train-dataset.jsonl")
