@@ -42,7 +42,10 @@ def analyze(audio: Audio) -> Features:
 def analyze_file(path: str | Path) -> Features:
     """Measure a file by streaming it (bounded memory, any length)."""
     meta = audio_io.info(path)
-    return _analyze_blocks(audio_io.iter_blocks(path), meta.sample_rate, meta.channels, str(path))
+    features = _analyze_blocks(audio_io.iter_blocks(path), meta.sample_rate, meta.channels, str(path))
+    if features.clipped_samples:  # about a user's file: worth a warning (rendered arrays: a note only)
+        log.warning("%s: %d samples at or above full scale (clipped)", path, features.clipped_samples)
+    return features
 
 
 def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: int, source: str) -> Features:
@@ -80,7 +83,6 @@ def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: in
         notes.append("shorter than 3 s: short-term loudness and loudness range are undefined")
     if clipped:
         notes.append(f"{clipped} samples at or above full scale (clipped)")
-        log.info("%s: %d samples at or above full scale", source, clipped)
     dc = float(np.max(np.abs(sr.sample_sum))) / max(frames, 1)
     dc_dbfs = amplitude_to_db(dc)
     if dc_dbfs > DC_NOTE_DBFS:

@@ -297,14 +297,17 @@ def quantize(samples: np.ndarray, bit_depth: str, dither: bool = True, seed: int
         raise OutputError(f"bit depth {bit_depth!r} is not one of {', '.join(BIT_DEPTHS)}")
     if bit_depth == "32f":
         return samples.astype(np.float32)
-    bits = int(bit_depth)
-    scale = np.float32(2.0 ** (bits - 1))
-    x = samples.astype(np.float32) * scale  # exact: a power-of-two scaling
-    if dither:
-        x = tpdf_dither(x, 1.0, seed)  # at the integer scale 1 LSB is 1.0
-    np.round(x, out=x)
-    np.clip(x, -scale, scale - 1, out=x)
-    return x / scale
+    scale = np.float32(2.0 ** (int(bit_depth) - 1))
+    out = np.empty(samples.shape, dtype=np.float32)
+    step = 1 << 20  # in chunks: bounded temporary memory
+    for i, start in enumerate(range(0, samples.shape[-1], step)):
+        x = samples[..., start : start + step].astype(np.float32) * scale  # exact: a power of two
+        if dither:
+            x = tpdf_dither(x, 1.0, seed + i)  # at the integer scale 1 LSB is 1.0
+        np.round(x, out=x)
+        np.clip(x, -scale, scale - 1, out=x)
+        out[..., start : start + step] = x / scale
+    return out
 
 
 def save(audio: Audio, path: str | Path, bit_depth: str = "24", dither: bool = True,

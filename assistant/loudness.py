@@ -226,18 +226,31 @@ def _chunks(samples: np.ndarray, sample_rate: int) -> Iterable[np.ndarray]:
         yield samples[:, i : i + step]
 
 
-def weighted_power(samples: np.ndarray, sample_rate: int,
+def weighted_power(samples: np.ndarray, sample_rate: int, block: int = 1,
                    channel_weights: Sequence[float] | None = None) -> np.ndarray:
-    """Per-sample K-weighted, channel-weighted power ``sum_i G_i y_i[n]^2`` (BS.1770-5 eq. 1-2).
+    """K-weighted, channel-weighted power ``sum_i G_i y_i[n]^2`` (BS.1770-5 eq. 1-2), summed
+    over consecutive ``block``-sample blocks (``block=1``: per sample).
+
+    Filtered in chunks (the filter state carried across), so memory stays at one chunk.
 
     Returns
     -------
-    np.ndarray, shape (n,), float64
+    np.ndarray, shape (ceil(n / block),), float64
     """
-    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
-    weights = np.asarray(channel_weights or channel_weights_for(samples.shape[0]), dtype=np.float64)
-    filtered = signal.sosfilt(k_weighting_sos(sample_rate).astype(np.float32), samples, axis=1)
-    return np.einsum("c,cn->n", weights, np.square(filtered, dtype=np.float64))
+    samples = np.atleast_2d(samples)
+    channels, n = samples.shape
+    weights = np.asarray(channel_weights or channel_weights_for(channels), dtype=np.float64)
+    sos = k_weighting_sos(sample_rate).astype(np.float32)
+    zi = np.zeros((sos.shape[0], channels, 2), dtype=np.float32)
+    chunk = block * max(1, (1 << 20) // block)
+    out = []
+    for start in range(0, n, chunk):
+        filtered, zi = signal.sosfilt(sos, np.asarray(samples[:, start : start + chunk], np.float32), axis=1, zi=zi)
+        zi = zi.astype(np.float32)
+        power = np.einsum("c,cn->n", weights, np.square(filtered, dtype=np.float64))
+        pad = (-power.size) % block
+        out.append(np.concatenate((power, np.zeros(pad))).reshape(-1, block).sum(axis=1))
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def integrated_from_power(power: np.ndarray, sample_rate: int) -> float:

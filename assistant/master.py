@@ -6,6 +6,7 @@ result goes into a :class:`MasterReport`, whose JSON keys are documented in READ
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -151,10 +152,12 @@ def master_audio(audio: Audio, target: Target, settings: ChainSettings, bit_dept
         raise OutputError("the effect chain produced NaN/Inf samples", audio.source)
     result = finalize(rendered, audio.sample_rate,
                       FinalizeSpec(target.lufs, target.ceiling_dbtp, max_limiting_db), audio.source)
+    del rendered  # hour-long files: keep at most three copies of the audio alive
     # Dither and rounding add at most 2 LSB (< 0.001 dB at 16 bits near full scale), far inside
     # the finalizer's ceiling margin; the report's output analysis re-measures the written samples.
     written = audio_io.quantize(result.samples, bit_depth)
-    return audio.with_samples(written), result.gain_db, result.limiting_db, result.warnings
+    return (Audio(written, audio.sample_rate, audio.source), result.gain_db, result.limiting_db,
+            result.warnings)
 
 
 def master_file(input_path: str | Path, output_path: str | Path, target: Target, engine: str = DEFAULT_ENGINE,
@@ -185,16 +188,17 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     settings = chain if chain is not None else suggest_settings(audio, before, target, engine, refine)
     step("rendering")
     out, gain_db, limiting_db, warnings = master_audio(audio, target, settings, bit_depth, max_limiting_db)
+    sr = audio.sample_rate
+    del audio
     step("writing")
     # The samples are already at the written precision: save them without a second dither.
     audio_io.save(out, output_path, bit_depth=bit_depth, dither=False, overwrite=True)
-    after = analyze(Audio(out.samples, out.sample_rate, str(output_path)))
+    after = dataclasses.replace(analyze(out), source=str(output_path))
     if after.true_peak_dbtp > target.ceiling_dbtp:
         warnings += (f"output true peak {after.true_peak_dbtp:.2f} dBTP is over the "
                      f"{target.ceiling_dbtp:.1f} dBTP ceiling",)
     if not warnings and abs(after.integrated_lufs - target.lufs) > 0.1:
         warnings += (f"output reads {after.integrated_lufs:.2f} LUFS, not {target.lufs:.1f}",)
-    sr = audio.sample_rate
     return MasterReport(
         input_path=str(input_path), output_path=str(output_path), target=target,
         engine="chain-file" if chain is not None else engine, settings=settings,

@@ -148,29 +148,35 @@ def true_peak_dbtp(samples: np.ndarray, sample_rate: int) -> float:
     return meter.true_peak_dbtp
 
 
-def peak_envelope(samples: np.ndarray, sample_rate: int, chunk_frames: int = 1 << 20) -> np.ndarray:
+def peak_envelope(samples: np.ndarray, sample_rate: int, block: int = 1) -> np.ndarray:
     """Linked true-peak envelope: for each sample, the largest |value| over all channels at
-    the sample itself and at the interpolated points within one sample period either side.
+    the sample itself and at the interpolated points within one sample period either side;
+    the maximum over consecutive ``block``-sample blocks (``block=1``: per sample).
 
     Returns
     -------
-    np.ndarray, shape (n,), float32, linear amplitude
-        What a true-peak limiter must keep under its ceiling, sample by sample.
+    np.ndarray, shape (ceil(n / block),), float32, linear amplitude
+        What a true-peak limiter must keep under its ceiling.
     """
     samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
-    env = np.abs(samples).max(axis=0) if samples.shape[0] > 1 else np.abs(samples[0])
+    n = samples.shape[1]
     factor = oversampling_factor(sample_rate)
-    if factor > 1:
-        with _one_blas_thread():
-            for start in range(0, samples.shape[1], chunk_frames):
-                _envelope_chunk(samples, env, start, start + chunk_frames, factor)
-    return env
+    chunk = block * max(1, (1 << 20) // block)
+    out = []
+    with _one_blas_thread():
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            env = np.abs(samples[:, start:stop]).max(axis=0)
+            if factor > 1:
+                _envelope_chunk(samples, env, start, stop, factor)
+            pad = (-env.size) % block
+            out.append(np.concatenate((env, np.zeros(pad, np.float32))).reshape(-1, block).max(axis=1))
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 def _envelope_chunk(samples: np.ndarray, env: np.ndarray, start: int, stop: int, factor: int) -> None:
-    """Raise ``env[start:stop]`` to the interpolated peaks next to each sample."""
+    """Raise ``env`` (the envelope of samples[start:stop]) to the interpolated peaks next to each sample."""
     channels, n = samples.shape
-    stop = min(n, stop)
     row = TAPS_PER_PHASE
     current, previous = _row_matrices(factor, row)
     # The window ending at sample m interpolates between samples m - delay and m - delay + 1.
@@ -189,4 +195,4 @@ def _envelope_chunk(samples: np.ndarray, env: np.ndarray, start: int, stop: int,
         y = peak.reshape(-1)
         np.maximum(between[: y.size - delay], y[delay:], out=between[: y.size - delay])
     i = np.arange(start, stop) - lo
-    env[start:stop] = np.maximum(env[start:stop], np.maximum(between[i], between[i - 1]))
+    np.maximum(env, np.maximum(between[i], between[i - 1]), out=env)

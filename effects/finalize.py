@@ -20,7 +20,7 @@ import numpy as np
 from assistant.errors import InvalidAudioError
 from assistant.loudness import integrated_from_power, measure_loudness, weighted_power
 from assistant.truepeak import peak_envelope, true_peak_dbtp
-from effects.limiter import TruePeakLimiter, block_reduce, block_size
+from effects.limiter import TruePeakLimiter, block_size
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,12 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
     x = np.asarray(samples, dtype=np.float32)
     block = block_size(sample_rate)
     block_rate = sample_rate / block
-    power = block_reduce(weighted_power(x, sample_rate), block, "sum") / block
+    power = weighted_power(x, sample_rate, block) / block
     start_lufs = integrated_from_power(power, block_rate)
     if not math.isfinite(start_lufs):
         raise InvalidAudioError("has no measurable loudness (silent or shorter than 0.4 s); "
                                 "cannot normalise it", source)
-    env_db = 20.0 * np.log10(np.maximum(block_reduce(peak_envelope(x, sample_rate), block, "max"), 1e-12))
+    env_db = 20.0 * np.log10(np.maximum(peak_envelope(x, sample_rate, block), 1e-12))
     peak_db = float(env_db.max())
     warnings: list[str] = []
     limiter = TruePeakLimiter(spec.ceiling_dbtp - CEILING_MARGIN_DB)
@@ -80,7 +80,7 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
 
     for _ in range(MAX_CORRECTIONS):
         curve = limiter.block_gain_db(env_db, sample_rate, gain)
-        out = x * (TruePeakLimiter.sample_gain(curve, x.shape[1], block) * np.float32(10.0 ** (gain / 20.0)))
+        out = TruePeakLimiter.apply(x, curve, block, gain)
         measured = measure_loudness(out, sample_rate).integrated_lufs
         tp = true_peak_dbtp(out, sample_rate)
         peak_ok = tp <= spec.ceiling_dbtp - CEILING_MARGIN_DB / 2

@@ -31,17 +31,9 @@ def block_size(sample_rate: int) -> int:
     return max(1, int(round(BLOCK_S * sample_rate)))
 
 
-def block_reduce(values: np.ndarray, block: int, how: str) -> np.ndarray:
-    """Per-block ``max`` or ``sum`` of a 1-D array (last partial block included)."""
-    pad = (-values.size) % block
-    fill = -np.inf if how == "max" else 0.0
-    grid = np.concatenate((values, np.full(pad, fill, dtype=values.dtype))).reshape(-1, block)
-    return grid.max(axis=1) if how == "max" else grid.sum(axis=1)
-
-
 @dataclass(frozen=True)
 class TruePeakLimiter:
-    """Limiter settings; :meth:`block_gain_db` plans the gain, :meth:`sample_gain` applies it."""
+    """Limiter settings; :meth:`block_gain_db` plans the gain, :meth:`apply` applies it."""
 
     ceiling_dbtp: float
     lookahead_ms: float = LOOKAHEAD_MS
@@ -70,12 +62,16 @@ class TruePeakLimiter:
         return (cum[look + 1 :] - cum[:k]) / (look + 1)
 
     @staticmethod
-    def sample_gain(block_gain_db: np.ndarray, frames: int, block: int) -> np.ndarray:
-        """Linear gain per sample: interpolated from block start k to block start k+1."""
-        starts = np.arange(block_gain_db.size + 1) * block
-        knots = np.concatenate((block_gain_db, [block_gain_db[-1] if block_gain_db.size else 0.0]))
-        gain_db = np.interp(np.arange(frames, dtype=np.float64), starts, knots)
-        return np.power(10.0, gain_db / 20.0).astype(np.float32)
+    def apply(samples: np.ndarray, block_gain_db: np.ndarray, block: int, input_gain_db: float = 0.0) -> np.ndarray:
+        """``samples`` times the input gain and the gain curve, interpolated linearly per sample
+        from block start k to block start k+1 (float32, one block row at a time in numpy)."""
+        channels, n = samples.shape
+        knots = np.concatenate((block_gain_db, block_gain_db[-1:] if block_gain_db.size else [0.0]))
+        knots = np.power(10.0, (knots + input_gain_db) / 20.0).astype(np.float32)
+        ramp = np.arange(block, dtype=np.float32) / np.float32(block)
+        blocks = -(-n // block)
+        gain = knots[:blocks, None] + (knots[1 : blocks + 1] - knots[:blocks])[:, None] * ramp
+        return (samples * gain.reshape(-1)[:n]).astype(np.float32, copy=False)
 
 
 def _window_min(values: np.ndarray, back: int, ahead: int) -> np.ndarray:

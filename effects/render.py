@@ -55,12 +55,21 @@ def _compressor(s: ChainSettings) -> pb.Plugin:
 
 
 def stereo_width(samples: np.ndarray, width_percent: float) -> np.ndarray:
-    """Scale the side signal by ``width_percent`` / 100 (mono input is returned as is)."""
+    """Scale the side signal by ``width_percent`` / 100 (mono input is returned as is).
+
+    With w = width / 100: L' = a L + b R and R' = b L + a R, a = (1 + w) / 2, b = (1 - w) / 2,
+    which is mid = (L + R) / 2 kept and side = (L - R) / 2 scaled by w.
+    """
     if samples.shape[0] != 2 or width_percent == 100.0:
         return samples
-    mid = 0.5 * (samples[0] + samples[1])
-    side = 0.5 * (samples[0] - samples[1]) * (width_percent / 100.0)
-    return np.stack((mid + side, mid - side)).astype(np.float32)
+    w = width_percent / 100.0
+    a, b = np.float32((1.0 + w) / 2.0), np.float32((1.0 - w) / 2.0)
+    out = np.empty_like(samples, dtype=np.float32)
+    np.multiply(samples[0], a, out=out[0])
+    out[0] += b * samples[1]
+    np.multiply(samples[1], a, out=out[1])
+    out[1] += b * samples[0]
+    return out
 
 
 def render(samples: np.ndarray, sample_rate: int, settings: ChainSettings) -> np.ndarray:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 REFINE_STEPS = 2
 THRESHOLD_DB_PER_CREST_DB = 2.0
 WET_PER_TAIL_DB = 0.02
+EXCERPT_S = 30.0  # refinement renders this much of a long track
 
 
 @lru_cache(maxsize=1)
@@ -37,34 +38,50 @@ def predict_model(features, target: TargetDescriptor, model: SettingsModel | Non
     return settings_from_learned(values, features.integrated_lufs)
 
 
+def excerpt(samples: np.ndarray, sample_rate: int, seconds: float = EXCERPT_S, pieces: int = 3) -> np.ndarray:
+    """``pieces`` evenly spaced segments, ``seconds`` long in total (the whole clip if shorter)."""
+    n = int(seconds * sample_rate)
+    if samples.shape[1] <= n:
+        return samples
+    length = n // pieces
+    starts = np.linspace(0, samples.shape[1] - length, pieces).astype(int)
+    return np.concatenate([samples[:, s : s + length] for s in starts], axis=1)
+
+
 def refine(samples: np.ndarray, sample_rate: int, features, target: TargetDescriptor,
            settings: ChainSettings, analyze_array: Callable, steps: int = REFINE_STEPS) -> ChainSettings:
-    """Render, measure, correct, ``steps`` times; returns the corrected settings."""
+    """Render, measure, correct, ``steps`` times; returns the corrected settings.
+
+    Long tracks are refined on an excerpt (EXCERPT_S seconds from three places); the
+    excerpt's own difference to the whole track is subtracted, so the loop aims the whole
+    track, not the excerpt, at the target.
+    """
     from models.baseline import _band_tools, fit_eq
 
     bands, band_shape, mask = _band_tools(sample_rate)
+    part = excerpt(samples, sample_rate)
+    part_features = features if part is samples else analyze_array(part, sample_rate)
+    shape_bias = band_shape(features.mid_band_db, mask) - band_shape(part_features.mid_band_db, mask)
+    crest_bias = features.frame_crest_db - part_features.frame_crest_db
+    tail_bias = features.tail_level_db - part_features.tail_level_db
     values = learned_values(settings)
     goal = band_shape(target.band_shape_db, mask)
     for _ in range(steps):
-        out = analyze_array(render(samples, sample_rate, settings_from_learned(values, features.integrated_lufs)),
+        out = analyze_array(render(part, sample_rate, settings_from_learned(values, features.integrated_lufs)),
                             sample_rate)
-        residual = goal - band_shape(out.mid_band_db, mask)
+        residual = goal - (band_shape(out.mid_band_db, mask) + shape_bias)
         smooth = np.convolve(np.pad(residual, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
         for stage, delta in fit_eq(smooth, mask, sample_rate, bands).items():
             lo, hi = DRAW_RANGES[f"{stage}.gain_db"]
             values[f"{stage}.gain_db"] = float(np.clip(values[f"{stage}.gain_db"] + delta, lo - 4, hi + 4))
-        crest_error = out.frame_crest_db - target.frame_crest_db
+        crest_error = out.frame_crest_db + crest_bias - target.frame_crest_db
         if values["compressor.ratio"] > 1.05:
             lo, hi = DRAW_RANGES["compressor.threshold_db"]
             values["compressor.threshold_db"] = float(np.clip(
                 values["compressor.threshold_db"] - THRESHOLD_DB_PER_CREST_DB * crest_error, lo - 6, 0.0))
         values["reverb.wet"] = float(np.clip(
-            values["reverb.wet"] + WET_PER_TAIL_DB * (target.tail_level_db - out.tail_level_db), 0.0, 0.6))
+            values["reverb.wet"] + WET_PER_TAIL_DB * (target.tail_level_db - out.tail_level_db - tail_bias), 0.0, 0.6))
         if features.channels == 2 and 0.0 < out.width < 1.0 and 0.0 < target.width < 1.0:
             gain = np.sqrt((target.width / (1 - target.width)) / (out.width / (1 - out.width)))
             values["stereo.width_percent"] = float(np.clip(values["stereo.width_percent"] * gain, 50.0, 160.0))
     return settings_from_learned(values, features.integrated_lufs)
-
-
-def eq_gains(settings: ChainSettings) -> np.ndarray:
-    return np.array([settings[f"{s}.gain_db"] if settings.is_on(s) else 0.0 for s in EQ_STAGES])

@@ -13,7 +13,7 @@ from assistant.errors import InvalidAudioError
 from assistant.loudness import measure_loudness
 from assistant.truepeak import peak_envelope, true_peak_dbtp
 from effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
-from effects.limiter import TruePeakLimiter, block_reduce, block_size
+from effects.limiter import TruePeakLimiter, block_size
 
 from conftest import make_noise
 
@@ -23,10 +23,11 @@ RATES = (8000, 44100, 48000, 96000)
 def _limit(x: np.ndarray, sample_rate: int, ceiling_dbtp: float) -> tuple[np.ndarray, np.ndarray]:
     """Run the limiter's plan on ``x``; return (limited samples, per-sample linear gain)."""
     block = block_size(sample_rate)
-    env = block_reduce(peak_envelope(x, sample_rate), block, "max")
+    env = peak_envelope(x, sample_rate, block)
     env_db = 20.0 * np.log10(np.maximum(env, 1e-12))
     limiter = TruePeakLimiter(ceiling_dbtp)
-    gain = TruePeakLimiter.sample_gain(limiter.block_gain_db(env_db, sample_rate), x.shape[1], block)
+    ones = np.ones((1, x.shape[1]), dtype=np.float32)
+    gain = TruePeakLimiter.apply(ones, limiter.block_gain_db(env_db, sample_rate), block)[0]
     return (x * gain).astype(np.float32), gain
 
 

@@ -94,3 +94,19 @@ def test_target_descriptor_is_what_a_profile_holds():
     from models.net import DESCRIPTOR
 
     assert DESCRIPTOR == PROFILE_SCALARS
+
+
+def test_default_engine_masters_the_example_and_improves_its_tonal_balance(tmp_path):
+    from pathlib import Path
+
+    from assistant.analyze import analyze_file
+    from assistant.master import master_file, resolve_target
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "groove.flac"
+    target = resolve_target("spotify")
+    report = master_file(example, tmp_path / "out.wav", target)  # engine model, refinement on
+    assert report.engine == "model"
+    written = analyze_file(tmp_path / "out.wav")
+    assert abs(written.integrated_lufs - target.lufs) <= 0.1
+    assert written.true_peak_dbtp <= target.ceiling_dbtp
+    assert report.tonal_error_after_db < report.tonal_error_before_db - 0.5
