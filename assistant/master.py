@@ -42,6 +42,8 @@ REPORT_VERSION = 1
 ENGINES = ("model", "dsp")
 DEFAULT_ENGINE = "model"
 MIN_MASTER_S = 1.0
+DC_HIGHPASS_DBFS = -50.0  # a DC offset above this is removed by the high-pass...
+DC_HIGHPASS_HZ = 20.0  # ...at this cutoff (two first-order sections: no audible bass loss)
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,15 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
     """Chain settings that move ``features`` toward ``target`` with the chosen engine.
 
     ``model``: the shipped learned model (numpy), optionally refined in a closed loop;
-    ``dsp``: the signal-processing baseline.
+    ``dsp``: the signal-processing baseline. Either way, a DC offset switches the high-pass on.
     """
+    settings = _engine_settings(audio, features, target, engine, refine)
+    if features.dc_offset_dbfs > DC_HIGHPASS_DBFS and not settings.is_on("highpass"):
+        settings = settings.replace({"highpass.cutoff_hz": DC_HIGHPASS_HZ}, {"highpass": True})
+    return settings
+
+
+def _engine_settings(audio: Audio, features: Features, target: Target, engine: str, refine: bool) -> ChainSettings:
     if engine == "dsp":
         from models.baseline import predict_dsp
 

@@ -101,7 +101,7 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
             f"target {spec.target_lufs:.1f} LUFS needs more than {spec.max_limiting_db:.0f} dB of peak "
             f"limiting; stopped at {measured:.1f} LUFS ({spec.target_lufs - measured:.1f} LU short). "
             "Compress the mix or lower the target.")
-    limiting_db = float(-np.min(curve)) if curve.size else 0.0
+    limiting_db = max(0.0, float(-np.min(curve))) if curve.size else 0.0
     return FinalizeResult(out, float(gain), limiting_db, float(measured), float(tp), tuple(warnings))
 
 
