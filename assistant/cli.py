@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("master", parents=[common], help="master a mix to a delivery target and sound profile")
     p.add_argument("input", metavar="IN")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output .wav or .flac")
-    p.add_argument("--target", help="delivery target (e.g. spotify, apple-music, ebu-r128, cd)")
+    p.add_argument("--target", help="delivery target (e.g. spotify, apple-music, ebu-r128, cd); "
+                                    "default spotify unless --reference or --lufs is given")
     p.add_argument("--reference", nargs="+", metavar="REF", help="reference track(s) to match")
     p.add_argument("--profile", help="tonal-balance profile name or .toml file")
     p.add_argument("--lufs", type=float, help="integrated loudness target (overrides --target)")

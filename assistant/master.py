@@ -39,6 +39,7 @@ from effects.schema import ChainSettings
 log = logging.getLogger(__name__)
 
 REPORT_VERSION = 1
+DEFAULT_TARGET = "spotify"  # when neither --target, --reference nor --lufs is given
 ENGINES = ("model", "dsp")
 DEFAULT_ENGINE = "model"
 MIN_MASTER_S = 1.0
@@ -91,6 +92,9 @@ def resolve_target(target: str | None = None, references: Sequence[str] = (), lu
     """
     if references and profile:
         raise UsageError("use either --reference or --profile, not both")
+    if target is None and not references and lufs is None:
+        target = DEFAULT_TARGET
+        log.info("no target given: using %s", DEFAULT_TARGET)
     base = load_target(target) if target else None
     chosen_profile = base.profile if base else None
     ref_lufs = None
@@ -108,8 +112,6 @@ def resolve_target(target: str | None = None, references: Sequence[str] = (), lu
     if chosen_profile is None:
         chosen_profile = load_profile(DEFAULT_PROFILE)
     out_lufs = lufs if lufs is not None else base.lufs if base else ref_lufs
-    if out_lufs is None:
-        raise UsageError("give a loudness target: --target NAME, --reference FILE or --lufs X")
     out_ceiling = ceiling_dbtp if ceiling_dbtp is not None else base.ceiling_dbtp if base else DEFAULT_CEILING_DBTP
     if not -70.0 <= out_lufs <= 0.0:
         raise UsageError(f"--lufs {out_lufs} is outside -70..0 LUFS")

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from assistant.analyze import analyze, analyze_file  # noqa: E402
+from common import BLOCK_FRAMES, cut_audio  # noqa: E402
 from assistant.audio import load  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
@@ -44,7 +45,6 @@ EXAMPLE = ROOT / "examples" / "groove.flac"
 RESULTS = ROOT / "bench" / "results" / "analyze.md"
 GOAL_3MIN_S = 1.0
 GOAL_HOUR_RSS_GB = 1.5
-BLOCK_FRAMES = 1 << 18  # for copying/tiling files without holding them in memory
 
 CHILD = """
 import json, sys, time
@@ -105,16 +105,7 @@ def make_track(src: Path | None, seconds: float, dest: Path) -> tuple[Path, str]
     meta = sf.info(str(src))
     if seconds <= 0 or meta.duration <= seconds:
         return src, meta.subtype
-    frames = int(seconds * meta.samplerate)
-    subtype = meta.subtype if meta.subtype in ("PCM_16", "PCM_24", "FLOAT") else "PCM_24"
-    with sf.SoundFile(str(src)) as f, sf.SoundFile(str(dest), "w", meta.samplerate, meta.channels, subtype) as out:
-        while frames > 0:
-            block = f.read(min(BLOCK_FRAMES, frames), dtype="float32", always_2d=True)
-            if not len(block):
-                break
-            out.write(block)
-            frames -= len(block)
-    return dest, subtype
+    return cut_audio(src, seconds, dest)
 
 
 def synthesize(seconds: float, dest: Path) -> Path:

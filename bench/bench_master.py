@@ -62,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 from assistant.analyze import analyze_file  # noqa: E402
 from assistant.features import Features  # noqa: E402
 from assistant.targets import profile_from_features, reference_lufs, tonal_error_db  # noqa: E402
+from common import BLOCK_FRAMES, cut_audio  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
 RESULTS = ROOT / "bench" / "results" / "master.md"
@@ -69,7 +70,6 @@ MATCHERING_PY = Path("/work/bench-venvs/matchering/bin/python")
 CEILING_DBTP = -1.0
 LUFS_TOL = 0.1
 TP_TOL = 0.005  # dB of slack on the ceiling for rounding of the printed value
-BLOCK_FRAMES = 1 << 18
 
 # (input, reference, why): across genres and loudness gaps; the first --pairs are used.
 PAIRS = [
@@ -164,17 +164,7 @@ def launch(cmd: list[str], tmp: Path, env: dict | None = None) -> Run:
 
 
 def cut(src: Path, seconds: float, dest: Path) -> Path:
-    meta = sf.info(str(src))
-    frames = int(seconds * meta.samplerate) if seconds > 0 else meta.frames
-    subtype = meta.subtype if meta.subtype in ("PCM_16", "PCM_24", "FLOAT") else "PCM_24"
-    with sf.SoundFile(str(src)) as f, sf.SoundFile(str(dest), "w", meta.samplerate, meta.channels, subtype) as out:
-        while frames > 0:
-            block = f.read(min(BLOCK_FRAMES, frames), dtype="float32", always_2d=True)
-            if not len(block):
-                break
-            out.write(block)
-            frames -= len(block)
-    return dest
+    return cut_audio(src, seconds, dest)[0]
 
 
 def ebur128_measure(path: Path) -> tuple[float, float]:
