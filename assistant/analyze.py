@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CLIP_LEVEL = 0.9999  # |sample| at or above this (-0.0009 dBFS) counts as clipped
 MIN_LOUDNESS_S = 0.4  # shorter than one gating block: loudness is undefined
+OUT_OF_PHASE_CORRELATION = -0.3  # below this, a note warns about mono compatibility
 DC_NOTE_DBFS = -45.0  # a DC offset above this (0.56 % of full scale) is noted
 
 
@@ -83,6 +84,9 @@ def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: in
         notes.append("shorter than 3 s: short-term loudness and loudness range are undefined")
     if clipped:
         notes.append(f"{clipped} samples at or above full scale (clipped)")
+    if channels == 2 and sr.correlation < OUT_OF_PHASE_CORRELATION:
+        notes.append(f"channels largely out of phase (correlation {sr.correlation:.2f}): "
+                     "they cancel when summed to mono")
     dc = float(np.max(np.abs(sr.sample_sum))) / max(frames, 1)
     dc_dbfs = amplitude_to_db(dc)
     if dc_dbfs > DC_NOTE_DBFS:

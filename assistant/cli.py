@@ -270,6 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except Exception as exc:  # a bug: one line for the user, the traceback with -v
+        log.info("internal error", exc_info=True)
+        print(f"mixbridge: internal error: {type(exc).__name__}: {exc}"
+              + ("" if args.verbose else " (run with -v for details)"), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

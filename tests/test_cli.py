@@ -149,3 +149,16 @@ def test_console_script_is_installed_and_never_shows_a_traceback(good, corrupt):
     assert "Traceback" not in proc.stderr
     assert f"mixbridge: error: {corrupt}:" in proc.stderr
     assert str(good) in proc.stdout and "LUFS" in proc.stdout
+
+
+def test_an_internal_error_in_master_is_one_line_with_exit_1(monkeypatch, capsys, tmp_path):
+    import assistant.master as master
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(master, "master_file", boom)
+    code = main(["master", "in.wav", "-o", str(tmp_path / "out.wav"), "--lufs", "-14"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "internal error" in err and "simulated bug" in err and "Traceback" not in err
