@@ -144,7 +144,8 @@ def _engine_settings(audio: Audio, features: Features, target: Target, engine: s
         return predict_dsp(features, target.profile)
     if engine == "model":
         from models.net import TargetDescriptor
-        from models.predict import predict_model, refine as refine_loop
+        from models.predict import predict_model
+        from models.predict import refine as refine_loop
 
         descriptor = TargetDescriptor.from_profile(target.profile)
         settings = predict_model(features, descriptor)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from effects.render import render
-from effects.schema import EQ_STAGES, ChainSettings
+from effects.schema import ChainSettings
 from models.data import DRAW_RANGES, learned_values, settings_from_learned
 from models.net import SettingsModel, TargetDescriptor
 

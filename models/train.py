@@ -21,8 +21,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from models.data import LEARNED, audio_files, clips_from_file, make_examples, split_by_source
 from assistant.atomic import write_text
+from models.data import LEARNED, audio_files, clips_from_file, make_examples, split_by_source
 from models.net import TargetDescriptor, input_vector, normalise_values
 
 log = logging.getLogger(__name__)
