@@ -7,17 +7,22 @@ numbers: every meter is block-size independent.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from assistant import audio as audio_io
+from assistant.atomic import write_text
 from assistant.audio import Audio
 from assistant.dynamics import describe_dynamics
-from assistant.features import Features
+from assistant.errors import MixbridgeError
+from assistant.features import FEATURE_VERSION, Features
 from assistant.loudness import (
     ABSOLUTE_GATE_LUFS,
     LRA_RELATIVE_GATE_LU,
@@ -46,6 +51,34 @@ def analyze_file(path: str | Path) -> Features:
     features = _analyze_blocks(audio_io.iter_blocks(path), meta.sample_rate, meta.channels, str(path))
     if features.clipped_samples:  # about a user's file: worth a warning (rendered arrays: a note only)
         log.warning("%s: %d samples at or above full scale (clipped)", path, features.clipped_samples)
+    return features
+
+
+def analyze_file_cached(path: str | Path, cache_dir: Path | None = None) -> Features:
+    """:func:`analyze_file`, remembered on disk for files analysed before (e.g. references).
+
+    The key is the file's absolute path, size and modification time plus FEATURE_VERSION, so
+    an edited file or a new analyzer is measured again. A cache that cannot be read or written
+    is ignored (logged), never fatal.
+    """
+    path = Path(path)
+    cache_dir = cache_dir or Path(os.environ.get("MIXBRIDGE_CACHE", Path.home() / ".cache" / "mixbridge"))
+    try:
+        stat = path.stat()
+        key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{FEATURE_VERSION}".encode()).hexdigest()
+        entry = cache_dir / "features" / f"{key}.json"
+        if entry.is_file():
+            return Features.from_dict(json.loads(entry.read_text()))
+    except (OSError, ValueError, KeyError, MixbridgeError) as exc:
+        log.info("feature cache not used for %s (%s)", path, exc)
+        entry = None
+    features = analyze_file(path)
+    if entry is not None:
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            write_text(entry, features.to_json())
+        except (OSError, MixbridgeError) as exc:
+            log.info("feature cache not written for %s (%s)", path, exc)
     return features
 
 

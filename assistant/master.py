@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from assistant import audio as audio_io
-from assistant.analyze import analyze, analyze_file
+from assistant.analyze import analyze, analyze_file_cached
 from assistant.atomic import write_text
 from assistant.audio import Audio
 from assistant.errors import OutputError, UsageError
@@ -103,7 +103,7 @@ def resolve_target(target: str | None = None, references: Sequence[str] = (), lu
         for ref in references:
             if progress:
                 progress(f"analysing reference {ref}")
-            feats.append(analyze_file(ref))
+            feats.append(analyze_file_cached(ref))
         chosen_profile = profile_from_features(
             feats, name="reference", description="measured from " + ", ".join(Path(r).name for r in references))
         ref_lufs = reference_lufs(feats)

@@ -465,3 +465,23 @@ def test_a_failed_write_leaves_no_partial_file(mix, tmp_path, monkeypatch):
     code, _, err = _run("master", mix, "-o", out, "--target", "spotify", *DSP)
     assert code == 6 and str(out) in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mix.wav"]
+
+
+def test_reference_features_are_cached_and_refreshed_when_the_file_changes(tmp_path, monkeypatch):
+    import assistant.analyze as analyze_module
+    from assistant.analyze import analyze_file_cached
+
+    ref = Path(__file__).resolve().parent.parent / "examples" / "groove.flac"
+    copy = tmp_path / "ref.flac"
+    copy.write_bytes(ref.read_bytes())
+    calls = []
+    real = analyze_module.analyze_file
+    monkeypatch.setattr(analyze_module, "analyze_file", lambda p: calls.append(p) or real(p))
+    first = analyze_file_cached(copy, tmp_path / "cache")
+    second = analyze_file_cached(copy, tmp_path / "cache")
+    assert len(calls) == 1 and second.integrated_lufs == pytest.approx(first.integrated_lufs, abs=1e-4)
+    import os
+
+    os.utime(copy, ns=(1, 1))  # a changed modification time means a changed file
+    analyze_file_cached(copy, tmp_path / "cache")
+    assert len(calls) == 2
