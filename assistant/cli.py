@@ -2,7 +2,7 @@
 
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 input not found, 4 unreadable audio,
 5 audio outside the input policy, 6 output not writable, 7 invalid settings/target,
-130 interrupted. With several files, the first failure's code is returned after all ran.
+8 a batch finished with failed files, 130 interrupted. With several files, the first failure's code is returned after all ran.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -127,6 +128,20 @@ def cmd_master(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from assistant.batch import MANIFEST, BatchOptions, run_batch
+    from assistant.master import resolve_target
+
+    progress = _progress(True)
+    target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
+    options = BatchOptions(engine=args.engine, refine=args.refine, bit_depth=args.bit_depth,
+                           max_limiting_db=args.max_limiting_db)
+    summary = run_batch(Path(args.input), Path(args.output), target, options, args.jobs, progress)
+    print(f"{summary.done} mastered, {summary.skipped} unchanged (skipped), {summary.failed} failed "
+          f"in {summary.seconds:.1f} s; manifest: {Path(args.output) / MANIFEST}")
+    return 8 if summary.failed else 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from assistant.analyze import analyze_file
     from assistant.targets import profile_from_features, save_profile
@@ -223,6 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most peak limiting allowed before the loudness target is given up")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(run=cmd_master)
+
+    p = sub.add_parser("batch", parents=[common], help="master a folder tree in parallel; re-runs resume")
+    p.add_argument("input", metavar="IN_DIR")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
+    for flag, kw in (("--target", {}), ("--reference", {"nargs": "+"}), ("--profile", {}),
+                     ("--lufs", {"type": float}), ("--ceiling", {"type": float})):
+        p.add_argument(flag, **kw)
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES)
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--bit-depth", default="24", choices=BIT_DEPTHS)
+    p.add_argument("--max-limiting-db", type=float, default=MAX_LIMITING_DB)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes (default: all cores)")
+    p.set_defaults(run=cmd_batch)
 
     p = sub.add_parser("profile", parents=[common], help="measure a tonal-balance profile from reference tracks")
     p.add_argument("files", nargs="+", metavar="FILE")
