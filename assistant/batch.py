@@ -141,6 +141,13 @@ def _master_one(task: Task, target: Target, options: BatchOptions) -> dict:
             "settings": report.settings.to_dict(), "warnings": list(report.warnings)}
 
 
+def _one_thread_per_worker() -> None:
+    """Files run in parallel: each worker keeps its math libraries to one thread."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 @dataclass(frozen=True)
 class BatchSummary:
     done: int
@@ -183,7 +190,7 @@ def run_batch(in_dir: Path, out_dir: Path, target: Target, options: BatchOptions
         for task in tasks:
             report(_master_one(task, target, options))
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_per_worker) as pool:
             futures = [pool.submit(_master_one, task, target, options) for task in tasks]
             try:
                 for future in as_completed(futures):
