@@ -1,7 +1,7 @@
 """Batch mastering of a folder tree: parallel, resumable, one bad file never stops the run.
 
 ``run_batch`` masters every audio file under ``in_dir`` into the same relative path under
-``out_dir`` (as WAV), in ``jobs`` processes. Each finished file appends one JSON line to
+``out_dir`` (as WAV), in ``jobs`` processes; with ``album``, one loudness decision for the set. Each finished file appends one JSON line to
 ``out_dir/manifest.jsonl`` (status, hashes, before/after metrics, error). A re-run skips files
 whose content hash and settings hash match a ``done`` line and whose output still exists.
 Outputs are written atomically, so an interrupted run leaves no partial file and a manifest
@@ -17,7 +17,7 @@ import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +45,7 @@ class Task:
     output_path: str
     content_hash: str
     settings_hash: str
+    target: Target
 
 
 def find_inputs(in_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
@@ -111,12 +112,36 @@ def _append(out_dir: Path, row: dict) -> None:
         os.fsync(f.fileno())
 
 
-def _master_one(task: Task, target: Target, options: BatchOptions) -> dict:
+def album_targets(inputs: list[Path], target: Target) -> dict[Path, Target]:
+    """One loudness decision for a set (AES TD1008): the loudest track lands on the target and
+    every other track keeps its level difference to it; each keeps the true-peak ceiling.
+
+    Files that cannot be measured are left out (their own mastering then reports the error).
+    """
+    from assistant.analyze import analyze_file_cached
+
+    loudness = {}
+    for path in inputs:
+        try:
+            value = analyze_file_cached(path).integrated_lufs
+        except MixbridgeError:
+            continue
+        if math.isfinite(value):
+            loudness[path] = value
+    if not loudness:
+        return {}
+    loudest = max(loudness.values())
+    return {p: replace(target, name=f"{target.name} (album)", lufs=target.lufs + (lufs - loudest))
+            for p, lufs in loudness.items()}
+
+
+def _master_one(task: Task, options: BatchOptions) -> dict:
     """Worker: master one file; never raises (the error goes into the row)."""
     from assistant.master import master_file
 
+    target = task.target
     row = {"input": task.input_path, "output": task.output_path, "content_hash": task.content_hash,
-           "settings_hash": task.settings_hash}
+           "settings_hash": task.settings_hash, "target_lufs": target.lufs}
     start = time.perf_counter()
     try:
         Path(task.output_path).parent.mkdir(parents=True, exist_ok=True)
@@ -157,21 +182,23 @@ class BatchSummary:
 
 
 def run_batch(in_dir: Path, out_dir: Path, target: Target, options: BatchOptions = BatchOptions(),
-              jobs: int = 1, progress: Callable[[str], None] | None = None) -> BatchSummary:
-    """Master a folder tree; see the module docstring."""
+              jobs: int = 1, progress: Callable[[str], None] | None = None, album: bool = False) -> BatchSummary:
+    """Master a folder tree; see the module docstring. ``album``: see :func:`album_targets`."""
     pairs = find_inputs(in_dir, out_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = read_manifest(out_dir)
-    s_hash = settings_hash(target, options)
+    targets = album_targets([src for src, _ in pairs], target) if album else {}
     tasks, skipped = [], 0
     for src, dst in pairs:
+        own = targets.get(src, target)
+        s_hash = settings_hash(own, options)
         content = file_hash(src)
         old = previous.get(str(src))
         if old and old["content_hash"] == content and old["settings_hash"] == s_hash and dst.exists():
             skipped += 1
             continue
-        tasks.append(Task(str(src), str(dst), content, s_hash))
+        tasks.append(Task(str(src), str(dst), content, s_hash, own))
     done = failed = 0
     start = time.perf_counter()
 
@@ -188,10 +215,10 @@ def run_batch(in_dir: Path, out_dir: Path, target: Target, options: BatchOptions
 
     if jobs <= 1:
         for task in tasks:
-            report(_master_one(task, target, options))
+            report(_master_one(task, options))
     else:
         with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_per_worker) as pool:
-            futures = [pool.submit(_master_one, task, target, options) for task in tasks]
+            futures = [pool.submit(_master_one, task, options) for task in tasks]
             try:
                 for future in as_completed(futures):
                     report(future.result())

@@ -136,7 +136,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
     options = BatchOptions(engine=args.engine, refine=args.refine, bit_depth=args.bit_depth,
                            max_limiting_db=args.max_limiting_db)
-    summary = run_batch(Path(args.input), Path(args.output), target, options, args.jobs, progress)
+    summary = run_batch(Path(args.input), Path(args.output), target, options, args.jobs, progress, args.album)
     print(f"{summary.done} mastered, {summary.skipped} unchanged (skipped), {summary.failed} failed "
           f"in {summary.seconds:.1f} s; manifest: {Path(args.output) / MANIFEST}")
     return 8 if summary.failed else 0
@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bit-depth", default="24", choices=BIT_DEPTHS)
     p.add_argument("--max-limiting-db", type=float, default=MAX_LIMITING_DB)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes (default: all cores)")
+    p.add_argument("--album", action="store_true",
+                   help="one loudness decision for the set: the loudest track at the target, the others "
+                        "keep their level differences (AES TD1008)")
     p.set_defaults(run=cmd_batch)
 
     p = sub.add_parser("profile", parents=[common], help="measure a tonal-balance profile from reference tracks")

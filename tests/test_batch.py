@@ -107,3 +107,23 @@ def test_cli_batch_exits_non_zero_when_a_file_failed(tree, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 8
     assert "2 mastered" in out and "1 failed" in out
+
+
+def test_album_mode_keeps_the_level_differences(tmp_path):
+    src = tmp_path / "album"
+    loud = _music(src / "01-loud.wav", 5)
+    quiet = src / "02-quiet.wav"
+    x, rate = sf.read(loud)
+    sf.write(quiet, x * 10 ** (-6 / 20), rate, subtype="PCM_24")  # the same song 6 dB down
+    out = tmp_path / "out"
+    target = resolve_target("spotify")
+    summary = run_batch(src, out, target, OPTIONS, jobs=1, album=True)
+    assert summary.done == 2
+    rows = {Path(r["input"]).name: r for r in _rows(out)}
+    assert rows["01-loud.wav"]["after"]["lufs"] == pytest.approx(-14.0, abs=0.1)
+    assert rows["02-quiet.wav"]["after"]["lufs"] == pytest.approx(-20.0, abs=0.15)
+    assert all(r["after"]["true_peak_dbtp"] <= -1.0 for r in rows.values())
+    # without --album both land on the target
+    plain = run_batch(src, tmp_path / "plain", target, OPTIONS, jobs=1)
+    assert plain.done == 2
+    assert all(r["after"]["lufs"] == pytest.approx(-14.0, abs=0.1) for r in _rows(tmp_path / "plain"))
