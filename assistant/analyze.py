@@ -11,14 +11,13 @@ import hashlib
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from assistant import audio as audio_io
-from assistant.atomic import write_text
+from assistant.atomic import cache_root, write_text
 from assistant.audio import Audio
 from assistant.dynamics import describe_dynamics
 from assistant.errors import MixbridgeError
@@ -62,7 +61,7 @@ def analyze_file_cached(path: str | Path, cache_dir: Path | None = None) -> Feat
     is ignored (logged), never fatal.
     """
     path = Path(path)
-    cache_dir = cache_dir or Path(os.environ.get("MIXBRIDGE_CACHE", Path.home() / ".cache" / "mixbridge"))
+    cache_dir = cache_dir or cache_root()
     try:
         stat = path.stat()
         key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{FEATURE_VERSION}".encode()).hexdigest()

@@ -1,4 +1,4 @@
-"""Atomic file writes: write to a temporary name in the destination folder, then rename.
+"""Atomic file writes (a temporary name in the destination folder, then rename), and the cache root.
 
 A crash, Ctrl-C or a failed write never leaves a half-written file at the destination, and
 the destination is only replaced once the new file is complete. This module is a leaf.
@@ -59,3 +59,8 @@ def write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
     return Path(path)
+
+
+def cache_root() -> Path:
+    """Where Mixbridge keeps caches: ``$MIXBRIDGE_CACHE`` or ``~/.cache/mixbridge``."""
+    return Path(os.environ.get("MIXBRIDGE_CACHE", Path.home() / ".cache" / "mixbridge"))

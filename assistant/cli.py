@@ -170,13 +170,14 @@ def cmd_model_train(args: argparse.Namespace) -> int:
 
 def cmd_model_evaluate(args: argparse.Namespace) -> int:
     from assistant.analyze import analyze
+    from assistant.atomic import cache_root
     from assistant.audio import Audio
     from models.evaluate import METHODS, evaluate
     from models.net import SettingsModel
-    from models.train import DEFAULT_CACHE, source_files
+    from models.train import source_files
 
     progress = _progress(True)
-    held = source_files(DEFAULT_CACHE, [Path(a) for a in args.audio], args.score_clips, args.jobs, progress)[1]
+    held = source_files(cache_root(), [Path(a) for a in args.audio], args.score_clips, args.jobs, progress)[1]
     if args.max_score_clips is not None:
         clips = [p for p in held if "score-clips" in p.parts][: args.max_score_clips]
         held = clips + [p for p in held if "score-clips" not in p.parts]

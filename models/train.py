@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,13 +20,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from assistant.atomic import write_text
+from assistant.atomic import cache_root, write_text
 from models.data import LEARNED, audio_files, clips_from_file, make_examples, split_by_source
 from models.net import TargetDescriptor, input_vector, normalise_values
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE = Path(os.environ.get("MIXBRIDGE_CACHE", Path.home() / ".cache" / "mixbridge"))
 DEFAULT_SCORE_CLIPS = 160
 DEFAULT_VARIANTS = 12
 CLIPS_PER_FILE = 3
@@ -131,12 +129,13 @@ def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs
 
 
 def train(out_dir: Path, audio_dirs: Sequence[Path] = (), score_clips: int = DEFAULT_SCORE_CLIPS,
-          variants: int = DEFAULT_VARIANTS, epochs: int = 300, jobs: int = 2, cache: Path = DEFAULT_CACHE,
+          variants: int = DEFAULT_VARIANTS, epochs: int = 300, jobs: int = 2, cache: Path | None = None,
           progress: Callable[[str], None] | None = None) -> dict:
     """Build the dataset (cached), train, write ``out_dir/model.npz`` and ``training.json``."""
     from models.net import train_torch
 
     say = progress or (lambda m: None)
+    cache = cache or cache_root()
     cache.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     train_files, held_files = source_files(cache, audio_dirs, score_clips, jobs, say)

@@ -115,3 +115,12 @@ def ebur128_integrated_lufs(samples: np.ndarray, sample_rate: int) -> float:
 def ebur128_lufs() -> Callable[[np.ndarray, int], float]:
     """:func:`ebur128_integrated_lufs`: ``ebur128_lufs(samples, sample_rate)`` by libebur128."""
     return ebur128_integrated_lufs
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Caches (reference analyses, rendered clips) go to a temporary folder, not ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MIXBRIDGE_CACHE", str(tmp_path_factory.mktemp("mixbridge-cache")))
+    yield
+    mp.undo()
