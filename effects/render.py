@@ -13,10 +13,6 @@ import pedalboard as pb
 from effects.schema import EQ_STAGES, ChainSettings
 
 
-def _db_to_gain(db: float) -> float:
-    return float(10.0 ** (db / 20.0))
-
-
 def build_board(settings: ChainSettings) -> pb.Pedalboard:
     """The pedalboard plugins for every enabled stage except stereo width."""
     s = settings

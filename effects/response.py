@@ -12,8 +12,6 @@ import numpy as np
 from effects.render import build_board
 from effects.schema import EQ_STAGES, ChainSettings
 
-IMPULSE_S = 0.5
-
 
 def eq_band_response_db(settings: ChainSettings, sample_rate: int, band_matrix: np.ndarray) -> np.ndarray:
     """Gain in dB per band of the high-pass and EQ stages (other stages switched off).

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from effects.render import render
-from effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings
+from effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings, ParamSpec
 from models.baseline import EQ_LAYOUT, NOMINAL_LUFS
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,12 @@ FIXED = {
 P_COMPRESSOR_OFF = 0.35
 P_REVERB_OFF = 0.5
 CLIP_S = 12.0
+
+
+def learned_specs() -> dict[str, ParamSpec]:
+    """Each learned parameter's schema entry narrowed to its training range: the model's
+    outputs are normalised with it (the schema's scale, e.g. log for the ratio)."""
+    return {name: replace(PARAM_INDEX[name], min=DRAW_RANGES[name][0], max=DRAW_RANGES[name][1]) for name in LEARNED}
 
 
 def learned_ranges() -> dict[str, tuple[float, float]]:

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from assistant.spectrum import band_shape, shape_mask
-from models.data import LEARNED, learned_ranges
+from models.data import LEARNED, learned_ranges, learned_specs
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ SCALARS = ("loudness_range_lu", "short_term_spread_lu", "crest_factor_db", "fram
            "correlation", "tail_level_db", "decay_rate_db_per_s", "transient_density_per_s",
            "onset_strength_db", "tilt_db_per_octave")
 SHAPE_FLOOR_DB = -40.0
-LOG_SCALE = ("compressor.ratio",)
 WEIGHTS_FILE = "model.npz"
 
 
@@ -90,23 +89,12 @@ def _centres():
 
 
 def normalise_values(values: dict[str, float]) -> np.ndarray:
-    """Learned values -> 0..1 over their training ranges (log for LOG_SCALE)."""
-    out = []
-    for name, (lo, hi) in learned_ranges().items():
-        v = values[name]
-        if name in LOG_SCALE:
-            out.append((math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo)))
-        else:
-            out.append((v - lo) / (hi - lo))
-    return np.clip(np.asarray(out), 0.0, 1.0)
+    """Learned values -> 0..1 over their training ranges, on each parameter's schema scale."""
+    return np.clip([spec.normalise(values[name]) for name, spec in learned_specs().items()], 0.0, 1.0)
 
 
 def denormalise_values(unit: np.ndarray) -> dict[str, float]:
-    out = {}
-    for (name, (lo, hi)), u in zip(learned_ranges().items(), np.clip(unit, 0.0, 1.0)):
-        out[name] = float(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))) if name in LOG_SCALE \
-            else float(lo + u * (hi - lo))
-    return out
+    return {name: spec.denormalise(u) for (name, spec), u in zip(learned_specs().items(), unit)}
 
 
 # ---- numpy inference ---------------------------------------------------------------------------
