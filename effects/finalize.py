@@ -47,6 +47,10 @@ class FinalizeResult:
     integrated_lufs: float
     true_peak_dbtp: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # The limiter's plan, so the same gain can be applied to other signals (the stems of this
+    # mix): ``TruePeakLimiter.apply(x, block_gain_db, block, gain_db)``.
+    block_gain_db: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    block: int = 0
 
 
 def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: str = "<audio>") -> FinalizeResult:
@@ -102,7 +106,8 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
             f"limiting; stopped at {measured:.1f} LUFS ({spec.target_lufs - measured:.1f} LU short). "
             "Compress the mix or lower the target.")
     limiting_db = max(0.0, float(-np.min(curve))) if curve.size else 0.0
-    return FinalizeResult(out, float(gain), limiting_db, float(measured), float(tp), tuple(warnings))
+    return FinalizeResult(out, float(gain), limiting_db, float(measured), float(tp), tuple(warnings),
+                          curve, block)
 
 
 def _solve_gain(loudness_at, first_guess_db: float, max_gain_db: float, target_lufs: float,
