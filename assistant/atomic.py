@@ -64,3 +64,33 @@ def write_text(path: str | Path, text: str) -> Path:
 def cache_root() -> Path:
     """Where Mixbridge keeps caches: ``$MIXBRIDGE_CACHE`` or ``~/.cache/mixbridge``."""
     return Path(os.environ.get("MIXBRIDGE_CACHE", Path.home() / ".cache" / "mixbridge"))
+
+
+SCRATCH_SUFFIX = ".scratch.part"
+
+
+@contextmanager
+def scratch_path(path: str | Path) -> Iterator[str]:
+    """Yield a temporary work file next to ``path`` (e.g. a first pass's output that a second
+    pass reads back, on the disk that will hold ``path``), deleted when the block ends,
+    however it ends.
+
+    Raises
+    ------
+    OutputError
+        If the folder is missing or not writable.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"folder {folder} does not exist", path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=SCRATCH_SUFFIX, dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write in {folder} ({exc.strerror})", path) from exc
+    os.close(fd)
+    try:
+        yield tmp
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -39,6 +39,7 @@ WRITE_FORMATS = {".wav": "WAV", ".wave": "WAV", ".flac": "FLAC"}
 BIT_DEPTHS = ("16", "24", "32f")
 _SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
 BLOCK_SECONDS = 10.0
+DITHER_BLOCK_FRAMES = 1 << 20  # quantize() seeds its dither per block of this many frames
 
 
 @dataclass(frozen=True, eq=False)
@@ -261,6 +262,27 @@ def iter_blocks(path: str | Path, block_frames: int | None = None) -> Iterator[n
         raise InvalidAudioError("contains no audio samples (zero length)", path)
 
 
+def load_spans(path: str | Path, spans: Sequence[tuple[int, int]]) -> Audio:
+    """Decode only the frame ranges ``[start, stop)`` of ``path``, concatenated in order (for
+    instance an excerpt of a long file), as an :class:`Audio` at the file's rate."""
+    path = Path(path)
+    meta = info(path)
+    parts = []
+    with _open(path) as f:
+        for start, stop in spans:
+            try:
+                f.seek(start)
+                block = f.read(stop - start, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise UnreadableAudioError(
+                    f"decoding failed at {start / meta.sample_rate:.2f} s ({_short_reason(exc)}); "
+                    "the file is corrupt or truncated", path) from exc
+            block = np.ascontiguousarray(block.T)
+            check_block(block, meta.sample_rate, str(path), start)
+            parts.append(block)
+    return Audio(np.concatenate(parts, axis=1), meta.sample_rate, str(path))
+
+
 def load(path: str | Path) -> Audio:
     """Decode a whole file into an :class:`Audio` at its native rate.
 
@@ -299,7 +321,7 @@ def quantize(samples: np.ndarray, bit_depth: str, dither: bool = True, seed: int
         return samples.astype(np.float32)
     scale = np.float32(2.0 ** (int(bit_depth) - 1))
     out = np.empty(samples.shape, dtype=np.float32)
-    step = 1 << 20  # in chunks: bounded temporary memory
+    step = DITHER_BLOCK_FRAMES  # in chunks: bounded temporary memory
     for i, start in enumerate(range(0, samples.shape[-1], step)):
         x = samples[..., start : start + step].astype(np.float32) * scale  # exact: a power of two
         if dither:
@@ -308,6 +330,63 @@ def quantize(samples: np.ndarray, bit_depth: str, dither: bool = True, seed: int
         np.clip(x, -scale, scale - 1, out=x)
         out[..., start : start + step] = x / scale
     return out
+
+
+def output_format(path: str | Path, bit_depth: str) -> str:
+    """The libsndfile format that writes ``path`` at ``bit_depth``; OutputError if there is none."""
+    path = Path(path)
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(
+            f"cannot write format {path.suffix or '(none)'}; use one of "
+            + ", ".join(sorted(set(WRITE_FORMATS))),
+            path,
+        )
+    if bit_depth not in BIT_DEPTHS:
+        raise OutputError(f"bit depth {bit_depth!r} is not one of {', '.join(BIT_DEPTHS)}", path)
+    if fmt == "FLAC" and bit_depth == "32f":
+        raise OutputError("FLAC holds integers only; use --bit-depth 16 or 24, or a .wav", path)
+    return fmt
+
+
+class BlockWriter:
+    """Write an audio file block by block, each ``(channels, n)`` float block quantized to
+    ``bit_depth`` as it comes (:func:`quantize`, TPDF dither seeded per block).
+
+    Blocks of DITHER_BLOCK_FRAMES frames (the last may be shorter) give exactly the samples
+    ``quantize`` gives for the whole signal. ``file`` is normally the temporary name from
+    :func:`~assistant.atomic.atomic_path`; ``path`` (the destination) names errors.
+    Use as a context manager; opening again truncates.
+    """
+
+    def __init__(self, file: str | Path, path: str | Path, sample_rate: int, channels: int,
+                 bit_depth: str = "24", dither: bool = True):
+        self.path = Path(path)
+        self.bit_depth, self.dither = bit_depth, dither
+        fmt = output_format(self.path, bit_depth)
+        self._blocks = 0
+        self._file = self._guard(lambda: sf.SoundFile(str(file), "w", sample_rate, channels,
+                                                      subtype=_SUBTYPES[bit_depth], format=fmt))
+
+    def write(self, block: np.ndarray) -> None:
+        data = quantize(block, self.bit_depth, self.dither, seed=self._blocks).T
+        self._guard(lambda: self._file.write(data))
+        self._blocks += 1
+
+    def close(self) -> None:
+        self._guard(self._file.close)
+
+    def __enter__(self) -> "BlockWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _guard(self, action):
+        try:
+            return action()
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise OutputError(f"write failed ({_short_reason(exc)})", self.path) from exc
 
 
 def save(audio: Audio, path: str | Path, bit_depth: str = "24", dither: bool = True,
@@ -323,22 +402,12 @@ def save(audio: Audio, path: str | Path, bit_depth: str = "24", dither: bool = T
         Integer PCM (TPDF dither when ``dither``) or 32-bit float.
     """
     path = Path(path)
-    fmt = WRITE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise OutputError(
-            f"cannot write format {path.suffix or '(none)'}; use one of "
-            + ", ".join(sorted(set(WRITE_FORMATS))),
-            path,
-        )
-    if fmt == "FLAC" and bit_depth == "32f":
-        raise OutputError("FLAC holds integers only; use --bit-depth 16 or 24, or a .wav", path)
+    output_format(path, bit_depth)
     if path.exists() and not path.is_dir() and not overwrite:
         raise OutputError("already exists (use --overwrite to replace it)", path)
-    data = quantize(audio.samples, bit_depth, dither).T
-    with atomic_path(path) as tmp:
-        try:
-            sf.write(tmp, data, audio.sample_rate, subtype=_SUBTYPES[bit_depth], format=fmt)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise OutputError(f"write failed ({_short_reason(exc)})", path) from exc
+    with atomic_path(path) as tmp, BlockWriter(tmp, path, audio.sample_rate, audio.channels,
+                                               bit_depth, dither) as writer:
+        for block in audio.blocks(DITHER_BLOCK_FRAMES):
+            writer.write(block)
     log.info("wrote %s (%s, %d Hz, %d ch)", path, bit_depth, audio.sample_rate, audio.channels)
     return path

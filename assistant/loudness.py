@@ -226,31 +226,53 @@ def _chunks(samples: np.ndarray, sample_rate: int) -> Iterable[np.ndarray]:
         yield samples[:, i : i + step]
 
 
+class WeightedPowerMeter:
+    """Streaming :func:`weighted_power`: K-weighted, channel-weighted power summed per ``block``
+    samples, fed ``(channels, n)`` chunks of any sizes (filter state and a partial block carried
+    over), so the concatenated output equals :func:`weighted_power` of the whole signal.
+    """
+
+    def __init__(self, sample_rate: int, channels: int, block: int = 1,
+                 channel_weights: Sequence[float] | None = None):
+        self.block = int(block)
+        self._weights = np.asarray(channel_weights or channel_weights_for(channels), dtype=np.float64)
+        self._sos = k_weighting_sos(sample_rate).astype(np.float32)
+        self._zi = np.zeros((self._sos.shape[0], channels, 2), dtype=np.float32)
+        self._pending = np.zeros(0)  # per-sample power of an incomplete block
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """Sums of the blocks this chunk completes, shape (k,), float64."""
+        filtered, zi = signal.sosfilt(self._sos, np.asarray(chunk, np.float32), axis=1, zi=self._zi)
+        self._zi = zi.astype(np.float32)
+        power = np.concatenate((self._pending, np.einsum("c,cn->n", self._weights,
+                                                         np.square(filtered, dtype=np.float64))))
+        whole = power.size - power.size % self.block
+        self._pending = power[whole:]
+        return power[:whole].reshape(-1, self.block).sum(axis=1)
+
+    def finish(self) -> np.ndarray:
+        """The sum of the last, incomplete block (no values if there is none)."""
+        tail, self._pending = self._pending, np.zeros(0)
+        return np.array([tail.sum()]) if tail.size else np.zeros(0)
+
+
 def weighted_power(samples: np.ndarray, sample_rate: int, block: int = 1,
                    channel_weights: Sequence[float] | None = None) -> np.ndarray:
     """K-weighted, channel-weighted power ``sum_i G_i y_i[n]^2`` (BS.1770-5 eq. 1-2), summed
     over consecutive ``block``-sample blocks (``block=1``: per sample).
 
-    Filtered in chunks (the filter state carried across), so memory stays at one chunk.
+    Filtered in chunks by a :class:`WeightedPowerMeter`, so memory stays at one chunk.
 
     Returns
     -------
     np.ndarray, shape (ceil(n / block),), float64
     """
     samples = np.atleast_2d(samples)
-    channels, n = samples.shape
-    weights = np.asarray(channel_weights or channel_weights_for(channels), dtype=np.float64)
-    sos = k_weighting_sos(sample_rate).astype(np.float32)
-    zi = np.zeros((sos.shape[0], channels, 2), dtype=np.float32)
+    meter = WeightedPowerMeter(sample_rate, samples.shape[0], block, channel_weights)
     chunk = block * max(1, (1 << 20) // block)
-    out = []
-    for start in range(0, n, chunk):
-        filtered, zi = signal.sosfilt(sos, np.asarray(samples[:, start : start + chunk], np.float32), axis=1, zi=zi)
-        zi = zi.astype(np.float32)
-        power = np.einsum("c,cn->n", weights, np.square(filtered, dtype=np.float64))
-        pad = (-power.size) % block
-        out.append(np.concatenate((power, np.zeros(pad))).reshape(-1, block).sum(axis=1))
-    return np.concatenate(out) if out else np.zeros(0)
+    out = [meter.process(samples[:, start : start + chunk]) for start in range(0, samples.shape[1], chunk)]
+    out.append(meter.finish())
+    return np.concatenate(out)
 
 
 def integrated_from_power(power: np.ndarray, sample_rate: int) -> float:

@@ -1,12 +1,19 @@
-"""The master pipeline: load -> analyze -> settings -> render -> finalize -> save -> report.
+"""The master pipeline: analyze -> settings -> render -> finalize -> save -> report.
 
 ``master_file`` is the library entry point the CLI (and the batch engine) call. Every step's
 result goes into a :class:`MasterReport`, whose JSON keys are documented in README.md.
+
+``master_file`` streams, so memory stays bounded for any length (an hour of stereo 44.1 kHz
+peaks near 0.4 GB): the input is analysed in blocks; the settings engine sees a 30 s excerpt
+(what the model's refinement renders anyway); pass 1 renders block by block into a float32
+scratch file next to the output while measuring what the finalizer needs; pass 2 reads it
+back, applies the finalizer's gain and limiter curve, dithers and writes the output to a
+temporary name renamed at the end; the report re-measures the written file by streaming.
+``master_audio`` is the in-memory form of the same render and finalizer.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -17,8 +24,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from assistant import audio as audio_io
-from assistant.analyze import analyze, analyze_file_cached
-from assistant.atomic import write_text
+from assistant.analyze import analyze, analyze_file, analyze_file_cached
+from assistant.atomic import atomic_path, scratch_path, write_text
 from assistant.audio import Audio
 from assistant.errors import OutputError, UsageError
 from assistant.features import Features
@@ -32,9 +39,18 @@ from assistant.targets import (
     reference_lufs,
     tonal_error_db,
 )
-from effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
-from effects.render import render
+from effects.finalize import (
+    MAX_LIMITING_DB,
+    BlockStatsMeter,
+    FinalizePlan,
+    FinalizeSpec,
+    apply_stream,
+    finalize,
+    finalize_from_stats,
+)
+from effects.render import ChainRenderer, render
 from effects.schema import ChainSettings
+from models.predict import excerpt_spans
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +61,7 @@ DEFAULT_ENGINE = "model"
 MIN_MASTER_S = 1.0
 DC_HIGHPASS_DBFS = -50.0  # a DC offset above this is removed by the high-pass...
 DC_HIGHPASS_HZ = 20.0  # ...at this cutoff (two first-order sections: no audible bass loss)
+STREAM_BLOCK_FRAMES = audio_io.DITHER_BLOCK_FRAMES  # ~24 s at 44.1 kHz; dither as in master_audio
 
 
 @dataclass(frozen=True)
@@ -164,7 +181,7 @@ def master_audio(audio: Audio, target: Target, settings: ChainSettings, bit_dept
         raise OutputError("the effect chain produced NaN/Inf samples", audio.source)
     result = finalize(rendered, audio.sample_rate,
                       FinalizeSpec(target.lufs, target.ceiling_dbtp, max_limiting_db), audio.source)
-    del rendered  # hour-long files: keep at most three copies of the audio alive
+    del rendered  # keep at most three copies of the audio alive
     # Dither and rounding add at most 2 LSB (< 0.001 dB at 16 bits near full scale), far inside
     # the finalizer's ceiling margin; the report's output analysis re-measures the written samples.
     written = audio_io.quantize(result.samples, bit_depth)
@@ -183,29 +200,29 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
         raise OutputError("is the input file; choose another output or pass --overwrite", output_path)
     if output_path.exists() and not overwrite:
         raise OutputError("already exists; pass --overwrite to replace it", output_path)
-    if output_path.suffix.lower() not in audio_io.WRITE_FORMATS:
-        raise OutputError(f"cannot write {output_path.suffix or 'a file without extension'}; use .wav or .flac",
-                          output_path)
+    audio_io.output_format(output_path, bit_depth)  # refuse before any work
     step = progress or (lambda message: None)
-    step("loading")
-    audio = audio_io.load(input_path)
-    if audio.duration_s < MIN_MASTER_S:
-        raise UsageError(f"is {audio.duration_s:.3f} s long; mastering needs at least {MIN_MASTER_S:.0f} s",
+    meta = audio_io.info(input_path)
+    if meta.duration_s < MIN_MASTER_S:
+        raise UsageError(f"is {meta.duration_s:.3f} s long; mastering needs at least {MIN_MASTER_S:.0f} s",
                          input_path)
     step("analysing")
-    before = analyze(audio)
+    before = analyze_file(input_path)
     if not math.isfinite(before.integrated_lufs):
         raise UsageError("is silent (no measurable loudness); nothing to master", input_path)
-    step("choosing settings")
-    settings = chain if chain is not None else suggest_settings(audio, before, target, engine, refine)
-    step("rendering")
-    out, gain_db, limiting_db, warnings = master_audio(audio, target, settings, bit_depth, max_limiting_db)
-    sr = audio.sample_rate
-    del audio
-    step("writing")
-    # The samples are already at the written precision: save them without a second dither.
-    audio_io.save(out, output_path, bit_depth=bit_depth, dither=False, overwrite=True)
-    after = dataclasses.replace(analyze(out), source=str(output_path))
+    sr = meta.sample_rate
+    if chain is None:
+        step("choosing settings")
+        part = audio_io.load_spans(input_path, excerpt_spans(meta.frames, sr))
+        settings = suggest_settings(part, before, target, engine, refine)
+        del part
+    else:
+        settings = chain
+    spec = FinalizeSpec(target.lufs, target.ceiling_dbtp, max_limiting_db)
+    plan = _render_and_finalize(input_path, output_path, meta, settings, spec, bit_depth, step)
+    warnings = plan.warnings
+    step("measuring the output")
+    after = analyze_file(output_path)
     if after.true_peak_dbtp > target.ceiling_dbtp:
         warnings += (f"output true peak {after.true_peak_dbtp:.2f} dBTP is over the "
                      f"{target.ceiling_dbtp:.1f} dBTP ceiling",)
@@ -214,12 +231,48 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     return MasterReport(
         input_path=str(input_path), output_path=str(output_path), target=target,
         engine="chain-file" if chain is not None else engine, settings=settings,
-        input_features=before, output_features=after, gain_db=gain_db, limiting_db=limiting_db,
+        input_features=before, output_features=after, gain_db=plan.gain_db, limiting_db=plan.limiting_db,
         bit_depth=bit_depth,
         tonal_error_before_db=tonal_error_db(before.mid_band_db, target.profile, sr),
         tonal_error_after_db=tonal_error_db(after.mid_band_db, target.profile, sr),
         warnings=tuple(warnings) + tuple(before.notes),
     )
+
+
+def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.AudioInfo, settings: ChainSettings,
+                         spec: FinalizeSpec, bit_depth: str, step: Callable[[str], None]) -> FinalizePlan:
+    """Pass 1: render the input block by block into a scratch file, measuring the finalizer's
+    block statistics. Pass 2 (repeated if the finalizer corrects): read it back, apply the
+    plan, dither and write ``output_path`` atomically. Returns the finalizer's plan."""
+    sr, channels = meta.sample_rate, meta.channels
+    renderer = ChainRenderer(settings, sr)
+    meter = BlockStatsMeter(sr, channels)
+    sizes = []
+    with scratch_path(output_path) as scratch:
+        step("rendering")
+        with open(scratch, "wb") as f:
+            for block in audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES):
+                out = renderer.process(block)
+                if not np.isfinite(out).all():
+                    raise OutputError("the effect chain produced NaN/Inf samples", input_path)
+                meter.process(out)
+                out.tofile(f)  # (channels, n) float32, block after block
+                sizes.append(out.shape[1])
+        stats = meter.result()
+
+        def rendered():
+            with open(scratch, "rb") as f:
+                for n in sizes:
+                    yield np.fromfile(f, np.float32, channels * n).reshape(channels, n)
+
+        with atomic_path(output_path) as tmp:
+            def write_pass(gain_db: float, block_gain_db: np.ndarray) -> tuple[float, float]:
+                step("finalizing and writing")
+                with audio_io.BlockWriter(tmp, output_path, sr, channels, bit_depth) as writer:
+                    return apply_stream(rendered(), sr, channels, gain_db, block_gain_db, stats.block,
+                                        writer.write)
+
+            return finalize_from_stats(stats, spec, write_pass, str(input_path))
 
 
 def write_report(report: MasterReport, path: str | Path) -> Path:

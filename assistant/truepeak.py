@@ -148,10 +148,53 @@ def true_peak_dbtp(samples: np.ndarray, sample_rate: int) -> float:
     return meter.true_peak_dbtp
 
 
+class PeakEnvelopeMeter:
+    """Streaming :func:`peak_envelope`: feed ``(channels, n)`` chunks of any sizes; each call
+    returns the block maxima it could complete. The interpolation around a sample needs
+    ``margin`` samples on either side, so the output lags the input by up to ``margin + block``
+    samples; :meth:`finish` flushes the rest (the signal counts as zero past its ends, as in
+    :func:`peak_envelope`).
+    """
+
+    def __init__(self, sample_rate: int, channels: int, block: int = 1):
+        self.block = int(block)
+        self._factor = oversampling_factor(sample_rate)
+        delay = int(np.ceil((TAPS_PER_PHASE * self._factor - 1) / (2 * self._factor)))
+        self._margin = TAPS_PER_PHASE + delay + 1 if self._factor > 1 else 0
+        # buffer = margin samples already reported (zeros before the start) + samples not yet reported
+        self._buf = np.zeros((channels, self._margin), dtype=np.float32)
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """Maxima (linear, float32) of the blocks completed so far and not yet returned."""
+        self._buf = np.concatenate((self._buf, np.asarray(chunk, dtype=np.float32)), axis=1)
+        ready = self._buf.shape[1] - 2 * self._margin
+        return self._report(ready - ready % self.block)
+
+    def finish(self) -> np.ndarray:
+        """Maxima of the remaining blocks, the last one possibly shorter."""
+        channels = self._buf.shape[0]
+        self._buf = np.concatenate((self._buf, np.zeros((channels, self._margin), np.float32)), axis=1)
+        return self._report(self._buf.shape[1] - 2 * self._margin)
+
+    def _report(self, count: int) -> np.ndarray:
+        if count <= 0:
+            return np.zeros(0, np.float32)
+        start, stop = self._margin, self._margin + count
+        env = np.abs(self._buf[:, start:stop]).max(axis=0)
+        if self._factor > 1:
+            with _one_blas_thread():
+                _envelope_chunk(self._buf, env, start, stop, self._factor)
+        self._buf = self._buf[:, count:].copy()
+        pad = (-env.size) % self.block
+        return np.concatenate((env, np.zeros(pad, np.float32))).reshape(-1, self.block).max(axis=1)
+
+
 def peak_envelope(samples: np.ndarray, sample_rate: int, block: int = 1) -> np.ndarray:
     """Linked true-peak envelope: for each sample, the largest |value| over all channels at
     the sample itself and at the interpolated points within one sample period either side;
     the maximum over consecutive ``block``-sample blocks (``block=1``: per sample).
+
+    Computed in chunks by a :class:`PeakEnvelopeMeter`, so temporary memory stays at one chunk.
 
     Returns
     -------
@@ -159,19 +202,11 @@ def peak_envelope(samples: np.ndarray, sample_rate: int, block: int = 1) -> np.n
         What a true-peak limiter must keep under its ceiling.
     """
     samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
-    n = samples.shape[1]
-    factor = oversampling_factor(sample_rate)
+    meter = PeakEnvelopeMeter(sample_rate, samples.shape[0], block)
     chunk = block * max(1, (1 << 20) // block)
-    out = []
-    with _one_blas_thread():
-        for start in range(0, n, chunk):
-            stop = min(n, start + chunk)
-            env = np.abs(samples[:, start:stop]).max(axis=0)
-            if factor > 1:
-                _envelope_chunk(samples, env, start, stop, factor)
-            pad = (-env.size) % block
-            out.append(np.concatenate((env, np.zeros(pad, np.float32))).reshape(-1, block).max(axis=1))
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    out = [meter.process(samples[:, start : start + chunk]) for start in range(0, samples.shape[1], chunk)]
+    out.append(meter.finish())
+    return np.concatenate(out)
 
 
 def _envelope_chunk(samples: np.ndarray, env: np.ndarray, start: int, stop: int, factor: int) -> None:

@@ -7,6 +7,14 @@ curve, which costs one multiply and one cumulative sum per iteration; the final 
 then measured exactly and corrected if needed. If reaching the target would take more than
 ``max_limiting_db`` of peak gain reduction, the gain stops there and a warning says by how
 much the target was missed, rather than crushing the track.
+
+Two passes, so any length works in bounded memory: pass 1 feeds the signal, in chunks, to a
+:class:`BlockStatsMeter` (K-weighted power and true-peak envelope per limiter block, a few
+bytes per 0.5 ms); the gain is solved on those arrays; pass 2 applies the gain and the
+limiter curve chunk by chunk (:func:`apply_stream`), hands the result to the caller (an array
+in memory, or a file being written) and measures it, repeated if a correction is needed.
+:func:`finalize` does both passes on an array; :func:`finalize_from_stats` is the same
+finalizer for callers that stream the signal themselves.
 """
 
 from __future__ import annotations
@@ -14,12 +22,13 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 import numpy as np
 
 from assistant.errors import InvalidAudioError
-from assistant.loudness import integrated_from_power, measure_loudness, weighted_power
-from assistant.truepeak import peak_envelope, true_peak_dbtp
+from assistant.loudness import LoudnessMeter, WeightedPowerMeter, integrated_from_power
+from assistant.truepeak import PeakEnvelopeMeter, TruePeakMeter
 from effects.limiter import TruePeakLimiter, block_size
 
 log = logging.getLogger(__name__)
@@ -28,6 +37,7 @@ LOUDNESS_TOLERANCE_LU = 0.02  # aim well inside the +-0.1 LU delivery tolerance
 CEILING_MARGIN_DB = 0.1  # limiter aims this far under the ceiling: other meters' interpolators differ
 MAX_LIMITING_DB = 10.0
 MAX_CORRECTIONS = 4
+CHUNK_FRAMES = 1 << 20  # finalize() works on the array in chunks of this many frames
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,78 @@ class FinalizeResult:
     block: int = 0
 
 
+@dataclass(frozen=True)
+class BlockStats:
+    """What the finalizer needs of a signal, on the limiter's grid of ``block``-sample blocks.
+
+    Attributes
+    ----------
+    power : np.ndarray, shape (ceil(frames / block),), float64
+        Mean K-weighted, channel-weighted power per block (BS.1770-5 eq. 1-2).
+    envelope_db : np.ndarray, shape (ceil(frames / block),)
+        Maximum of the linked true-peak envelope per block, in dB.
+    """
+
+    sample_rate: int
+    block: int
+    power: np.ndarray
+    envelope_db: np.ndarray
+
+
+class BlockStatsMeter:
+    """Pass 1: feed consecutive ``(channels, n)`` chunks of any sizes, then take :meth:`result`."""
+
+    def __init__(self, sample_rate: int, channels: int):
+        self.sample_rate = int(sample_rate)
+        self.block = block_size(sample_rate)
+        self._power = WeightedPowerMeter(sample_rate, channels, self.block)
+        self._envelope = PeakEnvelopeMeter(sample_rate, channels, self.block)
+        self._power_parts: list[np.ndarray] = []
+        self._envelope_parts: list[np.ndarray] = []
+
+    def process(self, chunk: np.ndarray) -> None:
+        self._power_parts.append(self._power.process(chunk))
+        self._envelope_parts.append(self._envelope.process(chunk))
+
+    def result(self) -> BlockStats:
+        power = np.concatenate(self._power_parts + [self._power.finish()]) / self.block
+        envelope = np.concatenate(self._envelope_parts + [self._envelope.finish()])
+        return BlockStats(self.sample_rate, self.block, power,
+                          20.0 * np.log10(np.maximum(envelope, np.float32(1e-12))))
+
+
+@dataclass(frozen=True)
+class FinalizePlan:
+    """The finalizer's decision: ``TruePeakLimiter.apply(x, block_gain_db, block, gain_db)``
+    gives the output, which measured ``integrated_lufs`` and ``true_peak_dbtp``."""
+
+    gain_db: float
+    limiting_db: float  # peak gain reduction of the limiter
+    integrated_lufs: float
+    true_peak_dbtp: float
+    warnings: tuple[str, ...]
+    block_gain_db: np.ndarray
+    block: int
+
+
+def apply_stream(chunks: Iterable[np.ndarray], sample_rate: int, channels: int, gain_db: float,
+                 block_gain_db: np.ndarray, block: int,
+                 sink: Callable[[np.ndarray], None]) -> tuple[float, float]:
+    """Pass 2: apply gain and limiter curve to consecutive chunks, give each limited chunk to
+    ``sink``, and return the output's (integrated loudness in LUFS, true peak in dBTP)."""
+    loudness = LoudnessMeter(sample_rate, channels)
+    peak = TruePeakMeter(sample_rate, channels)
+    start = 0
+    for chunk in chunks:
+        out = TruePeakLimiter.apply(chunk, block_gain_db, block, gain_db, start)
+        start += chunk.shape[1]
+        loudness.process(out)
+        peak.process(out)
+        sink(out)
+    peak.finish()
+    return loudness.result().integrated_lufs, peak.true_peak_dbtp
+
+
 def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: str = "<audio>") -> FinalizeResult:
     """Bring ``(channels, n)`` samples to ``spec``; see the module docstring.
 
@@ -62,14 +144,47 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
         When the loudness is undefined (silent, or shorter than one 400 ms block).
     """
     x = np.asarray(samples, dtype=np.float32)
-    block = block_size(sample_rate)
+    channels, n = x.shape
+    starts = range(0, n, CHUNK_FRAMES)
+    meter = BlockStatsMeter(sample_rate, channels)
+    for start in starts:
+        meter.process(x[:, start : start + CHUNK_FRAMES])
+    out = np.empty_like(x)
+
+    def run_pass(gain_db: float, block_gain_db: np.ndarray) -> tuple[float, float]:
+        filled = [0]
+
+        def keep(chunk: np.ndarray) -> None:
+            out[:, filled[0] : filled[0] + chunk.shape[1]] = chunk
+            filled[0] += chunk.shape[1]
+
+        return apply_stream((x[:, s : s + CHUNK_FRAMES] for s in starts), sample_rate, channels, gain_db,
+                            block_gain_db, meter.block, keep)
+
+    plan = finalize_from_stats(meter.result(), spec, run_pass, source)
+    return FinalizeResult(out, plan.gain_db, plan.limiting_db, plan.integrated_lufs, plan.true_peak_dbtp,
+                          plan.warnings, plan.block_gain_db, plan.block)
+
+
+def finalize_from_stats(stats: BlockStats, spec: FinalizeSpec,
+                        run_pass: Callable[[float, np.ndarray], tuple[float, float]],
+                        source: str = "<audio>") -> FinalizePlan:
+    """Solve the gain on pass-1 ``stats``, then have ``run_pass(gain_db, block_gain_db)`` produce
+    and measure the output (pass 2, returning LUFS and dBTP), correcting and running it
+    again, at most MAX_CORRECTIONS times, until the output meets ``spec``. The output the
+    last call produced is the one the returned plan describes.
+
+    Raises
+    ------
+    InvalidAudioError
+        When the loudness is undefined (silent, or shorter than one 400 ms block).
+    """
+    sample_rate, block, power, env_db = stats.sample_rate, stats.block, stats.power, stats.envelope_db
     block_rate = sample_rate / block
-    power = weighted_power(x, sample_rate, block) / block
     start_lufs = integrated_from_power(power, block_rate)
     if not math.isfinite(start_lufs):
         raise InvalidAudioError("has no measurable loudness (silent or shorter than 0.4 s); "
                                 "cannot normalise it", source)
-    env_db = 20.0 * np.log10(np.maximum(peak_envelope(x, sample_rate, block), 1e-12))
     peak_db = float(env_db.max())
     warnings: list[str] = []
     limiter = TruePeakLimiter(spec.ceiling_dbtp - CEILING_MARGIN_DB)
@@ -84,9 +199,8 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
 
     for _ in range(MAX_CORRECTIONS):
         curve = limiter.block_gain_db(env_db, sample_rate, gain)
-        out = TruePeakLimiter.apply(x, curve, block, gain)
-        measured = measure_loudness(out, sample_rate).integrated_lufs
-        tp = true_peak_dbtp(out, sample_rate)
+        applied = gain
+        measured, tp = run_pass(gain, curve)
         peak_ok = tp <= spec.ceiling_dbtp - CEILING_MARGIN_DB / 2
         loud_ok = short or abs(measured - spec.target_lufs) <= LOUDNESS_TOLERANCE_LU
         if peak_ok and loud_ok:
@@ -106,8 +220,7 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
             f"limiting; stopped at {measured:.1f} LUFS ({spec.target_lufs - measured:.1f} LU short). "
             "Compress the mix or lower the target.")
     limiting_db = max(0.0, float(-np.min(curve))) if curve.size else 0.0
-    return FinalizeResult(out, float(gain), limiting_db, float(measured), float(tp), tuple(warnings),
-                          curve, block)
+    return FinalizePlan(float(applied), limiting_db, float(measured), float(tp), tuple(warnings), curve, block)
 
 
 def _solve_gain(loudness_at, first_guess_db: float, max_gain_db: float, target_lufs: float,

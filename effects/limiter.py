@@ -62,16 +62,24 @@ class TruePeakLimiter:
         return (cum[look + 1 :] - cum[:k]) / (look + 1)
 
     @staticmethod
-    def apply(samples: np.ndarray, block_gain_db: np.ndarray, block: int, input_gain_db: float = 0.0) -> np.ndarray:
+    def apply(samples: np.ndarray, block_gain_db: np.ndarray, block: int, input_gain_db: float = 0.0,
+              start_frame: int = 0) -> np.ndarray:
         """``samples`` times the input gain and the gain curve, interpolated linearly per sample
-        from block start k to block start k+1 (float32, one block row at a time in numpy)."""
-        channels, n = samples.shape
-        knots = np.concatenate((block_gain_db, block_gain_db[-1:] if block_gain_db.size else [0.0]))
+        from block start k to block start k+1 (float32, one block row at a time in numpy).
+
+        ``samples`` may be any slice of the signal the curve was planned for, starting at
+        ``start_frame``: the result equals the same slice of the whole signal's result.
+        """
+        n = samples.shape[1]
+        first, offset = divmod(start_frame, block)
+        blocks = -(-(offset + n) // block)
+        knots = block_gain_db[first : first + blocks + 1]
+        if knots.size < blocks + 1:  # past the last block start the curve holds its last value
+            knots = np.concatenate((knots, block_gain_db[-1:] if block_gain_db.size else [0.0]))
         knots = np.power(10.0, (knots + input_gain_db) / 20.0).astype(np.float32)
         ramp = np.arange(block, dtype=np.float32) / np.float32(block)
-        blocks = -(-n // block)
         gain = knots[:blocks, None] + (knots[1 : blocks + 1] - knots[:blocks])[:, None] * ramp
-        return (samples * gain.reshape(-1)[:n]).astype(np.float32, copy=False)
+        return (samples * gain.reshape(-1)[offset : offset + n]).astype(np.float32, copy=False)
 
 
 def _window_min(values: np.ndarray, back: int, ahead: int) -> np.ndarray:

@@ -68,10 +68,27 @@ def stereo_width(samples: np.ndarray, width_percent: float) -> np.ndarray:
     return out
 
 
+class ChainRenderer:
+    """Streaming render: feed consecutive ``(channels, n)`` blocks of any sizes to :meth:`process`.
+
+    The plugins keep their state (filter memories, compressor envelope, reverb tail) from one
+    block to the next (pedalboard's ``reset=False``) and the width stage is per sample, so the
+    concatenated output equals :func:`render` of the whole signal exactly.
+    """
+
+    def __init__(self, settings: ChainSettings, sample_rate: int):
+        self._board = build_board(settings)
+        self._sample_rate = float(sample_rate)
+        self._width_percent = settings["stereo.width_percent"] if settings.is_on("stereo") else 100.0
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """The next ``(channels, n)`` block of output (float32) for the next block of input."""
+        out = np.ascontiguousarray(block, dtype=np.float32)
+        if len(self._board):
+            out = self._board(out, self._sample_rate, reset=False)
+        return np.asarray(stereo_width(out, self._width_percent), dtype=np.float32)
+
+
 def render(samples: np.ndarray, sample_rate: int, settings: ChainSettings) -> np.ndarray:
     """Process ``(channels, n)`` samples through the chain; same shape out."""
-    board = build_board(settings)
-    out = board(np.ascontiguousarray(samples, dtype=np.float32), float(sample_rate)) if len(board) else samples
-    if settings.is_on("stereo"):
-        out = stereo_width(out, settings["stereo.width_percent"])
-    return np.asarray(out, dtype=np.float32)
+    return ChainRenderer(settings, sample_rate).process(samples)

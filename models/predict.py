@@ -38,14 +38,23 @@ def predict_model(features, target: TargetDescriptor, model: SettingsModel | Non
     return settings_from_learned(values, features.integrated_lufs)
 
 
+def excerpt_spans(frames: int, sample_rate: int, seconds: float = EXCERPT_S,
+                  pieces: int = 3) -> list[tuple[int, int]]:
+    """Frame ranges ``[start, stop)`` of :func:`excerpt` in a clip of ``frames`` frames, so a
+    long file's excerpt can be read without decoding the rest."""
+    n = int(seconds * sample_rate)
+    if frames <= n:
+        return [(0, frames)]
+    length = n // pieces
+    return [(int(s), int(s) + length) for s in np.linspace(0, frames - length, pieces).astype(int)]
+
+
 def excerpt(samples: np.ndarray, sample_rate: int, seconds: float = EXCERPT_S, pieces: int = 3) -> np.ndarray:
     """``pieces`` evenly spaced segments, ``seconds`` long in total (the whole clip if shorter)."""
-    n = int(seconds * sample_rate)
-    if samples.shape[1] <= n:
+    spans = excerpt_spans(samples.shape[1], sample_rate, seconds, pieces)
+    if len(spans) == 1:
         return samples
-    length = n // pieces
-    starts = np.linspace(0, samples.shape[1] - length, pieces).astype(int)
-    return np.concatenate([samples[:, s : s + length] for s in starts], axis=1)
+    return np.concatenate([samples[:, a:b] for a, b in spans], axis=1)
 
 
 def refine(samples: np.ndarray, sample_rate: int, features, target: TargetDescriptor,
@@ -54,13 +63,16 @@ def refine(samples: np.ndarray, sample_rate: int, features, target: TargetDescri
 
     Long tracks are refined on an excerpt (EXCERPT_S seconds from three places); the
     excerpt's own difference to the whole track is subtracted, so the loop aims the whole
-    track, not the excerpt, at the target.
+    track, not the excerpt, at the target. ``samples`` may be the whole track or already
+    that excerpt (e.g. read from a long file with :func:`excerpt_spans`); ``features``
+    always describe the whole track.
     """
     from models.baseline import _band_tools, fit_eq
 
     bands, band_shape, mask = _band_tools(sample_rate)
     part = excerpt(samples, sample_rate)
-    part_features = features if part is samples else analyze_array(part, sample_rate)
+    whole = part.shape[1] == round(features.duration_s * sample_rate)
+    part_features = features if whole else analyze_array(part, sample_rate)
     shape_bias = band_shape(features.mid_band_db, mask) - band_shape(part_features.mid_band_db, mask)
     crest_bias = features.frame_crest_db - part_features.frame_crest_db
     tail_bias = features.tail_level_db - part_features.tail_level_db

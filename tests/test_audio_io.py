@@ -243,12 +243,13 @@ def test_failed_write_leaves_destination_untouched_and_no_part_file(
     if existing:
         dest.write_bytes(b"precious master")
 
-    def failing_write(file, data, *args, **kwargs):
-        with open(file, "wb") as f:  # half a file, then the disk "fills up"
-            f.write(b"RIFF\x00\x00")
+    real_write = sf.SoundFile.write
+
+    def failing_write(self, data):  # half a block reaches the disk, then the disk "fills up"
+        real_write(self, data[: len(data) // 2])
         raise exc_type("simulated failure mid-write")
 
-    monkeypatch.setattr(sf, "write", failing_write)
+    monkeypatch.setattr(sf.SoundFile, "write", failing_write)
     expected = KeyboardInterrupt if exc_type is KeyboardInterrupt else OutputError
     with pytest.raises(expected) as err:
         save(Audio(np.zeros((2, 1000)), 48000), dest)

@@ -455,12 +455,13 @@ def test_unwritable_output_folder(mix, unwritable_folder):
 
 
 def test_a_failed_write_leaves_no_partial_file(mix, tmp_path, monkeypatch):
-    def failing_write(file, data, *args, **kwargs):
-        with open(file, "wb") as f:  # half a file, then the disk is full
-            f.write(b"RIFF\x00\x00")
+    real_write = assistant.audio.sf.SoundFile.write
+
+    def failing_write(self, data):  # half a block reaches the disk, then the disk is full
+        real_write(self, data[: len(data) // 2])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(assistant.audio.sf, "write", failing_write)
+    monkeypatch.setattr(assistant.audio.sf.SoundFile, "write", failing_write)
     out = tmp_path / "out.wav"
     code, _, err = _run("master", mix, "-o", out, "--target", "spotify", *DSP)
     assert code == 6 and str(out) in err
