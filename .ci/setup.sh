@@ -24,8 +24,8 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-echo "setup: installing Mixbridge and test tools into .venv"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,train]" 2>&1 \
+echo "setup: installing Mixbridge, its test tools and Ray (the cluster extra) into .venv"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,train,cluster]" 2>&1 \
   | grep -v "is ignored: it is neither a file nor a directory" || true
 .venv/bin/python -c "import assistant, effects, pedalboard, soundfile" \
   || { echo "setup: the installation is incomplete" >&2; exit 1; }

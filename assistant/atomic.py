@@ -6,6 +6,7 @@ the destination is only replaced once the new file is complete. This module is a
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ def atomic_path(path: str | Path) -> Iterator[str]:
     if not folder.is_dir():
         raise OutputError(f"folder {folder} does not exist", path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=PART_SUFFIX, dir=folder)
     except OSError as exc:
         raise OutputError(f"cannot write in {folder} ({exc.strerror})", path) from exc
     os.close(fd)
@@ -46,6 +47,28 @@ def atomic_path(path: str | Path) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def remove_leftovers(path: str | Path) -> list[Path]:
+    """Remove the temporary files that writers of ``path`` killed by a signal left behind.
+
+    :func:`atomic_path` cleans up after errors and Ctrl-C, but a process killed outright
+    (SIGKILL, the out-of-memory killer) runs no clean-up. Call this only when no other process
+    is writing ``path``. Returns the removed files.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(glob.escape(_temp_prefix(path)) + "*" + PART_SUFFIX):
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(tmp)
+    return removed
 
 
 def _umask() -> int:

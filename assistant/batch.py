@@ -6,6 +6,13 @@
 whose content hash and settings hash match a ``done`` line and whose output still exists.
 Outputs are written atomically, so an interrupted run leaves no partial file and a manifest
 that resumes correctly.
+
+Where the files run is chosen here and only here: ``executor="local"`` (in this process for
+one job, else a process pool) or ``executor="ray"`` (Ray tasks on a local Ray instance, or on
+a cluster at ``address``). Every executor runs the same :func:`_master_one`, and the parent
+alone writes the manifest, so rows, progress and resume do not depend on the executor. A
+worker process that dies (killed by the out-of-memory killer, say) fails the files it had in
+flight with a ``worker`` error; the other files go on.
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ import hashlib
 import json
 import logging
 import math
+import multiprocessing
 import os
+import socket
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
+from assistant.atomic import remove_leftovers
 from assistant.audio import READ_EXTENSIONS
 from assistant.errors import MixbridgeError, UsageError
 from assistant.targets import Target
@@ -29,6 +40,13 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
 OUTPUT_SUFFIX = ".wav"
+EXECUTORS = ("local", "ray")
+RAY_INSTALL_HINT = "pip install 'mixbridge[cluster]'"
+RAY_CONNECT_TIMEOUT_S = 5.0  # a Ray head that does not answer a TCP connect by then is reported unreachable
+RAY_MAX_RETRIES = 1  # a Ray task whose worker or node died is tried once more, then recorded as failed
+WORKER_DIED = ("worker process died while this file was in flight (killed from outside, e.g. by the "
+               "out-of-memory killer; the death of one pool worker stops every file in flight); "
+               "re-run the batch to retry it")
 
 
 @dataclass(frozen=True)
@@ -135,13 +153,21 @@ def album_targets(inputs: list[Path], target: Target) -> dict[Path, Target]:
             for p, lufs in loudness.items()}
 
 
+def _task_row(task: Task) -> dict:
+    return {"input": task.input_path, "output": task.output_path, "content_hash": task.content_hash,
+            "settings_hash": task.settings_hash, "target_lufs": task.target.lufs}
+
+
+def _failed_row(task: Task, error: str, code: str) -> dict:
+    return {**_task_row(task), "status": "failed", "error": error, "code": code}
+
+
 def _master_one(task: Task, options: BatchOptions) -> dict:
     """Worker: master one file; never raises (the error goes into the row)."""
     from assistant.master import master_file
 
     target = task.target
-    row = {"input": task.input_path, "output": task.output_path, "content_hash": task.content_hash,
-           "settings_hash": task.settings_hash, "target_lufs": target.lufs}
+    row = _task_row(task)
     start = time.perf_counter()
     try:
         Path(task.output_path).parent.mkdir(parents=True, exist_ok=True)
@@ -173,6 +199,167 @@ def _one_thread_per_worker() -> None:
     threadpool_limits(1)
 
 
+# ---- executors: each turns tasks into manifest rows, in the order the files finish ----------
+
+def _serial_rows(tasks: list[Task], options: BatchOptions) -> Iterator[dict]:
+    for task in tasks:
+        yield _master_one(task, options)
+
+
+_started = None  # in a pool worker: the queue that tells the parent which file it starts
+
+
+def _init_pool_worker(started) -> None:
+    global _started
+    _started = started
+    _one_thread_per_worker()
+
+
+def _pool_master_one(task: Task, options: BatchOptions) -> dict:
+    _started.put(task.input_path)
+    return _master_one(task, options)
+
+
+def _pool_rows(tasks: list[Task], options: BatchOptions, jobs: int) -> Iterator[dict]:
+    """Local process pool. If a worker dies, ``concurrent.futures`` breaks the whole pool: the
+    files that had started and not finished (each worker says when it starts one) are recorded
+    as failed, and the files not started yet go on in a fresh pool."""
+    remaining = list(tasks)
+    while remaining:
+        context = multiprocessing.get_context()
+        started_queue = context.SimpleQueue()
+        started: set[str] = set()
+        finished: set[str] = set()
+        lost: list[Task] = []
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(remaining)), mp_context=context,
+                                   initializer=_init_pool_worker, initargs=(started_queue,))
+        try:
+            futures = {pool.submit(_pool_master_one, task, options): task for task in remaining}
+            for future in as_completed(futures):
+                task = futures[future]
+                try:
+                    row = future.result()
+                except BrokenProcessPool:
+                    lost.append(task)
+                    continue
+                except Exception as exc:  # e.g. a result that cannot be sent back: one file, not the batch
+                    log.exception("internal error on %s", task.input_path)
+                    row = _failed_row(task, f"internal error: {exc}", "internal")
+                finished.add(task.input_path)
+                yield row
+        except BaseException:  # interrupted, or the caller stopped: drop the queued files
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        if not lost:
+            return
+        while not started_queue.empty():
+            started.add(started_queue.get())
+        started_queue.close()
+        in_flight = [t for t in lost if t.input_path in started]
+        log.warning("a worker process died; %d file(s) in flight recorded as failed, %d go on in a new pool",
+                    len(in_flight), len(lost) - len(in_flight))
+        for task in in_flight:
+            yield _failed_row(task, WORKER_DIED, "worker")
+        if not in_flight and not finished:  # the pool broke before any file started: it would again
+            for task in lost:
+                yield _failed_row(task, "the worker processes died before starting any file", "worker")
+            return
+        remaining = [t for t in lost if t.input_path not in started]
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise UsageError(f"Ray address {address!r} is not HOST:PORT (the head's port, 6379 unless "
+                         "`ray start --head --port` chose another)")
+    return host.strip("[]"), int(port)
+
+
+def check_executor(executor: str, address: str | None = None,
+                   timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Fail fast, before any file is hashed: an unknown executor, an address without Ray, Ray
+    not installed, or a Ray head that cannot be reached within ``timeout_s`` (a TCP connect,
+    so a wrong address never hangs) raise :class:`UsageError` naming the problem."""
+    if executor not in EXECUTORS:
+        raise UsageError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if executor != "ray":
+        if address:
+            raise UsageError(f"a Ray address ({address}) needs the ray executor")
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"the ray executor needs Ray, which is not installed ({exc}); "
+                         f"install it with: {RAY_INSTALL_HINT}") from exc
+    if not address or address == "auto":
+        return
+    host, port = _split_address(address)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UsageError(f"cannot reach the Ray cluster at {address} ({exc or 'timed out'}); is "
+                         "`ray start --head` running there, and is the port open from this machine?") from exc
+
+
+def _ray_master_one(task: Task, options: BatchOptions) -> dict:
+    _one_thread_per_worker()
+    return _master_one(task, options)
+
+
+def _ray_rows(tasks: list[Task], options: BatchOptions, jobs: int, address: str | None) -> Iterator[dict]:
+    """Ray tasks: on a local Ray instance with ``jobs`` CPUs, or on the cluster at ``address``
+    (inputs and outputs must then be at the same paths on every node: a shared filesystem)."""
+    import ray
+    from ray import exceptions as ray_errors
+
+    own_session = not ray.is_initialized()
+    if not own_session:
+        log.info("using the Ray session already open in this process")
+    elif address:
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UsageError(f"cannot connect to the Ray cluster at {address}: {exc}") from exc
+    else:
+        ray.init(num_cpus=max(1, jobs), include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=RAY_MAX_RETRIES)(_ray_master_one)
+        refs = {remote.remote(task, options): task for task in tasks}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            task = refs.pop(ready[0])
+            try:
+                yield ray.get(ready[0])
+            except (ray_errors.WorkerCrashedError, ray_errors.NodeDiedError, ray_errors.OutOfMemoryError) as exc:
+                yield _failed_row(task, f"{WORKER_DIED} ({type(exc).__name__})", "worker")
+            except ray_errors.RayError as exc:
+                first_line = next(iter(str(exc).strip().splitlines()), "")
+                yield _failed_row(task, f"Ray task failed: {type(exc).__name__}: {first_line}", "worker")
+    finally:
+        if own_session:
+            ray.shutdown()
+
+
+def _size_bytes(task: Task) -> int:
+    try:
+        return os.path.getsize(task.input_path)
+    except OSError:
+        return 0  # gone since it was hashed: its own mastering reports that
+
+
+def _rows(tasks: list[Task], options: BatchOptions, jobs: int, executor: str, address: str | None) -> Iterable[dict]:
+    if not tasks:
+        return ()  # nothing to master: no pool, no Ray session (a resume that finds nothing new is quick)
+    if executor == "ray" or jobs > 1:
+        # Longest first: a long file started last would leave the other workers idle at the end.
+        tasks = sorted(tasks, key=_size_bytes, reverse=True)
+    if executor == "ray":
+        return _ray_rows(tasks, options, jobs, address)
+    return _pool_rows(tasks, options, jobs) if jobs > 1 else _serial_rows(tasks, options)
+
+
 @dataclass(frozen=True)
 class BatchSummary:
     done: int
@@ -182,8 +369,15 @@ class BatchSummary:
 
 
 def run_batch(in_dir: Path, out_dir: Path, target: Target, options: BatchOptions = BatchOptions(),
-              jobs: int = 1, progress: Callable[[str], None] | None = None, album: bool = False) -> BatchSummary:
-    """Master a folder tree; see the module docstring. ``album``: see :func:`album_targets`."""
+              jobs: int = 1, progress: Callable[[str], None] | None = None, album: bool = False,
+              executor: str = "local", address: str | None = None) -> BatchSummary:
+    """Master a folder tree; see the module docstring. ``album``: see :func:`album_targets`.
+
+    ``executor``: ``"local"`` (``jobs`` processes) or ``"ray"`` (Ray tasks; a local Ray
+    instance with ``jobs`` CPUs, or the cluster at ``address``, e.g. ``"head:6379"``, whose
+    CPUs then set the parallelism). See :func:`check_executor` for the errors.
+    """
+    check_executor(executor, address)
     pairs = find_inputs(in_dir, out_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -204,6 +398,9 @@ def run_batch(in_dir: Path, out_dir: Path, target: Target, options: BatchOptions
 
     def report(row: dict) -> None:
         nonlocal done, failed
+        if row.get("code") == "worker":  # a killed worker runs no clean-up: its temporary output stays
+            for leftover in remove_leftovers(row["output"]):
+                log.info("removed %s, left by a worker process that died", leftover)
         _append(out_dir, row)
         done += row["status"] == "done"
         failed += row["status"] == "failed"
@@ -213,16 +410,6 @@ def run_batch(in_dir: Path, out_dir: Path, target: Target, options: BatchOptions
             progress(f"{finished}/{len(tasks)} files, {failed} failed, ETA {eta:.0f} s"
                      + (f" — {Path(row['input']).name}: {row['error']}" if row["status"] == "failed" else ""))
 
-    if jobs <= 1:
-        for task in tasks:
-            report(_master_one(task, options))
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_per_worker) as pool:
-            futures = [pool.submit(_master_one, task, options) for task in tasks]
-            try:
-                for future in as_completed(futures):
-                    report(future.result())
-            except KeyboardInterrupt:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+    for row in _rows(tasks, options, jobs, executor, address):
+        report(row)
     return BatchSummary(done, skipped, failed, time.perf_counter() - start)

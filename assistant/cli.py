@@ -129,14 +129,16 @@ def cmd_master(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from assistant.batch import MANIFEST, BatchOptions, run_batch
+    from assistant.batch import MANIFEST, BatchOptions, check_executor, run_batch
     from assistant.master import resolve_target
 
+    check_executor(args.executor, args.address)  # before references are measured: a bad address fails fast
     progress = _progress(True)
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
     options = BatchOptions(engine=args.engine, refine=args.refine, bit_depth=args.bit_depth,
                            max_limiting_db=args.max_limiting_db)
-    summary = run_batch(Path(args.input), Path(args.output), target, options, args.jobs, progress, args.album)
+    summary = run_batch(Path(args.input), Path(args.output), target, options, args.jobs, progress, args.album,
+                        executor=args.executor, address=args.address)
     print(f"{summary.done} mastered, {summary.skipped} unchanged (skipped), {summary.failed} failed "
           f"in {summary.seconds:.1f} s; manifest: {Path(args.output) / MANIFEST}")
     return 8 if summary.failed else 0
@@ -250,10 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--bit-depth", default="24", choices=BIT_DEPTHS)
     p.add_argument("--max-limiting-db", type=float, default=MAX_LIMITING_DB)
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes (default: all cores)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="parallel processes, or CPUs of a local Ray instance (default: all cores)")
     p.add_argument("--album", action="store_true",
                    help="one loudness decision for the set: the loudest track at the target, the others "
                         "keep their level differences (AES TD1008)")
+    from assistant.batch import EXECUTORS, RAY_INSTALL_HINT
+
+    p.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help="where files run: local processes, or Ray tasks (the issue's '--engine ray'; "
+                        f"--engine chooses how settings are made). Ray: {RAY_INSTALL_HINT}")
+    p.add_argument("--address", metavar="HOST:PORT",
+                   help="with --executor ray: the cluster's head (e.g. head:6379; --jobs is then ignored); "
+                        "default: a local Ray instance with --jobs CPUs")
     p.set_defaults(run=cmd_batch)
 
     p = sub.add_parser("profile", parents=[common], help="measure a tonal-balance profile from reference tracks")
