@@ -144,6 +144,42 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 8 if summary.failed else 0
 
 
+def cmd_stems(args: argparse.Namespace) -> int:
+    from assistant.master import resolve_target
+    from assistant.stems import REPORT_NAME, StemOptions, master_stems
+    from effects.schema import ChainSettings, describe
+
+    progress = _progress(args.verbose or sys.stderr.isatty())
+    target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
+    options = StemOptions(engine=args.engine, refine=args.refine, bit_depth=args.bit_depth,
+                          max_limiting_db=args.max_limiting_db, pad=args.pad, corrections=args.stem_corrections,
+                          overwrite=args.overwrite, chain=ChainSettings.load(args.chain) if args.chain else None)
+    report = master_stems(args.input, args.output, target, options, progress)
+    b, a, r = report.mix_input, report.mix_output, report.residual
+    print(f"{report.input_dir} ({len(report.stems)} stems) → {report.output_dir}")
+    print(f"  target: {target.name} ({target.lufs:.1f} LUFS, ceiling {target.ceiling_dbtp:.1f} dBTP, "
+          f"profile {target.profile.name}), engine {report.engine}; one bus decision for all stems")
+    print(_row("mix loudness", b.integrated_lufs, a.integrated_lufs, "LUFS"))
+    print(_row("mix true peak", b.true_peak_dbtp, a.true_peak_dbtp, "dBTP", 2))
+    print(f"  finalizer: gain {report.gain_db:+.2f} dB, peak limiting {report.limiting_db:.1f} dB "
+          f"(the same gain curve on every stem)")
+    print("  bus settings:")
+    for line in describe(report.settings):
+        print(f"    {line}")
+    print("  stems (loudness before → after, LUFS):")
+    for s in report.stems:
+        print(f"    {s.name:<14} {_fmt(s.input_lufs):>7} → {_fmt(s.output_lufs):>7}  ({_fmt(s.change_db, 'dB')})")
+        for line in s.suggestions:
+            print(f"      - {line}")
+    print(f"  sum of stems − mix master: {_fmt(r.rms_below_master_db, 'dB', 1)} below the master (RMS), "
+          f"residual peak {_fmt(r.peak_dbfs, 'dBFS', 1)} ({report.bit_depth}); the mix rendered alone "
+          f"differs by {_fmt(report.direct_deviation_db, 'dB', 1)}")
+    for warning in report.warnings:
+        print(f"  warning: {warning}")
+    print(f"  report: {Path(report.output_dir) / REPORT_NAME}")
+    return 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from assistant.analyze import analyze_file
     from assistant.targets import profile_from_features, save_profile
@@ -266,6 +302,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --executor ray: the cluster's head (e.g. head:6379; --jobs is then ignored); "
                         "default: a local Ray instance with --jobs CPUs")
     p.set_defaults(run=cmd_batch)
+
+    p = sub.add_parser("stems", parents=[common],
+                       help="master one song's stems with one shared bus: they keep their balance and sum to the master")
+    p.add_argument("input", metavar="SONG_DIR", help="folder holding the stems (same rate and length)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
+                   help="writes <stem>.wav per stem, mix-master.wav and stems-report.json")
+    for flag, kw in (("--target", {}), ("--reference", {"nargs": "+"}), ("--profile", {}),
+                     ("--lufs", {"type": float}), ("--ceiling", {"type": float})):
+        p.add_argument(flag, **kw)
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES)
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--bit-depth", default="24", choices=BIT_DEPTHS,
+                   help="24: each file dithered (residual at the dither floor); 32f: the exact float sum")
+    p.add_argument("--max-limiting-db", type=float, default=MAX_LIMITING_DB)
+    p.add_argument("--pad", action="store_true",
+                   help="pad shorter stems with silence at the end (default: different lengths are refused)")
+    p.add_argument("--stem-corrections", action=argparse.BooleanOptionalAction, default=True,
+                   help="apply the measured per-stem rumble/DC high-pass (otherwise only reported)")
+    p.add_argument("--chain", metavar="JSON", help="apply this saved bus chain instead of suggesting one")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.set_defaults(run=cmd_stems)
 
     p = sub.add_parser("profile", parents=[common], help="measure a tonal-balance profile from reference tracks")
     p.add_argument("files", nargs="+", metavar="FILE")
