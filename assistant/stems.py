@@ -65,6 +65,7 @@ SUBSONIC_HZ = 20.0  # below this is sub-sonic (DC included)
 SUBSONIC_SHARE_DB = -40.0  # a stem with more of its power than this below SUBSONIC_HZ gets the high-pass
 LOW_EDGE_SHARE = 0.01  # a stem's lowest content: where 1 % of its power above SUBSONIC_HZ is reached
 LOW_EDGE_LOSS_DB = 0.5  # the cutoff costs at most this much at the stem's lowest content...
+LOW_EDGE_MAX_LOSS_DB = 1.0  # ...unless held at the schema's minimum; over this it is only recommended
 HIGHPASS_MAX_HZ = 30.0  # ...and is never above this
 HIGHPASS_MIN_HZ = PARAM_INDEX["highpass.cutoff_hz"].min
 LOW_SPECTRUM_RESOLUTION_HZ = 1.0  # FFT size ~ sample_rate / this: resolves 10 Hz from 20 Hz
@@ -109,7 +110,12 @@ class StemCorrection:
             why.append(f"DC offset {self.dc_offset_dbfs:.0f} dBFS")
         text = (f"high-pass at {self.highpass_hz:.0f} Hz, 12 dB/octave ({'; '.join(why)}); it costs "
                 f"{self.loss_at_low_edge_db:.1f} dB at the stem's lowest content (~{self.low_edge_hz:.0f} Hz)")
-        return text if self.applied else f"recommended, not applied (--no-stem-corrections): {text}"
+        if self.applied:
+            return text
+        if self.loss_at_low_edge_db > LOW_EDGE_MAX_LOSS_DB:
+            return (f"recommended, not applied (it would cut the stem's own low end): {text}; "
+                    "remove the rumble at the source")
+        return f"recommended, not applied (--no-stem-corrections): {text}"
 
 
 @dataclass(frozen=True)
@@ -398,7 +404,8 @@ def measure_correction(audio: Audio, features: Features, apply: bool = True) -> 
     (DC included) or its DC offset is over master's DC_HIGHPASS_DBFS. The cutoff is the highest
     (up to HIGHPASS_MAX_HZ) that costs at most LOW_EDGE_LOSS_DB at the stem's lowest content,
     never below the schema's minimum: for two first-order sections the loss at f is
-    ``-20 log10(f^2 / (f^2 + fc^2))``, so ``fc = f * sqrt(10^(loss/20) - 1)``.
+    ``-20 log10(f^2 / (f^2 + fc^2))``, so ``fc = f * sqrt(10^(loss/20) - 1)``. Held at the
+    minimum, a cutoff costing more than LOW_EDGE_MAX_LOSS_DB is recommended but not applied.
     """
     freqs, power, total = low_spectrum(audio.samples, audio.sample_rate)
     if total <= 0.0:
@@ -412,8 +419,9 @@ def measure_correction(audio: Audio, features: Features, apply: bool = True) -> 
         return StemCorrection(share_db, low_edge, features.dc_offset_dbfs, None, 0.0, False)
     cutoff = low_edge * math.sqrt(10.0 ** (LOW_EDGE_LOSS_DB / 20.0) - 1.0)
     cutoff = min(max(cutoff, HIGHPASS_MIN_HZ), HIGHPASS_MAX_HZ)
-    return StemCorrection(share_db, low_edge, features.dc_offset_dbfs, cutoff,
-                          _highpass_loss_db(low_edge, cutoff), apply)
+    loss = _highpass_loss_db(low_edge, cutoff)
+    return StemCorrection(share_db, low_edge, features.dc_offset_dbfs, cutoff, loss,
+                          apply and loss <= LOW_EDGE_MAX_LOSS_DB)
 
 
 def apply_correction(audio: Audio, correction: StemCorrection) -> Audio:

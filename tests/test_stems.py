@@ -209,7 +209,8 @@ def test_report_records_centring_and_corrections(run24):
     for s in stems.values():
         c = s["correction"]
         if c["highpass_hz"] is not None:
-            assert 10.0 <= c["highpass_hz"] <= 30.0 and c["applied"]
+            assert 10.0 <= c["highpass_hz"] <= 30.0
+            assert c["applied"] == (c["loss_at_low_edge_db"] <= 1.0)
             assert c["subsonic_share_db"] > -40.0 or c["dc_offset_dbfs"] > -50.0
 
 
@@ -240,6 +241,14 @@ def test_dc_offset_gets_a_highpass_whose_cutoff_spares_the_bass():
     c = measure_correction(Audio(bass, SR), analyze(Audio(bass, SR)))
     assert c.highpass_hz is not None and c.highpass_hz == pytest.approx(10.0, abs=0.1)
     assert c.loss_at_low_edge_db < 0.6
+
+
+def test_a_highpass_that_would_cut_the_stems_own_low_end_is_only_recommended():
+    t = np.arange(4 * SR) / SR
+    sub = 0.3 * np.sin(2 * np.pi * 22.0 * t)[None] + 0.3 * np.sin(2 * np.pi * 12.0 * t)[None]
+    c = measure_correction(Audio(sub, SR), analyze(Audio(sub, SR)))
+    assert c.highpass_hz == pytest.approx(10.0) and c.loss_at_low_edge_db > 1.0
+    assert not c.applied and "remove the rumble at the source" in c.describe()
 
 
 def test_no_stem_corrections_reports_instead_of_applying(song, tmp_path):
