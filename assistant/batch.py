@@ -3,7 +3,10 @@
 ``run_batch`` masters every audio file under ``in_dir`` into the same relative path under
 ``out_dir`` (as WAV), in ``jobs`` processes; with ``album``, one loudness decision for the set. Each finished file appends one JSON line to
 ``out_dir/manifest.jsonl`` (status, hashes, before/after metrics, error). A re-run skips files
-whose content hash and settings hash match a ``done`` line and whose output still exists.
+whose content hash and settings hash match a ``done`` line and whose output still exists; a
+file whose size and modification time (ns) are those recorded on that line is not read again
+(the reference-analysis cache trusts the same stamp), so a resume that finds nothing new is
+quick. A new file is hashed by the worker that masters it, not serially by the parent.
 Outputs are written atomically, so an interrupted run leaves no partial file and a manifest
 that resumes correctly.
 
@@ -33,7 +36,7 @@ from typing import Callable, Iterable, Iterator
 
 from assistant.atomic import remove_leftovers
 from assistant.audio import READ_EXTENSIONS
-from assistant.errors import MixbridgeError, UsageError
+from assistant.errors import MixbridgeError, UnreadableAudioError, UsageError
 from assistant.targets import Target
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,7 @@ class BatchOptions:
 class Task:
     input_path: str
     output_path: str
-    content_hash: str
+    content_hash: str | None  # None: not hashed yet (a new file); the worker hashes it
     settings_hash: str
     target: Target
 
@@ -169,6 +172,13 @@ def _master_one(task: Task, options: BatchOptions) -> dict:
     target = task.target
     row = _task_row(task)
     start = time.perf_counter()
+    try:
+        stat = os.stat(task.input_path)  # before reading: a file changed meanwhile is hashed again next time
+        row.update(content_hash=task.content_hash or file_hash(task.input_path), size_bytes=stat.st_size,
+                   mtime_ns=stat.st_mtime_ns)
+    except OSError as exc:
+        return {**row, "status": "failed", "error": f"{task.input_path}: cannot be read ({exc.strerror or exc})",
+                "code": UnreadableAudioError.code}
     try:
         Path(task.output_path).parent.mkdir(parents=True, exist_ok=True)
         report = master_file(task.input_path, task.output_path, target, engine=options.engine,
@@ -387,11 +397,17 @@ def run_batch(in_dir: Path, out_dir: Path, target: Target, options: BatchOptions
     for src, dst in pairs:
         own = targets.get(src, target)
         s_hash = settings_hash(own, options)
-        content = file_hash(src)
         old = previous.get(str(src))
-        if old and old["content_hash"] == content and old["settings_hash"] == s_hash and dst.exists():
-            skipped += 1
-            continue
+        content = None
+        if old and old["settings_hash"] == s_hash and dst.exists():
+            stat = src.stat()
+            if (old.get("size_bytes"), old.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
+                skipped += 1  # the stamp recorded when it was hashed: not read again
+                continue
+            content = file_hash(src)
+            if content == old["content_hash"]:
+                skipped += 1
+                continue
         tasks.append(Task(str(src), str(dst), content, s_hash, own))
     done = failed = 0
     start = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,30 @@ def test_batch_mirrors_the_tree_records_failures_and_resumes(tree, tmp_path):
     assert (changed.done, changed.skipped) == (1, 1)
     louder = run_batch(tree, out, resolve_target(None, lufs=-12.0), OPTIONS, jobs=1)
     assert (louder.done, louder.skipped) == (2, 0)
+
+
+def test_resume_trusts_the_recorded_stamp_and_hashes_only_touched_files(tree, tmp_path, monkeypatch):
+    import assistant.batch as batch
+
+    out = tmp_path / "out"
+    target = resolve_target("spotify")
+    run_batch(tree, out, target, OPTIONS, jobs=1)
+    rows = {Path(r["input"]).name: r for r in _rows(out) if r["status"] == "done"}
+    assert rows["a.wav"]["content_hash"] == batch.file_hash(tree / "a.wav")  # hashed by the worker
+    assert rows["a.wav"]["size_bytes"] == (tree / "a.wav").stat().st_size
+    hashed = []
+    real_hash = batch.file_hash
+    monkeypatch.setattr(batch, "file_hash", lambda path: hashed.append(Path(path).name) or real_hash(path))
+    again = run_batch(tree, out, target, OPTIONS, jobs=1)
+    assert (again.done, again.skipped) == (0, 2)
+    assert hashed == ["broken.wav"]  # the failed file is tried again; the done ones are not read
+    # touched but identical: hashed, found unchanged, skipped
+    stamp = (tree / "a.wav").stat()
+    os.utime(tree / "a.wav", ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+    hashed.clear()
+    touched = run_batch(tree, out, target, OPTIONS, jobs=1)
+    assert (touched.done, touched.skipped) == (0, 2)
+    assert sorted(hashed) == ["a.wav", "broken.wav"]
 
 
 def test_a_deleted_output_is_made_again(tree, tmp_path):
