@@ -379,10 +379,9 @@ def low_spectrum(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.
     weight = np.full(freqs.size, 2.0)  # one-sided: every bin but DC and Nyquist stands for two
     weight[0] = weight[-1] = 1.0
     window = np.hanning(n_fft + 1)[:-1]
-    starts = range(0, x.shape[1] - n_fft + 1, hop)
+    starts = list(range(0, x.shape[1] - n_fft + 1, hop))
     power, total = np.zeros(keep), 0.0
     group = 8  # frames per FFT call: bounded temporaries
-    starts = list(starts)
     for i in range(0, len(starts), group):
         frames = np.stack([x[:, s : s + n_fft] for s in starts[i : i + group]], axis=1) * window
         spec = np.fft.rfft(frames, axis=-1)
@@ -568,7 +567,7 @@ def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, opti
         eq_moves=moves, compressor_min_gain_db=bus.compressor_min_gain_db, gain_db=result.gain_db,
         limiting_db=result.limiting_db, mix_master_path=str(master_path), mix_input=mix_before,
         mix_output=mix_after, residual=residual, direct_deviation_db=bus.direct_deviation_db,
-        warnings=tuple(warnings))
+        warnings=tuple(warnings) + tuple(mix_before.notes))
     write_text(report_path, json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
     log.info("stems residual: %.1f dB RMS below the master (%s)", residual.rms_below_master_db, options.bit_depth)
     return report
