@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from assistant.analyze import analyze, analyze_file  # noqa: E402
-from common import BLOCK_FRAMES, cut_audio  # noqa: E402
+from common import BLOCK_FRAMES, cut_audio, publish  # noqa: E402
 from assistant.audio import load  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
@@ -270,12 +270,7 @@ def main() -> None:
     lines += ["", f"Load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f} on "
               f"{os.cpu_count()} CPUs. This benchmark itself adds about 1; much more means other processes "
               "competed for the CPUs and the wall times are inflated (CPU times less so)."]
-    text = "\n".join(lines) + "\n"
-    print()
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(f"saved to {RESULTS.relative_to(ROOT)}")
+    publish(lines, RESULTS)
 
     if args.profile:
         prof = cProfile.Profile()

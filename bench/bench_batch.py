@@ -54,7 +54,7 @@ from bench_master import (  # noqa: E402
     mixbridge_cmd,
     snapshot_code,
 )
-from common import BLOCK_FRAMES  # noqa: E402
+from common import BLOCK_FRAMES, publish  # noqa: E402
 
 from assistant.atomic import cache_root  # noqa: E402
 
@@ -266,12 +266,7 @@ def main() -> None:
     if load_start[0] > 0.5:
         lines.insert(4, f"- **note**: load average {load_start[0]:.2f} at start on {os.cpu_count()} CPUs — other "
                         "processes were running; wall times and speed-ups are affected")
-    text = "\n".join(lines) + "\n"
-    print()
-    print(text)
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(text)
-    print(f"saved to {args.results}")
+    publish(lines, args.results)
 
 
 if __name__ == "__main__":

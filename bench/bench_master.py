@@ -61,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 from assistant.analyze import analyze_file  # noqa: E402
 from assistant.features import Features  # noqa: E402
 from assistant.targets import profile_from_features, reference_lufs, tonal_error_db  # noqa: E402
-from common import BLOCK_FRAMES, cut_audio  # noqa: E402
+from common import BLOCK_FRAMES, cut_audio, publish  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
 RESULTS = ROOT / "bench" / "results" / "master.md"
@@ -586,12 +586,7 @@ def main() -> None:
     if load_start[0] > 1.5 or load_end[0] > 1.5:
         lines.insert(4, f"- **note**: load average {load_start[0]:.2f} at start on {os.cpu_count()} CPUs — other "
                         "processes were running; wall times are inflated (compare CPU times)")
-    text = "\n".join(lines) + "\n"
-    print()
-    print(text)
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(text)
-    print(f"saved to {args.results}")
+    publish(lines, args.results)
 
 
 if __name__ == "__main__":

@@ -25,3 +25,13 @@ def cut_audio(src: Path, seconds: float, dest: Path) -> tuple[Path, str]:
             out.write(block)
             frames -= len(block)
     return dest, subtype
+
+
+def publish(lines: list[str], path: Path) -> None:
+    """Print a benchmark's markdown report and save it to ``path``."""
+    text = "\n".join(lines) + "\n"
+    print()
+    print(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"saved to {path}")
