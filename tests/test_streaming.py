@@ -1,0 +1,256 @@
+"""Streaming mastering: every block-wise stage equals its one-shot form, the streaming finalizer
+equals the in-memory one, a long file masters to spec in bounded memory, and no temporary file
+or partial output survives a success, a failure or Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import assistant.audio
+import assistant.master
+from assistant.analyze import analyze_file
+from assistant.audio import load, load_spans
+from assistant.errors import OutputError
+from assistant.loudness import WeightedPowerMeter, measure_loudness, weighted_power
+from assistant.master import master_audio, master_file, resolve_target, suggest_settings
+from assistant.truepeak import PeakEnvelopeMeter, peak_envelope, true_peak_dbtp
+from effects.finalize import BlockStatsMeter, FinalizeSpec, apply_stream, finalize, finalize_from_stats
+from effects.limiter import TruePeakLimiter
+from effects.render import ChainRenderer, render
+from effects.schema import ChainSettings
+from models.predict import excerpt, excerpt_spans
+
+from conftest import ebur128_integrated_lufs
+from test_master import groove
+
+ODD_CHUNKS = (1000, 4097, 44_107)  # none divides the lengths used below
+
+EVERY_STAGE = ChainSettings.create(
+    {"trim.gain_db": 2.0, "highpass.cutoff_hz": 35.0, "low_shelf.gain_db": 3.0, "peak1.gain_db": -2.0,
+     "peak2.gain_db": 4.0, "peak3.gain_db": 1.5, "peak4.gain_db": -3.0, "high_shelf.gain_db": 2.5,
+     "compressor.threshold_db": -24.0, "compressor.ratio": 4.0, "compressor.attack_ms": 5.0,
+     "compressor.release_ms": 120.0, "compressor.makeup_db": 3.0, "compressor.amount_percent": 60.0,
+     "reverb.wet": 0.3, "reverb.room_size": 0.7, "stereo.width_percent": 130.0},
+    {"highpass": True, "compressor": True, "reverb": True})
+FULL_COMPRESSION = EVERY_STAGE.replace({"compressor.amount_percent": 100.0})
+
+
+def _chunks(x: np.ndarray, size: int):
+    for start in range(0, x.shape[1], size):
+        yield x[:, start : start + size]
+
+
+# ---- each stage, block by block == all at once ---------------------------------------------
+@pytest.mark.parametrize("settings", (EVERY_STAGE, FULL_COMPRESSION), ids=("parallel-comp", "full-comp"))
+@pytest.mark.parametrize("channels", (1, 2))
+@pytest.mark.parametrize("chunk", ODD_CHUNKS)
+def test_block_wise_render_equals_the_one_shot_render(settings, channels, chunk):
+    sr = 44100
+    x = groove(sr, 3.0, channels).astype(np.float32)
+    whole = render(x, sr, settings)
+    renderer = ChainRenderer(settings, sr)
+    blocks = np.concatenate([renderer.process(b) for b in _chunks(x, chunk)], axis=1)
+    assert blocks.shape == whole.shape
+    np.testing.assert_allclose(blocks, whole, rtol=0.0, atol=1e-6)
+    # and the stages did something (a chain that did nothing would pass trivially)
+    assert np.max(np.abs(whole - x)) > 0.05
+
+
+@pytest.mark.parametrize("sample_rate", (44100, 96000))
+@pytest.mark.parametrize("chunk", ODD_CHUNKS)
+def test_streaming_meters_equal_the_whole_array_functions(sample_rate, chunk, rng):
+    x = (0.3 * rng.standard_normal((2, 2 * sample_rate + 17))).astype(np.float32)
+    for block in (1, 22):
+        power = WeightedPowerMeter(sample_rate, 2, block)
+        envelope = PeakEnvelopeMeter(sample_rate, 2, block)
+        p, e = [], []
+        for b in _chunks(x, chunk):
+            p.append(power.process(b))
+            e.append(envelope.process(b))
+        p = np.concatenate(p + [power.finish()])
+        e = np.concatenate(e + [envelope.finish()])
+        np.testing.assert_allclose(p, weighted_power(x, sample_rate, block), rtol=1e-12)
+        np.testing.assert_allclose(e, peak_envelope(x, sample_rate, block), rtol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", (1, 7, 22, 1000))
+def test_limiter_applied_to_slices_equals_the_whole(chunk, rng):
+    block, n = 22, 12_345
+    curve = -6.0 * rng.random(-(-n // block))
+    x = rng.standard_normal((2, n)).astype(np.float32)
+    whole = TruePeakLimiter.apply(x, curve, block, 1.5)
+    parts = [TruePeakLimiter.apply(b, curve, block, 1.5, start)
+             for start, b in zip(range(0, n, chunk), _chunks(x, chunk))]
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
+
+
+@pytest.mark.parametrize("chunk", ODD_CHUNKS)
+@pytest.mark.parametrize("target_lufs", (-16.0, -9.0))
+def test_streaming_finalize_equals_the_in_memory_finalize(chunk, target_lufs):
+    sr = 44100
+    x = groove(sr, 6.0, 2, peak=0.9).astype(np.float32)
+    spec = FinalizeSpec(target_lufs, -1.0)
+    expected = finalize(x, sr, spec)
+
+    meter = BlockStatsMeter(sr, 2)
+    for b in _chunks(x, chunk):
+        meter.process(b)
+    written: list[np.ndarray] = []
+
+    def run_pass(gain_db, block_gain_db):
+        written.clear()
+        return apply_stream(_chunks(x, chunk), sr, 2, gain_db, block_gain_db, meter.block, written.append)
+
+    plan = finalize_from_stats(meter.result(), spec, run_pass)
+    assert plan.gain_db == pytest.approx(expected.gain_db, abs=1e-6)
+    assert plan.limiting_db == pytest.approx(expected.limiting_db, abs=1e-6)
+    assert plan.integrated_lufs == pytest.approx(expected.integrated_lufs, abs=1e-4)
+    assert plan.true_peak_dbtp == pytest.approx(expected.true_peak_dbtp, abs=1e-4)
+    np.testing.assert_allclose(plan.block_gain_db, expected.block_gain_db, atol=1e-5)  # float32 envelope
+    np.testing.assert_allclose(np.concatenate(written, axis=1), expected.samples, rtol=0.0, atol=1e-6)
+    if target_lufs == -9.0:
+        assert expected.limiting_db > 1.0  # the limiter really worked on this one
+
+
+def test_master_file_writes_what_master_audio_computes(tmp_path):
+    """The streaming file path and the in-memory path: the same samples, dither included
+    (70 s at 22.05 kHz spans two dither blocks)."""
+    sr = 22050
+    path = tmp_path / "mix.wav"
+    sf.write(str(path), np.tile(groove(sr, 7.0), 10).T, sr, subtype="PCM_24")
+    target = resolve_target("spotify")
+    out = tmp_path / "master.wav"
+    report = master_file(path, out, target, chain=EVERY_STAGE)
+    expected, gain_db, limiting_db, _ = master_audio(load(path), target, EVERY_STAGE)
+    written = load(out).samples
+    assert report.gain_db == pytest.approx(gain_db, abs=1e-6)
+    assert report.limiting_db == pytest.approx(limiting_db, abs=1e-6)
+    np.testing.assert_allclose(written, expected.samples, rtol=0.0, atol=1.5 / 2**23)
+
+
+def test_settings_from_the_files_excerpt_equal_settings_from_the_whole_track(tmp_path):
+    """master_file hands the model's refinement only the excerpt it renders, read from the file."""
+    sr = 22050
+    path = tmp_path / "mix.wav"
+    x = np.tile(groove(sr, 5.0), 8)  # 40 s > the 30 s excerpt (0-10, 15-25, 30-40 s)...
+    for start in (10, 25):  # ...which misses a brighter, louder part, so the excerpt's bias matters
+        x[:, start * sr : (start + 5) * sr] = groove(sr, 5.0, seed=11, peak=0.9)
+    sf.write(str(path), x.T, sr, subtype="PCM_24")
+    whole = load(path)
+    features = analyze_file(path)
+    target = resolve_target("spotify")
+    part = load_spans(path, excerpt_spans(whole.frames, sr))
+    assert part.frames < whole.frames
+    np.testing.assert_array_equal(part.samples, excerpt(whole.samples, sr))
+    from_part = suggest_settings(part, features, target, "model", refine=True)
+    assert from_part == suggest_settings(whole, features, target, "model", refine=True)
+    assert from_part != suggest_settings(whole, features, target, "model", refine=False)  # refinement ran
+
+
+# ---- a long file through the streaming path ------------------------------------------------
+def _long_mix(path, sample_rate: int, minutes: float) -> None:
+    """Verses and choruses: a 10 s groove looped, every other 30 s 8 dB quieter."""
+    loop = groove(sample_rate, 10.0, peak=0.7)
+    with sf.SoundFile(str(path), "w", sample_rate, 2, "PCM_24") as f:
+        for i in range(int(minutes * 6)):
+            f.write((loop * (10 ** (-8 / 20) if (i // 3) % 2 else 1.0)).T)
+
+
+def test_a_ten_minute_file_masters_to_spec_in_bounded_memory(tmp_path):
+    sr = 44100
+    path, out = tmp_path / "long.wav", tmp_path / "long-master.wav"
+    _long_mix(path, sr, 10.0)
+    chain = EVERY_STAGE.replace({}, {"reverb": False})
+    target = resolve_target("spotify")
+    tracemalloc.start()
+    try:
+        report = master_file(path, out, target, chain=chain)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The whole mix as float32 is 212 MB; the in-memory path held three or more such copies.
+    # Streaming holds one 2**20-frame block's temporaries plus a few arrays per 0.5 ms block.
+    one_copy = 2 * 600 * sr * 4
+    assert peak_bytes < 0.75 * one_copy, f"peak traced memory {peak_bytes / 1e6:.0f} MB"
+    features = analyze_file(out)
+    assert features.duration_s == pytest.approx(600.0)
+    assert features.integrated_lufs == pytest.approx(-14.0, abs=0.1)
+    assert features.true_peak_dbtp <= -1.0
+    assert report.output_features.integrated_lufs == pytest.approx(features.integrated_lufs, abs=1e-6)
+    assert not report.warnings
+    assert sorted(os.listdir(tmp_path)) == ["long-master.wav", "long.wav"]
+
+
+def test_the_written_output_meets_the_spec_by_libebur128(tmp_path):
+    sr = 48000
+    path, out = tmp_path / "mix.wav", tmp_path / "master.flac"
+    _long_mix(path, sr, 1.5)
+    master_file(path, out, resolve_target("ebu-r128"), chain=EVERY_STAGE, bit_depth="16")
+    data, rate = sf.read(str(out), always_2d=True)
+    assert ebur128_integrated_lufs(data.T, rate) == pytest.approx(-23.0, abs=0.1)
+    assert true_peak_dbtp(data.T, rate) <= -1.0
+    assert measure_loudness(data.T, rate).integrated_lufs == pytest.approx(-23.0, abs=0.1)
+
+
+# ---- failures leave nothing behind -------------------------------------------------------------
+@pytest.fixture
+def mix(tmp_path):
+    """54 s at 22.05 kHz: two stream blocks, so a failure can strike after the first."""
+    path = tmp_path / "mix.wav"
+    sf.write(str(path), np.tile(groove(22050, 6.0), 9).T, 22050, subtype="PCM_24")
+    assert sf.info(str(path)).frames > assistant.master.STREAM_BLOCK_FRAMES
+    return path
+
+
+def _fail_on_call(number: int, real, exc: BaseException):
+    calls = []
+
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == number:
+            raise exc
+        return real(*args, **kwargs)
+    return wrapper
+
+
+@pytest.mark.parametrize("where", ("render", "write"))
+@pytest.mark.parametrize("exc", (RuntimeError("injected"), KeyboardInterrupt()), ids=("error", "ctrl-c"))
+@pytest.mark.parametrize("existing", (True, False), ids=("output-exists", "no-output"))
+def test_a_failure_mid_way_leaves_no_temporary_or_partial_file(where, exc, existing, mix, monkeypatch):
+    folder = mix.parent
+    out = folder / "master.wav"
+    if existing:
+        out.write_bytes(b"previous master")
+    if where == "render":  # pass 1, after a block has been rendered and spilled
+        monkeypatch.setattr(ChainRenderer, "process", _fail_on_call(2, ChainRenderer.process, exc))
+    else:  # pass 2, after a block has reached the output's temporary file
+        monkeypatch.setattr(assistant.audio.BlockWriter, "write",
+                            _fail_on_call(2, assistant.audio.BlockWriter.write, exc))
+    with pytest.raises(type(exc)):
+        master_file(mix, out, resolve_target("spotify"), chain=EVERY_STAGE, overwrite=existing)
+    assert sorted(p.name for p in folder.iterdir()) == (["master.wav", "mix.wav"] if existing else ["mix.wav"])
+    if existing:
+        assert out.read_bytes() == b"previous master"
+
+
+def test_an_output_folder_that_cannot_hold_the_scratch_file_is_an_output_error(mix, monkeypatch):
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(assistant.atomic.tempfile, "mkstemp", no_space)
+    out = mix.parent / "master.wav"
+    with pytest.raises(OutputError, match="cannot write in") as err:
+        master_file(mix, out, resolve_target("spotify"), chain=EVERY_STAGE)
+    assert str(out) in str(err.value)
+    assert sorted(p.name for p in mix.parent.iterdir()) == ["mix.wav"]
+
+
+def test_success_leaves_only_the_output(mix):
+    master_file(mix, mix.parent / "master.wav", resolve_target("spotify"), chain=EVERY_STAGE)
+    assert sorted(p.name for p in mix.parent.iterdir()) == ["master.wav", "mix.wav"]
+    assert assistant.master.STREAM_BLOCK_FRAMES == assistant.audio.DITHER_BLOCK_FRAMES
