@@ -16,6 +16,7 @@ from typing import Iterator
 from assistant.errors import OutputError
 
 PART_SUFFIX = ".part"
+SCRATCH_SUFFIX = ".scratch.part"  # ends in PART_SUFFIX: remove_leftovers() finds these too
 
 
 @contextmanager
@@ -28,16 +29,7 @@ def atomic_path(path: str | Path) -> Iterator[str]:
         If the folder is missing or not writable, or the rename fails.
     """
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise OutputError("is a directory", path)
-    if not folder.is_dir():
-        raise OutputError(f"folder {folder} does not exist", path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=PART_SUFFIX, dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write in {folder} ({exc.strerror})", path) from exc
-    os.close(fd)
+    tmp = _temporary_next_to(path, PART_SUFFIX)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a normal file follows the umask
@@ -51,6 +43,21 @@ def atomic_path(path: str | Path) -> Iterator[str]:
 
 def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
+
+
+def _temporary_next_to(path: Path, suffix: str) -> str:
+    """Create an empty hidden file in ``path``'s folder; OutputError naming ``path`` if impossible."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError("is a directory", path)
+    if not folder.is_dir():
+        raise OutputError(f"folder {folder} does not exist", path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write in {folder} ({exc.strerror})", path) from exc
+    os.close(fd)
+    return tmp
 
 
 def remove_leftovers(path: str | Path) -> list[Path]:
@@ -89,9 +96,6 @@ def cache_root() -> Path:
     return Path(os.environ.get("MIXBRIDGE_CACHE", Path.home() / ".cache" / "mixbridge"))
 
 
-SCRATCH_SUFFIX = ".scratch.part"
-
-
 @contextmanager
 def scratch_path(path: str | Path) -> Iterator[str]:
     """Yield a temporary work file next to ``path`` (e.g. a first pass's output that a second
@@ -103,15 +107,7 @@ def scratch_path(path: str | Path) -> Iterator[str]:
     OutputError
         If the folder is missing or not writable.
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"folder {folder} does not exist", path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=SCRATCH_SUFFIX, dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write in {folder} ({exc.strerror})", path) from exc
-    os.close(fd)
+    tmp = _temporary_next_to(Path(path), SCRATCH_SUFFIX)
     try:
         yield tmp
     finally:
