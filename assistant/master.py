@@ -4,7 +4,7 @@
 result goes into a :class:`MasterReport`, whose JSON keys are documented in README.md.
 
 ``master_file`` streams, so memory stays bounded for any length (an hour of stereo 44.1 kHz
-peaks near 0.4 GB): the input is analysed in blocks; the settings engine sees a 30 s excerpt
+peaks near 0.7 GB RSS): the input is analysed in blocks; the settings engine sees a 30 s excerpt
 (what the model's refinement renders anyway); pass 1 renders block by block into a float32
 scratch file next to the output while measuring what the finalizer needs; pass 2 reads it
 back, applies the finalizer's gain and limiter curve, dithers and writes the output to a
