@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the test suite needs: FluidSynth and a GM soundfont render the model's training
-# audio from music21 scores (libsndfile itself ships in the soundfile wheel).
-APT_PACKAGES=(fluidsynth fluid-soundfont-gm)
+# audio from music21 scores (libsndfile itself ships in the soundfile wheel); the ZAM VST3 plugins
+# (ZamVerb needs libzita-convolver4 and libsamplerate0) for the plugin bridge; dpf-source and g++
+# build the bridge's fixture plugin.
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm zam-plugins libzita-convolver4 libsamplerate0 dpf-source g++)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -105,7 +105,8 @@ def cmd_master(args: argparse.Namespace) -> int:
     chain = ChainSettings.load(args.chain) if args.chain else None
     report = master_file(args.input, args.output, target, engine=args.engine, chain=chain,
                          refine=args.refine, bit_depth=args.bit_depth, overwrite=args.overwrite,
-                         max_limiting_db=args.max_limiting_db, progress=progress)
+                         max_limiting_db=args.max_limiting_db, progress=progress,
+                         plugins=args.plugins, plugin_dirs=args.plugin_dir or ())
     if args.save_chain:
         report.settings.save(args.save_chain)
     if args.report:
@@ -123,9 +124,69 @@ def cmd_master(args: argparse.Namespace) -> int:
     print("  settings:")
     for line in describe(report.settings):
         print(f"    {line}")
+    if report.plugins:
+        _print_plugins(report.plugins["chain"], report.plugins["match"])
     for warning in report.warnings:
         print(f"  warning: {warning}")
     return 0
+
+
+def _print_plugins(chain: list[str], match: dict) -> None:
+    print("  on the plugins:")
+    for line in chain:
+        print(f"    {line}")
+    bands = match["band_difference_db"]
+    print(f"  plugins vs built-in render ({match['excerpt_s']:.0f} s excerpt): band spectrum "
+          f"{bands['mean_abs']:.2f} dB mean / {bands['max_abs']:.2f} dB max, "
+          f"loudness {match['lufs_difference_lu']:+.2f} LU")
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from assistant.bridge import plugin_renderer, render_match, suggest_file
+    from assistant.master import resolve_target
+    from effects.schema import describe
+
+    progress = _progress(args.verbose or sys.stderr.isatty())
+    target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
+    suggestion = suggest_file(args.input, target, args.engine, args.refine, progress)
+    f = suggestion.features
+    print(f"{args.input}: {_fmt(f.integrated_lufs, 'LUFS')}, true peak {_fmt(f.true_peak_dbtp, 'dBTP', 2)}, "
+          f"LRA {_fmt(f.loudness_range_lu, 'LU')}")
+    print(f"  toward: {target.name} ({target.lufs:.1f} LUFS, ceiling {target.ceiling_dbtp:.1f} dBTP, "
+          f"profile {target.profile.name}), engine {args.engine}")
+    print("  suggested chain, in signal order:")
+    for line in describe(suggestion.settings) or ["(no changes: the mix already matches the profile)"]:
+        print(f"    {line}")
+    print("  then: gain to the loudness target and a true-peak limiter at the ceiling")
+    if args.output:
+        suggestion.settings.save(args.output)
+        print(f"  chain saved to {args.output} (apply with: mixbridge master IN -o OUT --chain {args.output})")
+    if args.plugins:
+        progress("loading and setting the plugins")
+        renderer = plugin_renderer(suggestion.settings, suggestion.excerpt, args.plugins, args.plugin_dir or ())
+        _print_plugins(renderer.describe(), render_match(renderer, suggestion.settings, suggestion.excerpt))
+        if args.export_presets:
+            from effects.plugin_map import export_presets
+
+            written = export_presets(renderer, suggestion.settings, args.export_presets,
+                                     suggestion.excerpt.sample_rate)
+            print(f"  presets written to {args.export_presets}: " + ", ".join(p.name for p in written))
+    return 0
+
+
+def cmd_plugins_scan(args: argparse.Namespace) -> int:
+    from effects.vst3 import scan, scan_table
+
+    plugins, failures = scan(args.dirs, system=args.system, use_cache=args.cache, progress=_progress(True))
+    if args.json:
+        print(json.dumps({"plugins": [p.to_dict() for p in plugins], "failures": failures}, indent=2))
+    else:
+        for line in scan_table(plugins):
+            print(line)
+        for path, error in failures.items():
+            print(f"failed: {path}: {error}")
+        print(f"{len(plugins)} plugin(s), {len(failures)} failed to load")
+    return 0 if plugins or not failures else 4
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -239,6 +300,12 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plugin_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugins", metavar="MAP", help="run the chain on VST3 plugins: a shipped map (zam) "
+                                                    "or a map .toml file")
+    p.add_argument("--plugin-dir", nargs="+", metavar="DIR", help="more folders to find the map's plugins in")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
@@ -276,7 +343,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-limiting-db", type=float, default=MAX_LIMITING_DB,
                    help="most peak limiting allowed before the loudness target is given up")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _plugin_options(p)
     p.set_defaults(run=cmd_master)
+
+    p = sub.add_parser("suggest", parents=[common], help="suggest a chain (stage by stage) without rendering; "
+                                                        "optionally on your VST3 plugins, as .vstpreset files")
+    p.add_argument("input", metavar="IN")
+    for flag, kw in (("--target", {}), ("--reference", {"nargs": "+"}), ("--profile", {}),
+                     ("--lufs", {"type": float}), ("--ceiling", {"type": float})):
+        p.add_argument(flag, **kw)
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES)
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("-o", "--output", metavar="JSON", help="write the chain (Mixbridge chain preset, JSON)")
+    _plugin_options(p)
+    p.add_argument("--export-presets", metavar="DIR",
+                   help="with --plugins: one .vstpreset per plugin insert and INSERTS.txt (the order)")
+    p.set_defaults(run=cmd_suggest)
+
+    p = sub.add_parser("plugins", parents=[common], help="VST3 plugins: scan")
+    psub = p.add_subparsers(dest="plugins_command", required=True)
+    m = psub.add_parser("scan", parents=[common], help="list VST3 plugins with their parameters (cached)")
+    m.add_argument("dirs", nargs="*", metavar="DIR", help="more folders or .vst3 bundles")
+    m.add_argument("--system", action=argparse.BooleanOptionalAction, default=True,
+                   help="also the standard folders (~/.vst3, /usr/lib/vst3, /usr/local/lib/vst3)")
+    m.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="reuse what earlier scans learned (a bundle is re-read when its files change)")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(run=cmd_plugins_scan)
 
     p = sub.add_parser("batch", parents=[common], help="master a folder tree in parallel; re-runs resume")
     p.add_argument("input", metavar="IN_DIR")

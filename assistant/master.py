@@ -79,6 +79,7 @@ class MasterReport:
     tonal_error_before_db: float
     tonal_error_after_db: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    plugins: dict | None = None  # with --plugins: the map, the chain on the plugins, the match figures
 
     def to_dict(self) -> dict:
         t = self.target
@@ -95,7 +96,7 @@ class MasterReport:
             "tonal_error_db": {"before": round(self.tonal_error_before_db, 3),
                                "after": round(self.tonal_error_after_db, 3)},
             "warnings": list(self.warnings),
-        }
+        } | ({"plugins": self.plugins} if self.plugins else {})
 
 
 def resolve_target(target: str | None = None, references: Sequence[str] = (), lufs: float | None = None,
@@ -193,8 +194,13 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
                 chain: ChainSettings | None = None, refine: bool = True, bit_depth: str = "24",
                 overwrite: bool = False,
                 max_limiting_db: float = MAX_LIMITING_DB,
-                progress: Callable[[str], None] | None = None) -> MasterReport:
-    """Master one file to ``target``; see the module docstring."""
+                progress: Callable[[str], None] | None = None,
+                plugins: str | None = None, plugin_dirs: Sequence[str | Path] = ()) -> MasterReport:
+    """Master one file to ``target``; see the module docstring.
+
+    ``plugins``: render the chain through the VST3 plugins of this map (see
+    :mod:`effects.plugin_map`); the report then says how closely they match the built-in render.
+    """
     input_path, output_path = Path(input_path), Path(output_path)
     if output_path.exists() and output_path.resolve() == input_path.resolve() and not overwrite:
         raise OutputError("is the input file; choose another output or pass --overwrite", output_path)
@@ -219,7 +225,17 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     else:
         settings = chain
     spec = FinalizeSpec(target.lufs, target.ceiling_dbtp, max_limiting_db)
-    plan = _render_and_finalize(input_path, output_path, meta, settings, spec, bit_depth, step)
+    renderer, plugin_report = ChainRenderer(settings, sr), None
+    if plugins:
+        from assistant.bridge import excerpt_of, plugin_renderer, render_match
+
+        step("loading and setting the plugins")
+        excerpt = excerpt_of(input_path)
+        renderer = plugin_renderer(settings, excerpt, plugins, plugin_dirs)
+        plugin_report = {"map": plugins, "chain": renderer.describe(),
+                         "match": render_match(renderer, settings, excerpt)}
+        del excerpt
+    plan = _render_and_finalize(input_path, output_path, meta, renderer, spec, bit_depth, step)
     warnings = plan.warnings
     step("measuring the output")
     after = analyze_file(output_path)
@@ -235,17 +251,17 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
         bit_depth=bit_depth,
         tonal_error_before_db=tonal_error_db(before.mid_band_db, target.profile, sr),
         tonal_error_after_db=tonal_error_db(after.mid_band_db, target.profile, sr),
-        warnings=tuple(warnings) + tuple(before.notes),
+        warnings=tuple(warnings) + tuple(before.notes), plugins=plugin_report,
     )
 
 
-def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.AudioInfo, settings: ChainSettings,
+def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.AudioInfo, renderer,
                          spec: FinalizeSpec, bit_depth: str, step: Callable[[str], None]) -> FinalizePlan:
-    """Pass 1: render the input block by block into a scratch file, measuring the finalizer's
+    """Pass 1: render the input block by block through ``renderer`` (a ``ChainRenderer`` or a
+    ``PluginChainRenderer``: anything with ``process(block)``) into a scratch file, measuring the finalizer's
     block statistics. Pass 2 (repeated if the finalizer corrects): read it back, apply the
     plan, dither and write ``output_path`` atomically. Returns the finalizer's plan."""
     sr, channels = meta.sample_rate, meta.channels
-    renderer = ChainRenderer(settings, sr)
     meter = BlockStatsMeter(sr, channels)
     sizes = []
     with scratch_path(output_path) as scratch:

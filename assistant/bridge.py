@@ -1,0 +1,91 @@
+"""The DAW bridge pipeline: suggest a chain for a file, put it on VST3 plugins, measure how
+closely the plugins reproduce the built-in render, and export ``.vstpreset`` files.
+
+The hosting itself lives in :mod:`effects.vst3` and the maps in :mod:`effects.plugin_map`;
+this module only joins them to the analyzer and the settings engines.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from assistant import audio as audio_io
+from assistant.analyze import analyze, analyze_file
+from assistant.audio import Audio
+from assistant.errors import UsageError
+from assistant.features import Features
+from assistant.spectrum import shape_mask
+from assistant.targets import Target
+from effects.plugin_map import PluginChainRenderer, load_map
+from effects.render import render
+from effects.schema import ChainSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    features: Features
+    settings: ChainSettings
+    excerpt: Audio  # the part of the track the settings were refined on
+
+
+def excerpt_of(path: str | Path) -> Audio:
+    """The excerpt of ``path`` that settings are refined and plugins calibrated on."""
+    from models.predict import excerpt_spans
+
+    meta = audio_io.info(path)
+    return audio_io.load_spans(path, excerpt_spans(meta.frames, meta.sample_rate))
+
+
+def suggest_file(path: str | Path, target: Target, engine: str = "model", refine: bool = True,
+                 progress: Callable[[str], None] | None = None) -> Suggestion:
+    """Analyse ``path`` and suggest the chain that moves it toward ``target`` (no rendering)."""
+    from assistant.master import suggest_settings
+
+    step = progress or (lambda message: None)
+    step("analysing")
+    features = analyze_file(path)
+    if not math.isfinite(features.integrated_lufs):
+        raise UsageError("is silent (no measurable loudness); nothing to suggest", path)
+    step("choosing settings")
+    excerpt = excerpt_of(path)
+    return Suggestion(features, suggest_settings(excerpt, features, target, engine, refine), excerpt)
+
+
+def plugin_renderer(settings: ChainSettings, excerpt: Audio, plugins: str,
+                    plugin_dirs: Sequence[str | Path] = ()) -> PluginChainRenderer:
+    """The chain on the plugins of map ``plugins`` (a name or a TOML path), configured on ``excerpt``."""
+    return PluginChainRenderer(settings, excerpt.sample_rate, load_map(plugins), excerpt.samples, plugin_dirs)
+
+
+def render_match(renderer: PluginChainRenderer, settings: ChainSettings, excerpt: Audio) -> dict:
+    """How closely the plugin chain reproduces the built-in render on ``excerpt``.
+
+    Band-spectrum difference: the 1/3-octave mid spectra of the two renders, compared over the
+    bands the tonal profiles use (40 Hz-12.6 kHz); LUFS difference: integrated loudness.
+    The renderer is reset afterwards.
+    """
+    renderer.reset()
+    via_plugins = renderer.process(excerpt.samples)
+    renderer.reset()
+    built_in = render(excerpt.samples, excerpt.sample_rate, settings)
+    a = analyze(Audio(via_plugins, excerpt.sample_rate, excerpt.source))
+    b = analyze(Audio(built_in, excerpt.sample_rate, excerpt.source))
+    mask = shape_mask(excerpt.sample_rate)
+    diff = (np.asarray(a.mid_band_db) - np.asarray(b.mid_band_db))[mask]
+    diff = diff[np.isfinite(diff)]
+    return {
+        "excerpt_s": round(excerpt.duration_s, 2),
+        "band_difference_db": {"mean_abs": round(float(np.mean(np.abs(diff))), 3),
+                               "max_abs": round(float(np.max(np.abs(diff))), 3)},
+        "lufs_difference_lu": round(a.integrated_lufs - b.integrated_lufs, 3),
+        "true_peak_difference_db": round(a.true_peak_dbtp - b.true_peak_dbtp, 3),
+    }
+
