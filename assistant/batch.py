@@ -329,8 +329,9 @@ def _ray_rows(tasks: list[Task], options: BatchOptions, jobs: int, address: str 
     elif address:
         try:
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UsageError(f"cannot connect to the Ray cluster at {address}: {exc}") from exc
+        except Exception as exc:  # refused, not a Ray head, wrong authentication token, other Ray version...
+            raise UsageError(f"cannot connect to the Ray cluster at {address} ({type(exc).__name__}: {exc}); "
+                             "is it a Ray head of the same Ray version, with the same token?") from exc
     else:
         ray.init(num_cpus=max(1, jobs), include_dashboard=False, logging_level=logging.WARNING)
     try:
@@ -341,12 +342,15 @@ def _ray_rows(tasks: list[Task], options: BatchOptions, jobs: int, address: str 
             ready, pending = ray.wait(pending, num_returns=1)
             task = refs.pop(ready[0])
             try:
-                yield ray.get(ready[0])
+                row = ray.get(ready[0])
             except (ray_errors.WorkerCrashedError, ray_errors.NodeDiedError, ray_errors.OutOfMemoryError) as exc:
-                yield _failed_row(task, f"{WORKER_DIED} ({type(exc).__name__})", "worker")
+                row = _failed_row(task, f"Ray worker process or node died while this file was in flight, "
+                                        f"{1 + RAY_MAX_RETRIES} times ({type(exc).__name__}; out of memory?); "
+                                        "re-run the batch to retry it", "worker")
             except ray_errors.RayError as exc:
                 first_line = next(iter(str(exc).strip().splitlines()), "")
-                yield _failed_row(task, f"Ray task failed: {type(exc).__name__}: {first_line}", "worker")
+                row = _failed_row(task, f"Ray task failed: {type(exc).__name__}: {first_line}", "worker")
+            yield row
     finally:
         if own_session:
             ray.shutdown()

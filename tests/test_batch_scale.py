@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ import soundfile as sf
 from test_batch import OPTIONS, _music
 
 from assistant.atomic import remove_leftovers
-from assistant.batch import WORKER_DIED, check_executor, run_batch
+from assistant.batch import RAY_MAX_RETRIES, WORKER_DIED, check_executor, run_batch
 from assistant.cli import main
 from assistant.errors import UsageError
 from assistant.master import resolve_target
@@ -46,19 +47,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _pool_workers() -> list[int]:
-    """Pids of this process's forked children (the pool's workers share our command line)."""
-    me = os.getpid()
-    cmdline = Path(f"/proc/{me}/cmdline").read_bytes()
-    pids = []
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, command line) of every process we can see."""
+    table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == me and (stat.parent / "cmdline").read_bytes() == cmdline:
-                pids.append(int(stat.parent.name))
+            table[int(stat.parent.name)] = (ppid, (stat.parent / "cmdline").read_bytes())
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
-    return pids
+    return table
+
+
+def _pool_workers() -> list[int]:
+    """Pids of this process's forked children (the pool's workers share our command line)."""
+    me = os.getpid()
+    table = _processes()
+    return [pid for pid, (ppid, cmdline) in table.items() if ppid == me and cmdline == table[me][1]]
+
+
+def _ray_tasks_under(ancestor: int, title: bytes) -> list[int]:
+    """Pids below ``ancestor`` whose process title (Ray names a busy worker after its task) starts with ``title``."""
+    table = _processes()
+
+    def below(pid: int) -> bool:
+        while pid > 1 and pid in table:
+            pid = table[pid][0]
+            if pid == ancestor:
+                return True
+        return False
+
+    return [pid for pid, (_, cmdline) in table.items() if cmdline.startswith(title) and below(pid)]
 
 
 def test_a_killed_worker_fails_the_files_in_flight_and_the_rest_go_on(tmp_path):
@@ -168,9 +187,15 @@ def ray_env():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class RayHead:
+    address: str
+    pid: int  # of `ray start --block`, the ancestor of the head's processes
+
+
 @pytest.fixture(scope="module")
 def ray_head(ray_env):
-    """A Ray head on 127.0.0.1 with 2 CPUs, for the module; yields its address."""
+    """A Ray head on 127.0.0.1 with 2 CPUs, for the module."""
     port = _free_port()
     log_path = ray_env / "ray-start.log"
     with open(log_path, "wb") as log_file:
@@ -191,7 +216,7 @@ def ray_head(ray_env):
                 if time.monotonic() > deadline:
                     pytest.fail(f"the Ray head did not listen within {RAY_START_TIMEOUT_S} s")
                 time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
+        yield RayHead(f"127.0.0.1:{port}", head.pid)
     finally:
         head.send_signal(signal.SIGTERM)  # `ray start --block` stops every process it started
         try:
@@ -213,7 +238,7 @@ def test_ray_cluster_masters_like_the_local_pool_and_resumes(ray_head, tmp_path)
     _music(src / "album" / "b.flac", 2)
     (src / "album" / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
     run_batch(src, tmp_path / "local", resolve_target("spotify"), OPTIONS, jobs=1)
-    flags = ("--target", "spotify", "--engine", "dsp", "--no-refine", "--executor", "ray", "--address", ray_head)
+    flags = ("--target", "spotify", "--engine", "dsp", "--no-refine", "--executor", "ray", "--address", ray_head.address)
     first = _cli("batch", str(src), "-o", str(tmp_path / "ray"), *flags)
     assert first.returncode == 8, first.stderr[-2000:]
     assert "2 mastered, 0 unchanged (skipped), 1 failed" in first.stdout
@@ -229,6 +254,35 @@ def test_ray_cluster_masters_like_the_local_pool_and_resumes(ray_head, tmp_path)
                                                                          twin["settings_hash"])
     again = _cli("batch", str(src), "-o", str(tmp_path / "ray"), *flags)
     assert "0 mastered, 2 unchanged (skipped), 1 failed" in again.stdout, again.stderr[-2000:]
+
+
+def test_a_ray_task_whose_worker_keeps_dying_is_recorded_as_failed(ray_head, tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _music(src / "long.wav", 1, seconds=90.0)
+    _music(src / "short.wav", 2, seconds=2.0)
+    killed: list[int] = []
+
+    def kill_every_attempt_on_the_long_file():  # the first try and its one retry (RAY_MAX_RETRIES)
+        deadline = time.monotonic() + 120
+        while len(killed) < 1 + RAY_MAX_RETRIES and time.monotonic() < deadline:
+            if (out / "manifest.jsonl").exists():  # short.wav is done: the long one is the task running
+                for pid in _ray_tasks_under(ray_head.pid, b"ray::_ray_master_one"):
+                    if pid not in killed:
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_every_attempt_on_the_long_file, daemon=True)
+    killer.start()
+    done = _cli("batch", str(src), "-o", str(out), "--engine", "dsp", "--no-refine", "--executor", "ray",
+                "--address", ray_head.address)
+    killer.join(timeout=5)
+    assert done.returncode == 8, done.stderr[-2000:]
+    rows = {Path(r["input"]).name: r for r in _rows(out)}
+    assert rows["short.wav"]["status"] == "done"
+    assert rows["long.wav"]["code"] == "worker" and "Ray worker process or node died" in rows["long.wav"]["error"]
+    assert len(killed) == 1 + RAY_MAX_RETRIES
+    assert not (out / "long.wav").exists() and not list(out.rglob("*.part"))
 
 
 def test_cli_ray_executor_starts_and_stops_a_local_instance(ray_env, tmp_path):
