@@ -14,8 +14,9 @@ Where the files run is chosen here and only here: ``executor="local"`` (in this 
 one job, else a process pool) or ``executor="ray"`` (Ray tasks on a local Ray instance, or on
 a cluster at ``address``). Every executor runs the same :func:`_master_one`, and the parent
 alone writes the manifest, so rows, progress and resume do not depend on the executor. A
-worker process that dies (killed by the out-of-memory killer, say) fails the files it had in
-flight with a ``worker`` error; the other files go on.
+worker process that dies (killed by the out-of-memory killer, say) fails with a ``worker``
+error the files in flight in its pool (on Ray: its own file, after one retry); the other
+files go on.
 """
 
 from __future__ import annotations
