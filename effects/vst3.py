@@ -234,6 +234,7 @@ class HostedPlugin:
             raise PluginError("is an instrument, not an effect", path)
         self.name = str(plugin.name)
         self.channels = 2 if self._accepts(2) else 1
+        self._takes_mono = self.channels == 1 or self._accepts(1)
         self.class_id = read_preset_header(self._raw_preset(), path).class_id
 
     # ---- description ----
@@ -340,15 +341,10 @@ class HostedPlugin:
         set_and_read(best[1])
         return float(p.raw_value)
 
-    def set_raw(self, raw: Mapping[str, float]) -> None:
-        for name, value in raw.items():
-            for instance in self._instances:
-                self.param(name)  # the error lists valid names
-                instance.parameters[name].raw_value = float(value)
-
     # ---- audio ----
     def process(self, samples: np.ndarray, sample_rate: int, reset: bool = True) -> np.ndarray:
-        """``(channels, n)`` float32 through the plugin; same shape out.
+        """``(channels, n)`` float32 through the plugin; same shape out. Mono audio into a
+        stereo-only plugin is fed to both its inputs and its left output is kept.
 
         Raises
         ------
@@ -357,6 +353,9 @@ class HostedPlugin:
         """
         x = np.ascontiguousarray(samples, dtype=np.float32)
         channels = x.shape[0]
+        if channels == 1 and not self._takes_mono:  # a stereo-only plugin: mono in both sides, one side out
+            out = self._instances[0].process(np.repeat(x, 2, axis=0), float(sample_rate), reset=reset)
+            return np.asarray(out[:1], dtype=np.float32)
         if channels <= self.channels:
             return np.asarray(self._instances[0].process(x, float(sample_rate), reset=reset), dtype=np.float32)
         if not self.dual_mono:

@@ -304,3 +304,12 @@ def test_cli_master_and_suggest_with_zam_plugins(tmp_path, write_audio):
                  "--plugins", "zam", "--export-presets", str(tmp_path / "presets")]) == 0
     assert ChainSettings.load(tmp_path / "chain.json").is_on("low_shelf")
     assert (tmp_path / "presets" / "INSERTS.txt").exists()
+
+
+@needs_zam
+@pytest.mark.parametrize("sample_rate, channels", [(44100, 1), (8000, 2), (192000, 2)])
+def test_zam_chain_on_mono_and_extreme_rates(sample_rate, channels):
+    x = _music(2.0, sample_rate)[:channels]
+    renderer = PluginChainRenderer(EQ_COMP, sample_rate, load_map("zam"), x)
+    y = renderer.process(x)
+    assert y.shape == x.shape and np.isfinite(y).all() and 0.05 < np.abs(y).max() < 4.0
