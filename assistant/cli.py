@@ -189,6 +189,23 @@ def cmd_plugins_scan(args: argparse.Namespace) -> int:
     return 0 if plugins or not failures else 4
 
 
+def cmd_plugins_learn(args: argparse.Namespace) -> int:
+    from assistant.atomic import write_text
+    from effects.plugin_learn import learn_eq_stage
+
+    text, learned = learn_eq_stage(args.plugin, args.stage, args.gain, args.freq, args.width)
+    for item in learned:
+        print(f"{item.source} -> {item.param}: {'same units' if item.identity else 'measured table'}; "
+              f"{item.residual}")
+    if args.output:
+        write_text(args.output, text)
+        print(f"draft map written to {args.output} (check it with: mixbridge master IN -o OUT --plugins "
+              f"{args.output})")
+    else:
+        print(text, end="")
+    return 0
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from assistant.batch import MANIFEST, BatchOptions, check_executor, run_batch
     from assistant.master import resolve_target
@@ -360,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --plugins: one .vstpreset per plugin insert and INSERTS.txt (the order)")
     p.set_defaults(run=cmd_suggest)
 
-    p = sub.add_parser("plugins", parents=[common], help="VST3 plugins: scan")
+    p = sub.add_parser("plugins", parents=[common], help="VST3 plugins: scan, learn a map")
     psub = p.add_subparsers(dest="plugins_command", required=True)
     m = psub.add_parser("scan", parents=[common], help="list VST3 plugins with their parameters (cached)")
     m.add_argument("dirs", nargs="*", metavar="DIR", help="more folders or .vst3 bundles")
@@ -370,6 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reuse what earlier scans learned (a bundle is re-read when its files change)")
     m.add_argument("--json", action="store_true")
     m.set_defaults(run=cmd_plugins_scan)
+    m = psub.add_parser("learn", parents=[common],
+                        help="draft a map for an EQ plugin by sweeping its parameters and measuring the response")
+    m.add_argument("plugin", metavar="BUNDLE", help="the .vst3 bundle")
+    m.add_argument("--stage", required=True, help="the schema stage it should carry: trim, low_shelf, "
+                                                  "peak1..peak4 or high_shelf")
+    m.add_argument("--gain", required=True, metavar="PARAM", help="the plugin's gain parameter for that stage")
+    m.add_argument("--freq", metavar="PARAM", help="its frequency parameter (EQ stages)")
+    m.add_argument("--width", metavar="PARAM", help="its Q / bandwidth parameter (peaking bands)")
+    m.add_argument("-o", "--output", metavar="TOML", help="write the draft map (default: print it)")
+    m.set_defaults(run=cmd_plugins_learn)
 
     p = sub.add_parser("batch", parents=[common], help="master a folder tree in parallel; re-runs resume")
     p.add_argument("input", metavar="IN_DIR")

@@ -313,3 +313,38 @@ def test_zam_chain_on_mono_and_extreme_rates(sample_rate, channels):
     renderer = PluginChainRenderer(EQ_COMP, sample_rate, load_map("zam"), x)
     y = renderer.process(x)
     assert y.shape == x.shape and np.isfinite(y).all() and 0.05 < np.abs(y).max() < 4.0
+
+
+# ---- plugins learn ----------------------------------------------------------------------------
+
+@needs_zam
+def test_learn_measures_zameq2s_band_and_the_draft_map_renders(tmp_path):
+    from assistant.cli import main
+
+    draft = tmp_path / "draft.toml"
+    assert main(["plugins", "learn", str(ZAM_DIR / "ZamEQ2.vst3"), "--stage", "peak2", "--gain", "boost_cut_2_db",
+                 "--freq", "frequency_2_hz", "--width", "bandwidth_2", "-o", str(draft)]) == 0
+    plugin_map = load_map(str(draft))
+    (insert,) = plugin_map.inserts
+    by_param = {m.param: m for m in insert.params}
+    assert not by_param["boost_cut_2_db"].table and not by_param["frequency_2_hz"].table  # same units, measured
+    widths = dict(by_param["bandwidth_2"].table)  # ZamEQ2's width is not the RBJ octave bandwidth
+    assert widths[1.0] == pytest.approx(3.14, abs=0.05) and widths[8.0] == pytest.approx(1.245, abs=0.05)
+    settings = ChainSettings.create({"peak2.gain_db": 4.0, "peak2.freq_hz": 800.0, "peak2.q": 2.0})
+    x = _music(2.0)
+    renderer = PluginChainRenderer(settings, 44100, plugin_map, x)
+    np.testing.assert_allclose(renderer.process(x), render(x, 44100, settings), atol=0.02)
+
+
+@needs_dpf
+def test_learn_refuses_a_parameter_that_does_not_shape_the_response(stereo_bundle):
+    from effects.plugin_learn import learn_eq_stage
+
+    text, (gain,) = learn_eq_stage(stereo_bundle, "trim", "gain_db")
+    assert gain.identity and 'gain_db = { from = "trim.gain_db"' in text
+    with pytest.raises(PluginError, match="does not move the response"):
+        learn_eq_stage(stereo_bundle, "peak1", "gain_db", "tone_hz")
+    with pytest.raises(PluginError, match="no parameter 'freq'.*gain_db"):
+        learn_eq_stage(stereo_bundle, "peak1", "gain_db", "freq")
+    with pytest.raises(PluginError, match="learn handles"):
+        learn_eq_stage(stereo_bundle, "compressor", "gain_db")
