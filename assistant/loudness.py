@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy import signal
 
 MOMENTARY_S = 0.4
 SHORT_TERM_S = 3.0
@@ -69,6 +68,14 @@ def power_to_lufs(mean_square: np.ndarray | float) -> np.ndarray | float:
 
 def lufs_to_power(lufs: float) -> float:
     return 10.0 ** ((lufs - LOUDNESS_OFFSET) / 10.0)
+
+
+def _sosfilt(*args, **kwargs):
+    """scipy's ``sosfilt``, imported on first use: ``scipy.signal`` takes ~0.8 s to import, which
+    commands that measure nothing (``--help``, a batch resume) should not pay."""
+    from scipy.signal import sosfilt
+
+    return sosfilt(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ class LoudnessMeter:
         n = block.shape[1]
         if n == 0:
             return
-        filtered, zi = signal.sosfilt(self._sos32, block, axis=1, zi=self._zi)
+        filtered, zi = _sosfilt(self._sos32, block, axis=1, zi=self._zi)
         self._zi = zi.astype(np.float32)
         power = np.einsum("c,cn->n", self.weights, np.square(filtered, dtype=np.float64))
         cum = np.empty(self._history.size + n + 1)
@@ -242,7 +249,7 @@ class WeightedPowerMeter:
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """Sums of the blocks this chunk completes, shape (k,), float64."""
-        filtered, zi = signal.sosfilt(self._sos, np.asarray(chunk, np.float32), axis=1, zi=self._zi)
+        filtered, zi = _sosfilt(self._sos, np.asarray(chunk, np.float32), axis=1, zi=self._zi)
         self._zi = zi.astype(np.float32)
         power = np.concatenate((self._pending, np.einsum("c,cn->n", self._weights,
                                                          np.square(filtered, dtype=np.float64))))
