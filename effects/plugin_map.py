@@ -229,14 +229,14 @@ class BoundInsert:
         values = self.direct_values(settings)
         self.plugin.set_values(values)
         if self.insert.fit == "response":
-            values.update(self._fit_response(settings, sample_rate))
+            values.update(self._fit_response(settings, sample_rate, values))
         if self.insert.calibrate and excerpt is not None:
             values.update(self._calibrate(settings, sample_rate, excerpt))
         self.values = self.plugin.set_values(values)
         return self.values
 
     # ---- response fit (EQ) ----
-    def _fit_response(self, settings: ChainSettings, sample_rate: int) -> dict[str, float]:
+    def _fit_response(self, settings: ChainSettings, sample_rate: int, values: dict[str, float]) -> dict[str, float]:
         from scipy.optimize import minimize
 
         freqs = np.geomspace(20.0, min(20000.0, 0.45 * sample_rate), FIT_POINTS)
@@ -278,7 +278,7 @@ class BoundInsert:
                 fitted[m.param] = self.plugin.value(m.param)
             log.info("%s: %s fitted, rms response error %.3f -> %.3f dB", self.plugin.name, stage,
                      math.sqrt(before), math.sqrt(min(result.fun, before)))
-        self.plugin.set_values(self.direct_values(settings) | fitted)
+        self.plugin.set_values(values | fitted)
         return fitted
 
     # ---- loudness calibration (compressor) ----
