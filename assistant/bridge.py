@@ -89,3 +89,17 @@ def render_match(renderer: PluginChainRenderer, settings: ChainSettings, excerpt
         "true_peak_difference_db": round(a.true_peak_dbtp - b.true_peak_dbtp, 3),
     }
 
+
+
+def estimated_gain_db(renderer: PluginChainRenderer, suggestion: Suggestion, target: Target) -> float:
+    """The finalizer's gain for the whole track, estimated without rendering it: the track's
+    loudness plus the chain's loudness change on the excerpt, to the target. The renderer is reset."""
+    from assistant.loudness import measure_loudness
+
+    excerpt = suggestion.excerpt
+    renderer.reset()
+    out = renderer.process(excerpt.samples)
+    renderer.reset()
+    change_lu = (measure_loudness(out, excerpt.sample_rate).integrated_lufs
+                 - measure_loudness(excerpt.samples, excerpt.sample_rate).integrated_lufs)
+    return float(target.lufs - (suggestion.features.integrated_lufs + change_lu))

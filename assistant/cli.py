@@ -142,7 +142,7 @@ def _print_plugins(chain: list[str], match: dict) -> None:
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
-    from assistant.bridge import plugin_renderer, render_match, suggest_file
+    from assistant.bridge import estimated_gain_db, plugin_renderer, render_match, suggest_file
     from assistant.master import resolve_target
     from effects.schema import describe
 
@@ -168,8 +168,10 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         if args.export_presets:
             from effects.plugin_map import export_presets
 
+            gain_db = estimated_gain_db(renderer, suggestion, target)
             written = export_presets(renderer, suggestion.settings, args.export_presets,
-                                     suggestion.excerpt.sample_rate)
+                                     suggestion.excerpt.sample_rate, gain_db, target.ceiling_dbtp,
+                                     f"{target.lufs:.1f} LUFS")
             print(f"  presets written to {args.export_presets}: " + ", ".join(p.name for p in written))
     return 0
 

@@ -83,11 +83,25 @@ class Insert:
 
 
 @dataclass(frozen=True)
+class LimiterMap:
+    """The plugin that stands in for our finalizer in exported presets (never in renders: the
+    finalizer's exact loudness and true-peak guarantees stay ours). It must add
+    ``ceiling - threshold`` dB of gain before limiting at ``ceiling``, as maximizers do."""
+
+    plugin: str
+    ceiling: str  # plugin parameter: the output ceiling (dB)
+    threshold: str  # plugin parameter: set to ceiling - gain
+    margin_db: float = 0.5  # sample-peak limiters: this far under the true-peak ceiling
+    fixed: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class PluginMap:
     name: str
     description: str
     inserts: tuple[Insert, ...]
     source: str
+    limiter: LimiterMap | None = None
 
     def insert_for(self, stage: str) -> Insert | None:
         return next((i for i in self.inserts if stage in i.stages), None)
@@ -137,7 +151,17 @@ def load_map(name_or_path: str) -> PluginMap:
             if stage in seen:
                 raise SettingsError(f"stage {stage!r} is in two inserts ({seen[stage]}, {insert.name})", source)
             seen[stage] = insert.name
-    return PluginMap(str(data.get("name", path.stem)), str(data.get("description", "")), inserts, source)
+    limiter = None
+    if "limiter" in data:
+        entry = data["limiter"]
+        try:
+            limiter = LimiterMap(str(entry["plugin"]), str(entry["ceiling"]), str(entry["threshold"]),
+                                 float(entry.get("margin_db", 0.5)),
+                                 {k: float(v) for k, v in entry.get("fixed", {}).items()})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SettingsError(f"malformed [limiter] ({type(exc).__name__}: {exc})", source) from None
+    return PluginMap(str(data.get("name", path.stem)), str(data.get("description", "")), inserts, source,
+                     limiter)
 
 
 def _insert(entry: Mapping) -> Insert:
@@ -376,6 +400,8 @@ class PluginChainRenderer:
     def __init__(self, settings: ChainSettings, sample_rate: int, plugin_map: PluginMap,
                  excerpt: np.ndarray | None = None, dirs: Sequence[str | Path] = ()):
         self.sample_rate = sample_rate
+        self.plugin_map = plugin_map
+        self.dirs = tuple(dirs)
         self.steps = plan_steps(settings, plugin_map, dirs)
         self._settings = settings
         signal = None if excerpt is None else np.ascontiguousarray(excerpt, dtype=np.float32)
@@ -437,9 +463,13 @@ class PluginChainRenderer:
 # ---- preset export ---------------------------------------------------------------------------
 
 def export_presets(renderer: PluginChainRenderer, settings: ChainSettings, out_dir: str | Path,
-                   sample_rate: int) -> list[Path]:
+                   sample_rate: int, gain_db: float | None = None, ceiling_dbtp: float | None = None,
+                   target_text: str = "") -> list[Path]:
     """One ``.vstpreset`` per plugin insert of a configured renderer, plus ``INSERTS.txt``
-    listing which file goes on which insert, in order (built-in stages described in words)."""
+    listing which file goes on which insert, in order (built-in stages described in words).
+
+    With the map's ``[limiter]`` and ``gain_db`` / ``ceiling_dbtp`` (the finalizer's gain, as
+    estimated by the caller, and the delivery ceiling), a last preset for that limiter."""
     from assistant.atomic import write_text
 
     out_dir = Path(out_dir)
@@ -465,7 +495,35 @@ def export_presets(renderer: PluginChainRenderer, settings: ChainSettings, out_d
         if bound.insert.note:
             lines.append(f"   {bound.insert.note}")
         lines += [f"   note: {n}" for n in bound.notes]
-    lines += ["", "After the chain: Mixbridge's finalizer (gain to the loudness target and a true-peak "
-              "limiter) is not part of these presets."]
+    limiter = renderer.plugin_map.limiter
+    if limiter is not None and gain_db is not None and ceiling_dbtp is not None:
+        number = len(renderer.steps) + 1
+        path, text = _limiter_preset(limiter, renderer, gain_db, ceiling_dbtp,
+                                     out_dir / f"{number:02d}-{limiter.plugin}.vstpreset", sample_rate)
+        written.append(path)
+        lines += [f"{number}. {path.name} -> {limiter.plugin} (limiter, last): {text}"
+                  + (f", aiming at {target_text}" if target_text else ""),
+                  "   the gain is estimated from the track's loudest 30 s; check the meter. Mixbridge's own "
+                  "finalizer (mixbridge master) lands on the target exactly, under the true-peak ceiling."]
+    else:
+        lines += ["", "After the chain: Mixbridge's finalizer (gain to the loudness target and a true-peak "
+                  "limiter) is not part of these presets."]
     written.append(write_text(out_dir / "INSERTS.txt", "\n".join(lines) + "\n"))
     return written
+
+
+def _limiter_preset(limiter: LimiterMap, renderer: PluginChainRenderer, gain_db: float, ceiling_dbtp: float,
+                    path: Path, sample_rate: int) -> tuple[Path, str]:
+    plugin = HostedPlugin(locate(limiter.plugin, renderer.dirs))
+    ceiling = ceiling_dbtp - limiter.margin_db
+    threshold_param = plugin.param(limiter.threshold)
+    lo, hi = sorted((float(threshold_param.min_value), float(threshold_param.max_value)))
+    threshold = min(max(ceiling - gain_db, lo), hi)
+    plugin.set_values(dict(limiter.fixed) | {limiter.ceiling: ceiling, limiter.threshold: threshold})
+    plugin.save_preset(path, sample_rate)
+    text = (f"{limiter.ceiling} {ceiling:.1f} dB (sample peak, {limiter.margin_db:g} dB under the "
+            f"{ceiling_dbtp:.1f} dBTP ceiling), {limiter.threshold} {threshold:.2f} dB ({ceiling - threshold:+.2f} dB "
+            "of gain into the limiter)")
+    if ceiling - threshold < gain_db - 1e-6:
+        text += f"; the plugin's range stops it {gain_db - (ceiling - threshold):.1f} dB short of the target"
+    return path, text

@@ -275,9 +275,20 @@ def test_zam_chain_matches_the_built_in_render():
 def test_zam_presets_load_back_with_every_mapped_value(tmp_path):
     x = _music(6.0)
     renderer = PluginChainRenderer(EQ_COMP, 44100, load_map("zam"), x)
-    written = export_presets(renderer, EQ_COMP, tmp_path, 44100)
+    written = export_presets(renderer, EQ_COMP, tmp_path, 44100, gain_db=7.5, ceiling_dbtp=-1.0)
     assert [p.name for p in written] == ["01-ZamEQ2.vstpreset", "02-ZamEQ2.vstpreset", "03-ZamCompX2.vstpreset",
-                                         "INSERTS.txt"]
+                                         "05-ZaMaximX2.vstpreset", "INSERTS.txt"]
+    # ceiling 0.5 dB under -1 dBTP and 7.5 dB of gain into it. ZaMaximX2 applies a loaded preset
+    # but does not report the values back to the host, so check what it does: a -30 dBFS sine
+    # comes out 7.5 dB louder, and a loud one is held at the ceiling
+    limiter = HostedPlugin(ZAM_DIR / "ZaMaximX2.vst3")
+    limiter.load_preset(written[3])
+    t = np.arange(48000) / 48000
+    quiet = np.repeat(10 ** (-30 / 20) * np.sin(2 * np.pi * 440 * t)[None], 2, axis=0)
+    peak_db = 20 * np.log10(np.abs(limiter.process(quiet, 48000)[:, 24000:]).max())
+    assert peak_db == pytest.approx(-22.5, abs=0.05)
+    peak_db = 20 * np.log10(np.abs(limiter.process(quiet * 100, 48000)[:, 24000:]).max())
+    assert peak_db == pytest.approx(-1.5, abs=0.1)
     for step, path in zip([s for s in renderer.steps if s.insert], written):
         fresh = HostedPlugin(step.insert.plugin.path)
         fresh.load_preset(path)
@@ -286,7 +297,8 @@ def test_zam_presets_load_back_with_every_mapped_value(tmp_path):
             tolerance = vst3.VALUE_TOLERANCE * (p.max_value - p.min_value)
             assert fresh.value(name) == pytest.approx(value, abs=tolerance), (path.name, name)
     order = (tmp_path / "INSERTS.txt").read_text()
-    assert order.index("01-ZamEQ2") < order.index("02-ZamEQ2") < order.index("03-ZamCompX2")
+    assert order.index("01-ZamEQ2") < order.index("02-ZamEQ2") < order.index("03-ZamCompX2") < order.index(
+        "4. stereo width") < order.index("05-ZaMaximX2")
 
 
 @needs_zam
