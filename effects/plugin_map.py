@@ -312,7 +312,9 @@ class BoundInsert:
         from assistant.loudness import measure_loudness
 
         name = self.insert.calibrate
-        only = settings.replace(enabled={s: (s in self.insert.stages and settings.is_on(s)) for s in STAGES})
+        # the plugin runs fully wet here: compare with the built-in stage fully wet too
+        only = settings.replace({"compressor.amount_percent": 100.0},
+                                {s: (s in self.insert.stages and settings.is_on(s)) for s in STAGES})
         want = measure_loudness(ChainRenderer(only, sample_rate).process(excerpt), sample_rate).integrated_lufs
         if not math.isfinite(want):
             return {}
@@ -417,7 +419,7 @@ class PluginChainRenderer:
                 raise PluginError(f"{bound.plugin.name} reports {latency} samples of latency; rendering "
                                   "through plugins with latency is not supported", bound.plugin.path)
             if signal is not None:
-                signal = bound.plugin.process(signal, sample_rate, reset=True)
+                signal = self._blend(step, signal, bound.plugin.process(signal, sample_rate, reset=True))
         self.reset()
 
     def _builtin(self, step: Step) -> ChainRenderer:
@@ -432,11 +434,14 @@ class PluginChainRenderer:
     def _run(self, step: Step, block: np.ndarray) -> np.ndarray:
         if step.insert is None:
             return self._builtins[id(step)].process(block)
-        wet = step.insert.plugin.process(block, self.sample_rate, reset=not self._started)
+        return self._blend(step, block, step.insert.plugin.process(block, self.sample_rate, reset=not self._started))
+
+    def _blend(self, step: Step, dry: np.ndarray, wet: np.ndarray) -> np.ndarray:
+        """Parallel compression: the compressor's "amount" of wet, the rest dry (as the built-in)."""
         amount = self._settings["compressor.amount_percent"] / 100.0 if "compressor" in step.stages else 1.0
         if amount >= 1.0:
             return wet
-        return (amount * wet + (1.0 - amount) * block).astype(np.float32)  # parallel compression
+        return (amount * wet + (1.0 - amount) * dry).astype(np.float32)
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """The next ``(channels, n)`` block of output (float32) for the next block of input."""

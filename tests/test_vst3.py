@@ -360,3 +360,16 @@ def test_learn_refuses_a_parameter_that_does_not_shape_the_response(stereo_bundl
         learn_eq_stage(stereo_bundle, "peak1", "gain_db", "freq")
     with pytest.raises(PluginError, match="learn handles"):
         learn_eq_stage(stereo_bundle, "compressor", "gain_db")
+
+
+@needs_zam
+def test_zam_parallel_compression_matches_the_built_in():
+    from assistant.audio import Audio
+    from assistant.bridge import render_match
+
+    settings = EQ_COMP.replace({"compressor.amount_percent": 40.0, "compressor.threshold_db": -30.0})
+    rng = np.random.default_rng(4)
+    x = (_music(6.0) + 0.03 * rng.standard_normal((2, 6 * 44100))).astype(np.float32)
+    renderer = PluginChainRenderer(settings, 44100, load_map("zam"), x)
+    match = render_match(renderer, settings, Audio(x, 44100, "music"))
+    assert abs(match["lufs_difference_lu"]) <= 0.2 and match["band_difference_db"]["mean_abs"] <= 0.5
