@@ -15,11 +15,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from assistant import audio as audio_io
 from assistant.analyze import analyze, analyze_file
 from assistant.audio import Audio
 from assistant.errors import UsageError
 from assistant.features import Features
+from assistant.loudness import measure_loudness
 from assistant.spectrum import shape_mask
 from assistant.targets import Target
 from effects.plugin_map import PluginChainRenderer, load_map
@@ -36,18 +36,10 @@ class Suggestion:
     excerpt: Audio  # the part of the track the settings were refined on
 
 
-def excerpt_of(path: str | Path) -> Audio:
-    """The excerpt of ``path`` that settings are refined and plugins calibrated on."""
-    from models.predict import excerpt_spans
-
-    meta = audio_io.info(path)
-    return audio_io.load_spans(path, excerpt_spans(meta.frames, meta.sample_rate))
-
-
 def suggest_file(path: str | Path, target: Target, engine: str = "model", refine: bool = True,
                  progress: Callable[[str], None] | None = None) -> Suggestion:
     """Analyse ``path`` and suggest the chain that moves it toward ``target`` (no rendering)."""
-    from assistant.master import suggest_settings
+    from assistant.master import excerpt_of, suggest_settings
 
     step = progress or (lambda message: None)
     step("analysing")
@@ -70,7 +62,7 @@ def render_match(renderer: PluginChainRenderer, settings: ChainSettings, excerpt
 
     Band-spectrum difference: the 1/3-octave mid spectra of the two renders, compared over the
     bands the tonal profiles use (40 Hz-12.6 kHz); LUFS difference: integrated loudness.
-    The renderer is reset afterwards.
+    ``lufs_change_lu``: the plugin chain's loudness change on the excerpt. The renderer is reset afterwards.
     """
     renderer.reset()
     via_plugins = renderer.process(excerpt.samples)
@@ -86,20 +78,14 @@ def render_match(renderer: PluginChainRenderer, settings: ChainSettings, excerpt
         "band_difference_db": {"mean_abs": round(float(np.mean(np.abs(diff))), 3),
                                "max_abs": round(float(np.max(np.abs(diff))), 3)},
         "lufs_difference_lu": round(a.integrated_lufs - b.integrated_lufs, 3),
+        "lufs_change_lu": round(a.integrated_lufs - measure_loudness(excerpt.samples, excerpt.sample_rate)
+                                .integrated_lufs, 3),
         "true_peak_difference_db": round(a.true_peak_dbtp - b.true_peak_dbtp, 3),
     }
 
 
 
-def estimated_gain_db(renderer: PluginChainRenderer, suggestion: Suggestion, target: Target) -> float:
+def estimated_gain_db(features: Features, match: dict, target: Target) -> float:
     """The finalizer's gain for the whole track, estimated without rendering it: the track's
-    loudness plus the chain's loudness change on the excerpt, to the target. The renderer is reset."""
-    from assistant.loudness import measure_loudness
-
-    excerpt = suggestion.excerpt
-    renderer.reset()
-    out = renderer.process(excerpt.samples)
-    renderer.reset()
-    change_lu = (measure_loudness(out, excerpt.sample_rate).integrated_lufs
-                 - measure_loudness(excerpt.samples, excerpt.sample_rate).integrated_lufs)
-    return float(target.lufs - (suggestion.features.integrated_lufs + change_lu))
+    loudness plus the chain's loudness change on the excerpt (from :func:`render_match`), to the target."""
+    return float(target.lufs - (features.integrated_lufs + match["lufs_change_lu"]))

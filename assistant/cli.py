@@ -164,11 +164,12 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if args.plugins:
         progress("loading and setting the plugins")
         renderer = plugin_renderer(suggestion.settings, suggestion.excerpt, args.plugins, args.plugin_dir or ())
-        _print_plugins(renderer.describe(), render_match(renderer, suggestion.settings, suggestion.excerpt))
+        match = render_match(renderer, suggestion.settings, suggestion.excerpt)
+        _print_plugins(renderer.describe(), match)
         if args.export_presets:
             from effects.plugin_map import export_presets
 
-            gain_db = estimated_gain_db(renderer, suggestion, target)
+            gain_db = estimated_gain_db(suggestion.features, match, target)
             written = export_presets(renderer, suggestion.settings, args.export_presets,
                                      suggestion.excerpt.sample_rate, gain_db, target.ceiling_dbtp,
                                      f"{target.lufs:.1f} LUFS")

@@ -217,25 +217,25 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     if not math.isfinite(before.integrated_lufs):
         raise UsageError("is silent (no measurable loudness); nothing to master", input_path)
     sr = meta.sample_rate
+    # the excerpt the model refines on is also what plugins are calibrated and compared on
+    excerpt = excerpt_of(input_path) if chain is None or plugins else None
     if chain is None:
         step("choosing settings")
-        part = audio_io.load_spans(input_path, excerpt_spans(meta.frames, sr))
-        settings = suggest_settings(part, before, target, engine, refine)
-        del part
+        settings = suggest_settings(excerpt, before, target, engine, refine)
     else:
         settings = chain
     spec = FinalizeSpec(target.lufs, target.ceiling_dbtp, max_limiting_db)
-    renderer, plugin_report = ChainRenderer(settings, sr), None
+    renderer, plugin_report = None, None
     if plugins:
-        from assistant.bridge import excerpt_of, plugin_renderer, render_match
+        from assistant.bridge import plugin_renderer, render_match
 
         step("loading and setting the plugins")
-        excerpt = excerpt_of(input_path)
         renderer = plugin_renderer(settings, excerpt, plugins, plugin_dirs)
         plugin_report = {"map": plugins, "chain": renderer.describe(),
                          "match": render_match(renderer, settings, excerpt)}
-        del excerpt
-    plan = _render_and_finalize(input_path, output_path, meta, renderer, spec, bit_depth, step)
+    del excerpt
+    plan = _render_and_finalize(input_path, output_path, meta, renderer or ChainRenderer(settings, sr), spec,
+                                bit_depth, step)
     warnings = plan.warnings
     step("measuring the output")
     after = analyze_file(output_path)
@@ -289,6 +289,12 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
                                         writer.write)
 
             return finalize_from_stats(stats, spec, write_pass, str(input_path))
+
+
+def excerpt_of(path: str | Path) -> Audio:
+    """The excerpt of ``path`` that settings are refined, and plugins calibrated, on (read from the file)."""
+    meta = audio_io.info(path)
+    return audio_io.load_spans(path, excerpt_spans(meta.frames, meta.sample_rate))
 
 
 def write_report(report: MasterReport, path: str | Path) -> Path:

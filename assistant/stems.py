@@ -47,7 +47,7 @@ from assistant.master import DC_HIGHPASS_DBFS, DEFAULT_ENGINE, MIN_MASTER_S, sug
 from assistant.spectrum import BAND_CENTRES_HZ, band_matrix, fft_size
 from assistant.targets import Target
 from assistant.truepeak import amplitude_to_db, true_peak_dbtp
-from effects.bus import only_stages, render_bus
+from effects.bus import render_bus
 from effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
 from effects.limiter import TruePeakLimiter
 from effects.render import build_board
@@ -449,7 +449,7 @@ def eq_moves(settings: ChainSettings, features: dict[str, Features], sample_rate
         gain = settings[f"{stage}.gain_db"]
         if not settings.is_on(stage) or abs(gain) < EQ_MOVE_MIN_DB:
             continue
-        weight = np.abs(eq_band_response_db(only_stages(settings, (stage,)), sample_rate, matrix)) * audible
+        weight = np.abs(eq_band_response_db(settings.only((stage,)), sample_rate, matrix)) * audible
         acted = {name: float(weight @ e) for name, e in energy.items()}
         total = sum(acted.values())
         shares = {name: (v / total if total > 0 else 0.0) for name, v in acted.items()}

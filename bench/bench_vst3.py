@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.analyze import analyze  # noqa: E402
 from assistant.audio import Audio  # noqa: E402
-from assistant.bridge import excerpt_of, render_match  # noqa: E402
-from assistant.master import resolve_target, suggest_settings  # noqa: E402
+from assistant.bridge import render_match  # noqa: E402
+from assistant.master import excerpt_of, resolve_target, suggest_settings  # noqa: E402
 from bench.common import publish  # noqa: E402
 from effects.plugin_map import PluginChainRenderer, load_map  # noqa: E402
 from effects.render import ChainRenderer  # noqa: E402

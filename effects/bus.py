@@ -26,7 +26,7 @@ import numpy as np
 
 from effects.compressor import compressor_gain
 from effects.render import build_board, stereo_width
-from effects.schema import EQ_STAGES, STAGES, ChainSettings
+from effects.schema import EQ_STAGES, ChainSettings
 
 PRE_STAGES = ("trim", "highpass", *EQ_STAGES)  # before the compressor, linear
 
@@ -41,11 +41,6 @@ class BusRender:
     direct_deviation_db: float  # ``mix`` against the mix rendered on its own, dB RMS relative (-inf: equal)
 
 
-def only_stages(settings: ChainSettings, stages: Sequence[str]) -> ChainSettings:
-    """``settings`` with every stage not in ``stages`` switched off."""
-    return settings.replace(enabled={s: settings.is_on(s) and s in stages for s in STAGES})
-
-
 def render_bus(parts: Sequence[np.ndarray], sample_rate: int, settings: ChainSettings) -> BusRender:
     """Render the chain on each of ``parts`` with the compressor gain of their sum.
 
@@ -58,8 +53,8 @@ def render_bus(parts: Sequence[np.ndarray], sample_rate: int, settings: ChainSet
     ----------
     parts : sequence of np.ndarray, each shape (channels, n)
     """
-    pre = build_board(only_stages(settings, PRE_STAGES))
-    reverb = build_board(only_stages(settings, ("reverb",)))
+    pre = build_board(settings.only(PRE_STAGES))
+    reverb = build_board(settings.only(("reverb",)))
     width = settings["stereo.width_percent"] if settings.is_on("stereo") else 100.0
 
     def through(board, x: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from effects.render import ChainRenderer
-from effects.schema import EQ_STAGES, PARAM_INDEX, STAGES, ChainSettings
+from effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings
 from effects.vst3 import HostedPlugin, PluginError
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def _response_db(plugin: HostedPlugin, pad: int = 1) -> tuple[np.ndarray, np.nda
 def _builtin_db(settings: ChainSettings, stage: str, pad: int = 1) -> np.ndarray:
     impulse = np.zeros((1, IMPULSE_FRAMES), np.float32)
     impulse[0, 0] = 1.0
-    only = settings.replace(enabled={s: s == stage for s in STAGES})
+    only = settings.only((stage,))
     return _spectrum_db(ChainRenderer(only, LEARN_RATE).process(impulse)[0], pad)[1]
 
 

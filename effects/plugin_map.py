@@ -281,7 +281,7 @@ class BoundInsert:
             free = [m for m in self.insert.params if m.source.split(".")[0] == stage]
             others = {k: v for k, v in neutral.items() if k not in {m.param for m in free}}
             self.plugin.set_values(others)
-            only = settings.replace(enabled={s: s == stage for s in STAGES})
+            only = settings.only((stage,))
             y = ChainRenderer(only, sample_rate).process(impulse)[0]
             want = 20.0 * np.log10(np.maximum(np.abs(np.fft.rfft(y.astype(np.float64)))[bins], 1e-9))
             params = [self.plugin.param(m.param) for m in free]
@@ -313,8 +313,7 @@ class BoundInsert:
 
         name = self.insert.calibrate
         # the plugin runs fully wet here: compare with the built-in stage fully wet too
-        only = settings.replace({"compressor.amount_percent": 100.0},
-                                {s: (s in self.insert.stages and settings.is_on(s)) for s in STAGES})
+        only = settings.replace({"compressor.amount_percent": 100.0}).only(self.insert.stages)
         want = measure_loudness(ChainRenderer(only, sample_rate).process(excerpt), sample_rate).integrated_lufs
         if not math.isfinite(want):
             return {}
@@ -423,8 +422,7 @@ class PluginChainRenderer:
         self.reset()
 
     def _builtin(self, step: Step) -> ChainRenderer:
-        return ChainRenderer(self._settings.replace(enabled={s: s in step.stages for s in STAGES}),
-                             self.sample_rate)
+        return ChainRenderer(self._settings.only(step.stages), self.sample_rate)
 
     def reset(self) -> None:
         """Start again from silence: the next block is the start of a new signal."""

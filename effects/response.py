@@ -22,8 +22,7 @@ def eq_band_response_db(settings: ChainSettings, sample_rate: int, band_matrix: 
         Bin-to-band weights for an FFT of ``2 * (bins - 1)`` points at ``sample_rate``
         (see :func:`assistant.spectrum.band_matrix`).
     """
-    keep = {"highpass", *EQ_STAGES}
-    only_eq = settings.replace(enabled={s: (settings.is_on(s) and s in keep) for s in settings.enabled})
+    only_eq = settings.only(("highpass", *EQ_STAGES))
     n_fft = 2 * (band_matrix.shape[0] - 1)
     impulse = np.zeros((1, n_fft), dtype=np.float32)
     impulse[0, 0] = 1.0

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -150,6 +150,10 @@ class ChainSettings:
     def replace(self, values: Mapping[str, float] | None = None,
                 enabled: Mapping[str, bool] | None = None) -> "ChainSettings":
         return ChainSettings({**self.values, **(values or {})}, {**self.enabled, **(enabled or {})})
+
+    def only(self, stages: Sequence[str]) -> "ChainSettings":
+        """These settings with every stage not in ``stages`` switched off (to render a part of the chain)."""
+        return self.replace(enabled={s: self.enabled[s] and s in stages for s in STAGES})
 
     # ---- model normalisation -------------------------------------------------------
     def to_normalised(self) -> np.ndarray:
