@@ -29,7 +29,12 @@ from assistant.atomic import atomic_path, scratch_path, write_text
 from assistant.audio import Audio
 from assistant.errors import OutputError, UsageError
 from assistant.features import Features
+from assistant.judge import Goal, JudgeOptions, Move, constrain, eq_layout, explain, goal_to_dict, judge
+from assistant.profile_choice import with_profile_for
+from assistant.loudness import measure_loudness
+from assistant.spectrum import band_matrix, shape_mask
 from assistant.targets import (
+    AUTO_PROFILE,
     DEFAULT_CEILING_DBTP,
     DEFAULT_PROFILE,
     Target,
@@ -48,9 +53,15 @@ from effects.finalize import (
     finalize,
     finalize_from_stats,
 )
+from assistant.judge import estimated_limiting_db
+from assistant.truepeak import true_peak_dbtp
 from effects.render import ChainRenderer, render
-from effects.schema import ChainSettings
-from models.predict import excerpt_spans
+from effects.schema import EQ_STAGES, ChainSettings
+from models.baseline import EQ_LAYOUT, RESPONSE_FFT, fit_eq, predict_dsp
+from models.data import settings_from_learned
+from models.net import DESCRIPTOR, TargetDescriptor
+from models.predict import MIN_ANCHOR_BANDS, anchored_eq, excerpt_spans, fit_compressor, predict_model
+from models.predict import refine as refine_loop
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +72,11 @@ DEFAULT_ENGINE = "model"
 MIN_MASTER_S = 1.0
 DC_HIGHPASS_DBFS = -50.0  # a DC offset above this is removed by the high-pass...
 DC_HIGHPASS_HZ = 20.0  # ...at this cutoff (two first-order sections: no audible bass loss)
+NEUTRAL_LEARNED = {  # the learned values of a chain that changes nothing (trim aside: the finalizer sets level)
+    "low_shelf.gain_db": 0.0, "peak1.gain_db": 0.0, "peak2.gain_db": 0.0, "peak3.gain_db": 0.0,
+    "peak4.gain_db": 0.0, "high_shelf.gain_db": 0.0, "compressor.threshold_db": -8.0, "compressor.ratio": 1.0,
+    "reverb.wet": 0.0, "stereo.width_percent": 100.0,
+}
 STREAM_BLOCK_FRAMES = audio_io.DITHER_BLOCK_FRAMES  # ~24 s at 44.1 kHz; dither as in master_audio
 
 
@@ -80,6 +96,8 @@ class MasterReport:
     tonal_error_after_db: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
     plugins: dict | None = None  # with --plugins: the map, the chain on the plugins, the match figures
+    goal: Goal | None = None  # the judgment behind the settings (None for --chain)
+    moves: tuple[Move, ...] = ()  # one evidence line per stage or measurement
 
     def to_dict(self) -> dict:
         t = self.target
@@ -96,7 +114,15 @@ class MasterReport:
             "tonal_error_db": {"before": round(self.tonal_error_before_db, 3),
                                "after": round(self.tonal_error_after_db, 3)},
             "warnings": list(self.warnings),
+            "judgment": judgment_dict(self.goal, self.moves),
         } | ({"plugins": self.plugins} if self.plugins else {})
+
+
+def judgment_dict(goal: Goal | None, moves: Sequence[Move]) -> dict | None:
+    """The report's ``judgment``: the goal's evidence and one record per move (with its text)."""
+    if goal is None:
+        return None
+    return goal_to_dict(goal) | {"moves": [m.to_dict() for m in moves]}
 
 
 def resolve_target(target: str | None = None, references: Sequence[str] = (), lufs: float | None = None,
@@ -123,8 +149,11 @@ def resolve_target(target: str | None = None, references: Sequence[str] = (), lu
                 progress(f"analysing reference {ref}")
             feats.append(analyze_file_cached(ref))
         chosen_profile = profile_from_features(
-            feats, name="reference", description="measured from " + ", ".join(Path(r).name for r in references))
+            feats, name="reference", description="measured from " + ", ".join(Path(r).name for r in references),
+            reference=True)
         ref_lufs = reference_lufs(feats)
+    elif profile == AUTO_PROFILE:
+        chosen_profile = load_profile(DEFAULT_PROFILE)  # replaced per mix by with_profile_for
     elif profile:
         chosen_profile = load_profile(profile)
     if chosen_profile is None:
@@ -139,39 +168,118 @@ def resolve_target(target: str | None = None, references: Sequence[str] = (), lu
     if references and not base and lufs is None:
         name = "reference"
     return Target(name, float(out_lufs), float(out_ceiling), chosen_profile,
-                  base.description if base else "")
+                  base.description if base else "", auto_profile=profile == AUTO_PROFILE and not references)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The settings for a mix, the judgment behind them and its evidence, one line per move."""
+
+    settings: ChainSettings
+    goal: Goal
+    moves: tuple[Move, ...]
+    notes: tuple[str, ...] = ()
 
 
 def suggest_settings(audio: Audio, features: Features, target: Target, engine: str = DEFAULT_ENGINE,
-                     refine: bool = True) -> ChainSettings:
-    """Chain settings that move ``features`` toward ``target`` with the chosen engine.
+                     refine: bool = True, judgment: JudgeOptions = JudgeOptions(),
+                     max_limiting_db: float = MAX_LIMITING_DB) -> Decision:
+    """The judgment (:func:`assistant.judge.judge`) and the chain that carries it out.
 
-    ``model``: the shipped learned model (numpy), optionally refined in a closed loop;
-    ``dsp``: the signal-processing baseline. Either way, a DC offset switches the high-pass on.
+    ``audio`` is the excerpt the closed loops render (the whole track when it is short);
+    ``features`` describe the whole track. The engine sizes the moves the goal asks for:
+    ``model``: the shipped learned model (numpy) given the in-range target, optionally refined
+    in a closed loop; ``dsp``: the signal-processing baseline. The chain is then held to the
+    goal (:func:`assistant.judge.constrain`), a compressor is sized in closed loop when the
+    goal asks for one, and EQ boosts are scaled back if they would cost the limiting the
+    delivery needs. A DC offset switches the high-pass on.
     """
-    settings = _engine_settings(audio, features, target, engine, refine)
+    goal = judge(features, target, judgment)
+    notes: list[str] = []
+    if goal.empty:
+        settings = settings_from_learned(NEUTRAL_LEARNED, features.integrated_lufs)
+    else:
+        settings = constrain(_engine_settings(audio, features, goal, engine, refine), goal)
+        if goal.active("dynamics"):
+            settings = _fit_compressor(audio, features, goal, settings)
+        settings = _within_limiting_budget(audio, features, target, settings, max_limiting_db, notes)
     if features.dc_offset_dbfs > DC_HIGHPASS_DBFS and not settings.is_on("highpass"):
         settings = settings.replace({"highpass.cutoff_hz": DC_HIGHPASS_HZ}, {"highpass": True})
-    return settings
+    return Decision(settings, goal, explain(goal, settings), tuple(notes))
 
 
-def _engine_settings(audio: Audio, features: Features, target: Target, engine: str, refine: bool) -> ChainSettings:
+def _engine_settings(audio: Audio, features: Features, goal: Goal, engine: str, refine: bool) -> ChainSettings:
+    descriptor = TargetDescriptor(goal.target_shape_db(features),
+                                  *(goal.goal_value(key, features) for key in DESCRIPTOR))
     if engine == "dsp":
-        from models.baseline import predict_dsp
-
-        return predict_dsp(features, target.profile)
+        settings = predict_dsp(features, descriptor)
+        if goal.active("tone"):  # the EQ fitted to the goal's change, with the kept bands as the level reference
+            mask, anchors = shape_mask(features.sample_rate), goal.anchor_bands(features.sample_rate)
+            anchored = int(anchors.sum()) >= MIN_ANCHOR_BANDS
+            change = np.asarray(goal.band_change_db)
+            layout = eq_layout(goal)
+            gains = fit_eq(change if anchored else change - change[mask].mean(), mask, features.sample_rate,
+                           band_matrix(RESPONSE_FFT, features.sample_rate), free_level=not anchored,
+                           limit_db=goal.limits.max_eq_db, layout=layout, weights=goal.band_weights())
+            values = {f"{stage}.gain_db": round(g, 2) for stage, g in gains.items()}
+            for stage, (freq, q) in layout.items():
+                values[f"{stage}.freq_hz"], values[f"{stage}.q"] = freq, q
+            settings = settings.replace(values)
+        return settings
     if engine == "model":
-        from models.net import TargetDescriptor
-        from models.predict import predict_model
-        from models.predict import refine as refine_loop
-
-        descriptor = TargetDescriptor.from_profile(target.profile)
         settings = predict_model(features, descriptor)
+        anchors = goal.anchor_bands(features.sample_rate)
+        layout = eq_layout(goal)
+        if int(anchors.sum()) >= MIN_ANCHOR_BANDS or layout != EQ_LAYOUT:
+            settings = anchored_eq(settings, features.sample_rate, anchors, goal.limits.max_eq_db, layout,
+                                   goal.band_weights())
         if refine:
-            settings = refine_loop(audio.samples, audio.sample_rate, features, descriptor, settings,
-                                   lambda x, sr: analyze(Audio(x, sr)))
+            lim = goal.limits
+            aspects = frozenset(a for a in ("tone", "width", "space") if goal.active(a))
+            settings = refine_loop(audio.samples, audio.sample_rate, features, descriptor, constrain(settings, goal),
+                                   lambda x, sr: analyze(Audio(x, sr)), aspects=aspects,
+                                   eq_limit_db=lim.max_eq_db,
+                                   width_bounds=(lim.width_min_percent, lim.width_max_percent),
+                                   max_wet=lim.max_reverb_wet,
+                                   anchor_bands=anchors, layout=layout, band_weights=goal.band_weights())
         return settings
     raise UsageError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+
+
+def _fit_compressor(audio: Audio, features: Features, goal: Goal, settings: ChainSettings) -> ChainSettings:
+    crest, lra = goal.check("crest_factor_db"), goal.check("loudness_range_lu")
+    crest_db = max(0.0, features.crest_factor_db - crest.goal) if crest.status == "corrected" else 0.0
+    lra_lu = max(0.0, lra.measured - lra.goal) if lra.status == "corrected" else 0.0
+    fitted = fit_compressor(audio.samples, audio.sample_rate, settings, crest_db, lra_lu, goal.limits.max_ratio,
+                            lambda x, sr: measure_loudness(x, sr).loudness_range_lu)
+    return fitted if fitted is not None else settings.replace(enabled={"compressor": False})
+
+
+def _within_limiting_budget(audio: Audio, features: Features, target: Target, settings: ChainSettings,
+                            max_limiting_db: float, notes: list[str]) -> ChainSettings:
+    """EQ boosts raise peaks more than loudness; if the chain would push the finalizer past
+    its limiting budget when the input alone stays inside it, scale the boosts back (in
+    quarters) until it fits, measured on the excerpt."""
+    alone = estimated_limiting_db(features, target)
+    boost = max([settings[f"{s}.gain_db"] for s in EQ_STAGES if settings.is_on(s)] + [0.0])
+    if alone > max_limiting_db or alone + boost <= max_limiting_db:
+        return settings
+
+    def plr(x: np.ndarray) -> float:
+        return true_peak_dbtp(x, audio.sample_rate) - measure_loudness(x, audio.sample_rate).integrated_lufs
+
+    base = plr(audio.samples)
+    for scale in (1.0, 0.75, 0.5, 0.25, 0.0):
+        trial = settings.replace({f"{s}.gain_db": round(min(settings[f"{s}.gain_db"],
+                                                            settings[f"{s}.gain_db"] * scale), 2)
+                                  for s in EQ_STAGES})
+        needed = alone + plr(render(audio.samples, audio.sample_rate, trial)) - base
+        if needed <= max_limiting_db:
+            if scale < 1.0:
+                notes.append(f"EQ boosts scaled to {scale:.0%}: at full size they would need {needed:.1f} dB "
+                             f"of limiting, over the {max_limiting_db:.1f} dB budget the delivery needs")
+            return trial
+    return trial
 
 
 def master_audio(audio: Audio, target: Target, settings: ChainSettings, bit_depth: str = "24",
@@ -195,8 +303,11 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
                 overwrite: bool = False,
                 max_limiting_db: float = MAX_LIMITING_DB,
                 progress: Callable[[str], None] | None = None,
-                plugins: str | None = None, plugin_dirs: Sequence[str | Path] = ()) -> MasterReport:
+                plugins: str | None = None, plugin_dirs: Sequence[str | Path] = (),
+                judgment: JudgeOptions = JudgeOptions()) -> MasterReport:
     """Master one file to ``target``; see the module docstring.
+
+    ``judgment``: the amounts per aspect and the EQ limit (see :mod:`assistant.judge`).
 
     ``plugins``: render the chain through the VST3 plugins of this map (see
     :mod:`effects.plugin_map`); the report then says how closely they match the built-in render.
@@ -217,11 +328,14 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     if not math.isfinite(before.integrated_lufs):
         raise UsageError("is silent (no measurable loudness); nothing to master", input_path)
     sr = meta.sample_rate
+    target = with_profile_for(target, before)
     # the excerpt the model refines on is also what plugins are calibrated and compared on
     excerpt = excerpt_of(input_path) if chain is None or plugins else None
+    decision = None
     if chain is None:
         step("choosing settings")
-        settings = suggest_settings(excerpt, before, target, engine, refine)
+        decision = suggest_settings(excerpt, before, target, engine, refine, judgment, max_limiting_db)
+        settings = decision.settings
     else:
         settings = chain
     spec = FinalizeSpec(target.lufs, target.ceiling_dbtp, max_limiting_db)
@@ -251,7 +365,9 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
         bit_depth=bit_depth,
         tonal_error_before_db=tonal_error_db(before.mid_band_db, target.profile, sr),
         tonal_error_after_db=tonal_error_db(after.mid_band_db, target.profile, sr),
-        warnings=tuple(warnings) + tuple(before.notes), plugins=plugin_report,
+        warnings=tuple(warnings) + (decision.notes if decision else ()) + tuple(before.notes),
+        plugins=plugin_report, goal=decision.goal if decision else None,
+        moves=decision.moves if decision else (),
     )
 
 

@@ -18,6 +18,8 @@ This is what the learned model must beat. Inputs are duck-typed: anything with t
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 
 from effects.response import eq_band_response_db
@@ -45,39 +47,50 @@ def _band_tools(sample_rate: int):
     return band_matrix(RESPONSE_FFT, sample_rate), band_shape, shape_mask(sample_rate)
 
 
-def fit_eq(difference_db: np.ndarray, mask: np.ndarray, sample_rate: int, bands: np.ndarray) -> dict[str, float]:
-    """EQ gains (dB per stage of EQ_LAYOUT) whose band response best matches ``difference_db``.
+def fit_eq(difference_db: np.ndarray, mask: np.ndarray, sample_rate: int, bands: np.ndarray,
+           free_level: bool = True, limit_db: float = EQ_LIMIT_DB,
+           layout: Mapping[str, tuple[float, float]] = EQ_LAYOUT,
+           weights: np.ndarray | None = None) -> dict[str, float]:
+    """EQ gains (dB per stage of ``layout``: stage -> (freq_hz, q)) whose band response best
+    matches ``difference_db``.
 
-    ``difference_db`` is defined up to a constant: a free level term absorbs it.
+    ``free_level``: ``difference_db`` is defined up to a constant, which a free level term
+    absorbs. Otherwise it is absolute (bands at 0 dB are to stay where they are), which keeps
+    the gains from trading a common offset against the limit ``limit_db``. ``weights`` (per
+    band, default 1): how much each band's error counts in the least-squares fit.
     """
-    stages = list(EQ_LAYOUT)
+    stages = list(layout)
     unit = 6.0
     basis = []
     for stage in stages:
-        freq, q = EQ_LAYOUT[stage]
+        freq, q = layout[stage]
         probe = ChainSettings.create({f"{stage}.freq_hz": freq, f"{stage}.q": q, f"{stage}.gain_db": unit},
                                      {s: s == stage for s in EQ_STAGES})
         basis.append(eq_band_response_db(probe, sample_rate, bands) / unit)
-    a = np.column_stack(basis + [np.ones(len(difference_db))])[mask]
-    target = np.asarray(difference_db)[mask]
+    columns = basis + ([np.ones(len(difference_db))] if free_level else [])
+    root_w = np.sqrt(np.ones(len(difference_db)) if weights is None else np.asarray(weights, np.float64))[mask]
+    a = np.column_stack(columns)[mask] * root_w[:, None]
+    target = np.asarray(difference_db)[mask] * root_w
 
     def solve(rhs):
         reg = EQ_RIDGE * np.eye(a.shape[1])
-        reg[-1, -1] = 0.0  # the level term is free
-        return np.linalg.solve(a.T @ a + reg, a.T @ rhs)[:-1]
+        if free_level:
+            reg[-1, -1] = 0.0  # the level term is free
+        solution = np.linalg.solve(a.T @ a + reg, a.T @ rhs)
+        return solution[:-1] if free_level else solution
 
-    gains = np.clip(solve(target), -EQ_LIMIT_DB, EQ_LIMIT_DB)
+    gains = np.clip(solve(target), -limit_db, limit_db)
     # One refinement: the real response at these gains is not exactly linear in gain.
-    actual = eq_band_response_db(_eq_settings(dict(zip(stages, gains))), sample_rate, bands)[mask]
+    actual = eq_band_response_db(_eq_settings(dict(zip(stages, gains)), layout), sample_rate, bands)[mask] * root_w
     residual = target - actual
-    gains = np.clip(gains + solve(residual - residual.mean()), -EQ_LIMIT_DB, EQ_LIMIT_DB)
+    gains = np.clip(gains + solve(residual - residual.mean() if free_level else residual), -limit_db, limit_db)
     return {s: float(g) for s, g in zip(stages, gains)}
 
 
-def _eq_settings(gains: dict[str, float]) -> ChainSettings:
+def _eq_settings(gains: dict[str, float], layout: Mapping[str, tuple[float, float]] = EQ_LAYOUT) -> ChainSettings:
     values = {}
     for stage, gain in gains.items():
-        freq, q = EQ_LAYOUT[stage]
+        freq, q = layout[stage]
         values.update({f"{stage}.freq_hz": freq, f"{stage}.q": q, f"{stage}.gain_db": round(gain, 2)})
     return ChainSettings.create(values, {s: s in gains for s in EQ_STAGES})
 

@@ -17,7 +17,7 @@ import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -61,13 +61,15 @@ def learned_ranges() -> dict[str, tuple[float, float]]:
     return {name: DRAW_RANGES[name] for name in LEARNED}
 
 
-def settings_from_learned(values: dict[str, float], input_lufs: float) -> ChainSettings:
-    """A full chain from the learned values: fixed layout, trim to the nominal level.
+def settings_from_learned(values: dict[str, float], input_lufs: float,
+                          layout: Mapping[str, tuple[float, float]] = EQ_LAYOUT) -> ChainSettings:
+    """A full chain from the learned values: the EQ ``layout`` (stage -> (freq_hz, q); the
+    model's fixed one by default), trim to the nominal level.
 
     A compressor with ratio 1 and a reverb with wet 0 are switched off.
     """
     chain = {"trim.gain_db": float(np.clip(NOMINAL_LUFS - input_lufs, -24.0, 24.0)), **FIXED}
-    for stage, (freq, q) in EQ_LAYOUT.items():
+    for stage, (freq, q) in layout.items():
         chain[f"{stage}.freq_hz"], chain[f"{stage}.q"] = freq, q
     for name in LEARNED:
         spec = PARAM_INDEX[name]

@@ -1,0 +1,667 @@
+"""The mastering judgment: what to change, by how much, and why.
+
+``judge(features, target, options) -> Goal``. The profile of the target gives a **normal
+range** for every band and descriptor; the judgment corrects only what lies outside it, and
+only up to the range's edge (a dead zone inside), scaled by the per-aspect amounts and held
+to mastering-sized limits. A mix already in range gets an empty Goal, so mastering our own
+master again changes nothing (idempotence by construction, not by recognising our files):
+
+- a move is triggered only when the measurement lies outside its range by more than a
+  *trigger* (hysteresis); when it is made, it goes all the way to the range's edge, so the
+  result lies inside the trigger and a second pass leaves it alone;
+- a move that the limits cannot complete (a finished master that sits further from the
+  profile than a mastering move reaches: a darker production, a drier room, a wider image)
+  is not made half-way: the measurement is treated as the production's character and the
+  report says so. A half move would be repeated by every further pass;
+- EQ gains under ``min_eq_move_db`` are dropped, as is anything an amount of 0 % switches off.
+
+Aspects: ``tone`` (the EQ), ``dynamics`` (the compressor), ``width`` (side gain), ``space``
+(reverb). Loudness is not an aspect: the finalizer always delivers the target LUFS and ceiling.
+
+:func:`explain` turns a Goal and the final chain into :class:`Move` records, one per stage
+or measurement, each with the measured value, its range and what the chain does. The text,
+the report JSON and the printed table are all rendered from those records.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Mapping
+
+import numpy as np
+
+from assistant.errors import UsageError
+from assistant.features import Features
+from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
+from assistant.targets import Profile, Target
+from effects.schema import EQ_STAGES, PARAM_INDEX, STAGE_LABELS, ChainSettings, format_value
+from models.baseline import EQ_LAYOUT
+
+ASPECTS = ("tone", "dynamics", "width", "space")
+MATCH_NAMES = (*ASPECTS, "loudness")  # --match accepts loudness too: it is always delivered
+ASPECT_STAGES = {"tone": EQ_STAGES, "dynamics": ("compressor",), "width": ("stereo",), "space": ("reverb",)}
+NEAR_MONO_WIDTH = 0.005  # side share of power under which a track counts as mono: never widened
+KEPT_BAND_WEIGHT = 0.3  # in the EQ fit, against 1 for a band being corrected
+EXCESS_SMOOTHING_BANDS = 3  # a one-band peak is the music (a bass note), not the balance
+
+
+# ---- options ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Amounts:
+    """How much of each measured change to make, in percent (0 = leave that aspect alone)."""
+
+    tone: float = 100.0
+    dynamics: float = 100.0
+    width: float = 100.0
+    space: float = 100.0
+
+    def __post_init__(self) -> None:
+        for aspect in ASPECTS:
+            _check_percent(f"--{aspect}", getattr(self, aspect))
+
+    def fraction(self, aspect: str) -> float:
+        return getattr(self, aspect) / 100.0
+
+    @classmethod
+    def from_options(cls, amount: float | None = None, match: str | None = None,
+                     **per_aspect: float | None) -> "Amounts":
+        """The CLI's ``--amount``, ``--match`` and ``--tone/--dynamics/--width/--space``.
+
+        ``--amount`` sets every aspect; a per-aspect option overrides it for that aspect;
+        ``--match a,b`` keeps the listed aspects at ``--amount`` and sets the others to 0.
+        """
+        unknown = sorted(set(per_aspect) - set(ASPECTS))
+        if unknown:
+            raise UsageError(f"unknown aspect(s) {', '.join(unknown)}; valid: {', '.join(ASPECTS)}")
+        base = 100.0 if amount is None else _check_percent("--amount", amount)
+        given = {k: v for k, v in per_aspect.items() if v is not None}
+        if match is not None:
+            if given:
+                flags = ", ".join(f"--{k}" for k in sorted(given))
+                raise UsageError(f"--match cannot be combined with {flags}: use either a match list or "
+                                 "per-aspect amounts")
+            names = [n.strip() for n in match.split(",") if n.strip()]
+            bad = [n for n in names if n not in MATCH_NAMES]
+            if bad or not names:
+                raise UsageError(f"--match {match!r}: unknown aspect(s) {', '.join(bad) or '(none given)'}; "
+                                 f"valid: {', '.join(MATCH_NAMES)}")
+            return cls(**{a: base if a in names else 0.0 for a in ASPECTS})
+        return cls(**{a: _check_percent(f"--{a}", given.get(a, base)) for a in ASPECTS})
+
+
+def _check_percent(option: str, value: float) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and 0.0 <= value <= 100.0):
+        raise UsageError(f"{option} {value:g} is outside 0-100 (percent of the measured change)")
+    return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest moves the judgment makes, and the triggers (hysteresis) that start them."""
+
+    max_eq_db: float  # largest gain of any EQ stage
+    min_eq_move_db: float  # EQ gains smaller than this are dropped
+    tone_trigger_db: float  # a band region must lie this far outside its range to be corrected
+    width_min_percent: float  # side gain bounds
+    width_max_percent: float
+    width_trigger: float  # relative side/mid amplitude outside the range that starts a width move
+    max_ratio: float  # compressor ratio
+    max_compression_db: float  # largest crest reduction the compressor is asked for
+    max_lra_reduction_lu: float
+    dynamics_trigger_db: float  # crest dB / LRA LU outside the range that starts the compressor
+    max_reverb_wet: float
+    space_trigger_db: float  # tail level below the range that starts the reverb
+    max_tail_increase_db: float
+    tone_aim_inside_db: float  # a corrected region is aimed this far inside its range's edge
+    context: str
+
+    def __post_init__(self) -> None:
+        spec = PARAM_INDEX["peak1.gain_db"]
+        if not (math.isfinite(self.max_eq_db) and 0.0 < self.max_eq_db <= spec.max):
+            raise UsageError(f"--max-eq-db {self.max_eq_db:g} is outside 0-{spec.max:g} dB")
+
+    def with_max_eq_db(self, max_eq_db: float | None) -> "Limits":
+        return self if max_eq_db is None else replace(self, max_eq_db=float(max_eq_db))
+
+
+# A finished master: moves a mastering engineer would sign (issue 10's brief).
+MASTER_LIMITS = Limits(
+    max_eq_db=4.0, min_eq_move_db=0.5, tone_trigger_db=1.0, width_min_percent=82.0, width_max_percent=118.0,
+    width_trigger=0.06, max_ratio=2.0, max_compression_db=3.0, max_lra_reduction_lu=3.0, dynamics_trigger_db=1.0,
+    max_reverb_wet=0.06, space_trigger_db=3.0, max_tail_increase_db=6.0, tone_aim_inside_db=0.5, context="master",
+)
+# --reference: the user asked for that track's sound, so its measured difference is the instruction:
+# small triggers and moves up to the trained ranges of the model (restoration of a damaged mix).
+REFERENCE_LIMITS = Limits(
+    max_eq_db=9.0, min_eq_move_db=0.2, tone_trigger_db=0.25, width_min_percent=60.0, width_max_percent=160.0,
+    width_trigger=0.02, max_ratio=6.0, max_compression_db=8.0, max_lra_reduction_lu=8.0, dynamics_trigger_db=0.5,
+    max_reverb_wet=0.3, space_trigger_db=1.0, max_tail_increase_db=12.0, tone_aim_inside_db=0.25,
+    context="reference",
+)
+
+
+@dataclass(frozen=True)
+class JudgeOptions:
+    """What the user asked of the judgment: amounts per aspect and, optionally, a wider EQ limit."""
+
+    amounts: Amounts = field(default_factory=Amounts)
+    max_eq_db: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_eq_db is not None:
+            MASTER_LIMITS.with_max_eq_db(self.max_eq_db)  # validates
+
+    def limits_for(self, profile: Profile) -> Limits:
+        base = REFERENCE_LIMITS if profile.is_reference else MASTER_LIMITS
+        return base.with_max_eq_db(self.max_eq_db)
+
+
+# ---- the goal -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Check:
+    """One scalar measured against its normal range."""
+
+    aspect: str
+    key: str  # the Features / Profile field
+    label: str
+    unit: str
+    measured: float
+    low: float
+    high: float
+    goal: float  # the value the chain aims at (= measured when nothing is to change)
+    status: str  # "within", "inside-trigger", "corrected", "character", "amount-0", "cannot", "n/a"
+    note: str = ""
+
+    @property
+    def excess(self) -> float:
+        return self.measured - min(max(self.measured, self.low), self.high)
+
+
+@dataclass(frozen=True)
+class Goal:
+    """The change to make: per-band target change, scalar goals, and the evidence for them."""
+
+    profile: str
+    context: str
+    amounts: Amounts
+    limits: Limits
+    band_centres_hz: tuple[float, ...]
+    band_measured_db: tuple[float, ...]  # the mix's band shape (3-band smoothed), aligned to the profile's level
+    band_low_db: tuple[float, ...]
+    band_high_db: tuple[float, ...]
+    band_excess_db: tuple[float, ...]  # smoothed distance outside the range (0 inside)
+    band_change_db: tuple[float, ...]  # the target change per band (0 = keep), after amounts and limits
+    band_status: tuple[str, ...]  # per band: within, inside-trigger, corrected, character, amount-0
+    tone_status: str
+    checks: tuple[Check, ...]
+    estimated_limiting_db: float  # the finalizer's limiting for the input alone (delivery needs it)
+    side_gain: float  # the width goal: side/mid amplitude factor (1 = keep)
+
+    def active(self, aspect: str) -> bool:
+        if aspect == "tone":
+            return self.tone_status == "corrected"
+        return any(c.aspect == aspect and c.status == "corrected" for c in self.checks)
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.active(a) for a in ASPECTS)
+
+    def check(self, key: str) -> Check:
+        return next(c for c in self.checks if c.key == key)
+
+    def goal_value(self, key: str, features: Features) -> float:
+        """The value a descriptor should reach: the goal of its check, else the mix's own."""
+        for c in self.checks:
+            if c.key == key:
+                return c.goal
+        value = getattr(features, key)
+        return float(value) if math.isfinite(value) else 0.0
+
+    def target_shape_db(self, features: Features) -> np.ndarray:
+        """The in-range band shape to aim at: the mix's own shape plus the band change."""
+        mask = shape_mask(features.sample_rate)
+        return band_shape(features.mid_band_db, mask) + np.asarray(self.band_change_db)
+
+    def band_weights(self) -> np.ndarray:
+        """EQ-fit weight per band: corrected bands count fully, kept bands less (they may move
+        a little inside their range)."""
+        return np.where(np.asarray(self.band_status) == "corrected", 1.0, KEPT_BAND_WEIGHT)
+
+    def anchor_bands(self, sample_rate: int) -> np.ndarray:
+        """Tonal bands the goal keeps where they are (the level reference of the EQ fit)."""
+        return shape_mask(sample_rate) & (np.asarray(self.band_status) != "corrected")
+
+
+def _align(shape: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+    """The level offset that puts ``shape`` as far inside [low, high] as possible (least total
+    distance outside; the middle of the best interval when several offsets tie)."""
+    candidates = np.unique(np.concatenate((low - shape, high - shape)))
+
+    def outside(c: float) -> float:
+        v = shape + c
+        return float(np.sum(np.maximum(low - v, 0.0) + np.maximum(v - high, 0.0)))
+
+    costs = np.array([outside(c) for c in candidates])
+    best = candidates[costs <= costs.min() + 1e-9]
+    return float((best.min() + best.max()) / 2.0)
+
+
+def _smooth(values: np.ndarray, bands: int) -> np.ndarray:
+    pad = bands // 2
+    return np.convolve(np.pad(values, pad, mode="edge"), np.ones(bands) / bands, mode="valid")
+
+
+def _runs(signs: np.ndarray) -> list[np.ndarray]:
+    """Index runs of equal, non-zero sign."""
+    runs, start = [], None
+    for i, v in enumerate(np.append(signs, 0)):
+        if start is not None and v != signs[start]:
+            runs.append(np.arange(start, i))
+            start = None
+        if start is None and v != 0 and i < len(signs):
+            start = i
+    return runs
+
+
+def _tone(features: Features, profile: Profile, amount: float, limits: Limits):
+    """The band shape (smoothed over 3 bands, aligned to the range at the level that puts it
+    most inside) against the profile's band ranges.
+
+    Each run of neighbouring bands outside the range on the same side is one region: it is
+    corrected to the range's edge when its worst band lies beyond the trigger, and kept as the
+    production's character when that band lies beyond the EQ limit plus the trigger (a half
+    correction would be repeated by every later pass).
+    """
+    mask = shape_mask(features.sample_rate)
+    shape = band_shape(features.mid_band_db, mask)
+    smooth = shape.copy()
+    smooth[mask] = _smooth(shape[mask], EXCESS_SMOOTHING_BANDS)
+    low, high = np.asarray(profile.band_low_db), np.asarray(profile.band_high_db)
+    aligned = smooth + _align(smooth[mask], low[mask], high[mask])
+    excess = np.where(mask, aligned - np.clip(aligned, low, high), 0.0)
+    status = np.where(excess != 0.0, "inside-trigger", "within").astype(object)
+    for run in _runs(np.sign(np.round(excess, 6))):
+        worst = float(np.max(np.abs(excess[run])))
+        if worst > limits.max_eq_db + limits.tone_trigger_db:
+            status[run] = "character"
+        elif worst > limits.tone_trigger_db:
+            status[run] = "corrected" if amount > 0.0 else "amount-0"
+    # aim a little inside the edge (never past the centre), so a fit that falls a little short
+    # still lands inside the trigger and a second pass leaves the region alone
+    centre = np.asarray(profile.band_shape_db)
+    room = np.maximum(np.where(excess > 0, high - centre, low - centre) * np.sign(excess), 0.0)
+    aim = excess + np.sign(excess) * np.minimum(limits.tone_aim_inside_db, room)
+    change = np.where(status == "corrected", -aim * amount, 0.0)
+    if np.any(status == "corrected"):
+        overall = "corrected"
+    else:
+        overall = next((s for s in ("amount-0", "character", "inside-trigger") if np.any(status == s)), "within")
+    return (aligned, low, high, excess, np.clip(change, -limits.max_eq_db, limits.max_eq_db),
+            tuple(str(v) for v in status), overall)
+
+
+def estimated_limiting_db(features: Features, target: Target) -> float:
+    """Peak limiting the finalizer needs for the input alone: the gain to the target LUFS
+    minus the headroom between the true peak and the ceiling."""
+    if not math.isfinite(features.true_peak_dbtp):
+        return 0.0
+    return max(0.0, (target.lufs - features.integrated_lufs) + features.true_peak_dbtp - target.ceiling_dbtp)
+
+
+def judge(features: Features, target: Target, options: JudgeOptions = JudgeOptions()) -> Goal:
+    """What to change in ``features`` to bring the mix into ``target.profile``'s ranges."""
+    profile, amounts = target.profile, options.amounts
+    limits = options.limits_for(profile)
+    aligned, low, high, excess, change, band_status, tone_status = _tone(features, profile, amounts.fraction("tone"),
+                                                                      limits)
+    limiting = estimated_limiting_db(features, target)
+    checks = [*_dynamics(features, profile, amounts.fraction("dynamics"), limits, limiting),
+              _width(features, profile, amounts.fraction("width"), limits),
+              _space(features, profile, amounts.fraction("space"), limits)]
+    width = next(c for c in checks if c.key == "width")
+    side_gain = 1.0
+    if width.status == "corrected":
+        side_gain = _side_ratio(width.goal) / _side_ratio(width.measured)
+    return Goal(
+        profile=profile.name, context=limits.context, amounts=amounts, limits=limits,
+        band_centres_hz=BAND_CENTRES_HZ, band_measured_db=_r(aligned), band_low_db=_r(low), band_high_db=_r(high),
+        band_excess_db=_r(excess), band_change_db=_r(change), band_status=band_status,
+        tone_status=tone_status, checks=tuple(checks), estimated_limiting_db=round(limiting, 2),
+        side_gain=side_gain,
+    )
+
+
+def _r(values) -> tuple[float, ...]:
+    return tuple(round(float(v), 3) for v in values)
+
+
+def _status(excess: float, trigger: float, reach: float, amount: float) -> str:
+    """Where a measurement ``excess`` (signed distance outside its range) leaves its aspect."""
+    if excess == 0.0:
+        return "within"
+    if abs(excess) <= trigger:
+        return "inside-trigger"
+    if abs(excess) > reach:
+        return "character"
+    return "amount-0" if amount <= 0.0 else "corrected"
+
+
+def _dynamics(features: Features, profile: Profile, amount: float, limits: Limits,
+              limiting_db: float) -> list[Check]:
+    """Crest factor (after the finalizer's own limiting, which lowers it anyway) and LRA.
+
+    Only an excess can be corrected (a compressor cannot undo compression): a denser mix
+    than the range is noted. The compressor's work on the crest is the whole excess of the
+    raw crest factor, since whatever it leaves the limiter would otherwise take.
+    """
+    out = []
+    lo, hi = profile.scalar_range("crest_factor_db")
+    crest = features.crest_factor_db
+    if not math.isfinite(crest):
+        out.append(Check("dynamics", "crest_factor_db", "crest factor", "dB", 0.0, lo, hi, 0.0, "n/a"))
+    else:
+        after = crest - limiting_db
+        excess = after - min(max(after, lo), hi)
+        status = "within" if excess == 0.0 else ("cannot" if excess < 0 else
+                                               _status(excess, limits.dynamics_trigger_db,
+                                                       limits.max_compression_db, amount))
+        work = crest - hi  # the compressor's reduction if it is to reach the range by itself
+        if status == "corrected" and work > limits.max_compression_db:
+            status = "character"
+        goal = crest - work * amount if status == "corrected" else after
+        note = f"{limiting_db:.1f} dB of it goes to the finalizer's limiting" if limiting_db > 0.05 else ""
+        out.append(Check("dynamics", "crest_factor_db", "crest factor", "dB", round(after, 2), lo, hi,
+                         round(goal, 2), status, note))
+    lo, hi = profile.scalar_range("loudness_range_lu")
+    lra = features.loudness_range_lu
+    if not math.isfinite(lra):
+        out.append(Check("dynamics", "loudness_range_lu", "loudness range", "LU", 0.0, lo, hi, 0.0, "n/a",
+                         "too short to measure"))
+    else:
+        excess = lra - min(max(lra, lo), hi)
+        status = "within" if excess == 0.0 else ("cannot" if excess < 0 else
+                                               _status(excess, limits.dynamics_trigger_db,
+                                                       limits.max_lra_reduction_lu, amount))
+        goal = lra - excess * amount if status == "corrected" else lra
+        out.append(Check("dynamics", "loudness_range_lu", "loudness range", "LU", round(lra, 2), lo, hi,
+                         round(goal, 2), status))
+    return out
+
+
+def _side_ratio(width: float) -> float:
+    """Side/mid amplitude ratio from the side share of power, ``width`` = S / (M + S)."""
+    width = min(max(width, 1e-9), 1.0 - 1e-9)
+    return math.sqrt(width / (1.0 - width))
+
+
+def _width_from_ratio(ratio: float) -> float:
+    return ratio * ratio / (1.0 + ratio * ratio)
+
+
+def _width(features: Features, profile: Profile, amount: float, limits: Limits) -> Check:
+    lo, hi = profile.scalar_range("width")
+    w = features.width
+    if features.channels < 2:
+        return Check("width", "width", "stereo width (side share)", "", 0.0, lo, hi, 0.0, "n/a", "mono")
+    if w < NEAR_MONO_WIDTH:
+        return Check("width", "width", "stereo width (side share)", "", round(w, 4), lo, hi, w, "n/a",
+                     "essentially mono: widening would only raise noise and phase artefacts")
+    edge = min(max(w, lo), hi)
+    if edge == w:
+        return Check("width", "width", "stereo width (side share)", "", round(w, 4), lo, hi, w, "within")
+    needed = _side_ratio(edge) / _side_ratio(w)  # side gain that reaches the edge
+    status = "inside-trigger" if abs(needed - 1.0) <= limits.width_trigger else "corrected"
+    if status == "corrected" and not (limits.width_min_percent <= 100.0 * needed <= limits.width_max_percent):
+        status = "character"
+    if status == "corrected" and amount <= 0.0:
+        status = "amount-0"
+    goal = _width_from_ratio(_side_ratio(w) * needed ** amount) if status == "corrected" else w
+    return Check("width", "width", "stereo width (side share)", "", round(w, 4), lo, hi, goal, status)
+
+
+def _space(features: Features, profile: Profile, amount: float, limits: Limits) -> Check:
+    """Reverb only when the mix is clearly drier than the range (never to make it drier: no tool can)."""
+    lo, hi = profile.scalar_range("tail_level_db")
+    tail = features.tail_level_db
+    if not math.isfinite(tail):
+        return Check("space", "tail_level_db", "post-onset tail level", "dB", 0.0, lo, hi, 0.0, "n/a",
+                     "no onsets to measure a tail after")
+    if tail >= lo:
+        return Check("space", "tail_level_db", "post-onset tail level", "dB", round(tail, 2), lo, hi, tail,
+                     "within" if tail <= hi else "cannot")
+    deficit = lo - tail
+    status = _status(deficit, limits.space_trigger_db, limits.max_tail_increase_db, amount)
+    goal = tail + deficit * amount if status == "corrected" else tail
+    return Check("space", "tail_level_db", "post-onset tail level", "dB", round(tail, 2), lo, hi, round(goal, 2),
+                 status)
+
+
+# ---- the chain within the goal ---------------------------------------------------------------
+
+SHELF_BELOW_HZ = 90.0  # a region centred below this is corrected with the low shelf...
+SHELF_ABOVE_HZ = 9000.0  # ...above this with the high shelf, otherwise with a bell at its centre
+BELL_Q_RANGE = (0.5, 3.0)
+
+
+def eq_layout(goal: Goal) -> dict[str, tuple[float, float]]:
+    """The EQ's frequencies and Qs (stage -> (freq_hz, q)) for the goal: each corrected region
+    gets its own band, a bell centred on it (its excess-weighted log-frequency centre, Q from
+    its width in octaves) or a shelf at its edge; the other stages keep the model's layout.
+    The largest corrections are placed first."""
+    layout = dict(EQ_LAYOUT)
+    centres = np.asarray(goal.band_centres_hz)
+    change = np.asarray(goal.band_change_db)
+    corrected = np.asarray(goal.band_status) == "corrected"
+    runs = sorted(_runs(np.where(corrected, np.sign(np.round(change, 6)), 0.0)),
+                  key=lambda r: -float(np.max(np.abs(change[r]))))
+    free = ["peak1", "peak2", "peak3", "peak4"]
+    taken: set[str] = set()
+    for run in runs:
+        weight = np.abs(change[run])
+        centre = float(np.exp(np.sum(weight * np.log(centres[run])) / max(float(np.sum(weight)), 1e-9)))
+        if centre < SHELF_BELOW_HZ and "low_shelf" not in taken:
+            stage, freq, q = "low_shelf", centres[run[-1]] * 2.0 ** (1 / 6), EQ_LAYOUT["low_shelf"][1]
+        elif centre > SHELF_ABOVE_HZ and "high_shelf" not in taken:
+            stage, freq, q = "high_shelf", centres[run[0]] / 2.0 ** (1 / 6), EQ_LAYOUT["high_shelf"][1]
+        else:
+            fits = [p for p in free if p not in taken
+                    and PARAM_INDEX[f"{p}.freq_hz"].min <= centre <= PARAM_INDEX[f"{p}.freq_hz"].max]
+            if not fits:
+                continue
+            stage = min(fits, key=lambda p: abs(math.log(centre / EQ_LAYOUT[p][0])))
+            octaves = max(len(run) / 3.0, 1.0 / 3.0)
+            freq, q = centre, float(np.clip(1.0 / (2.0 * math.sinh(math.log(2.0) / 2.0 * octaves)), *BELL_Q_RANGE))
+        spec = PARAM_INDEX[f"{stage}.freq_hz"]
+        layout[stage] = (round(float(np.clip(freq, spec.min, spec.max)), 1), round(q, 3))
+        taken.add(stage)
+    return layout
+
+
+def constrain(settings: ChainSettings, goal: Goal) -> ChainSettings:
+    """The engine's chain held to the goal: stages of aspects the goal leaves alone are
+    neutral, EQ gains are within the limits and small ones dropped, the compressor's ratio,
+    the reverb's level and the side gain within theirs."""
+    lim = goal.limits
+    values: dict[str, float] = {}
+    enabled: dict[str, bool] = {}
+    for stage in EQ_STAGES:
+        gain = float(np.clip(settings[f"{stage}.gain_db"], -lim.max_eq_db, lim.max_eq_db))
+        if not goal.active("tone") or not settings.is_on(stage) or abs(gain) < lim.min_eq_move_db:
+            gain = 0.0
+        values[f"{stage}.gain_db"] = round(gain, 2)
+    if goal.active("dynamics") and settings.is_on("compressor"):
+        values["compressor.ratio"] = min(settings["compressor.ratio"], lim.max_ratio)
+    else:
+        enabled["compressor"] = False
+    if goal.active("space") and settings.is_on("reverb"):
+        values["reverb.wet"] = min(settings["reverb.wet"], lim.max_reverb_wet)
+    else:
+        enabled["reverb"] = False
+    width = settings["stereo.width_percent"] if settings.is_on("stereo") else 100.0
+    values["stereo.width_percent"] = (round(float(np.clip(width, lim.width_min_percent, lim.width_max_percent)), 2)
+                                      if goal.active("width") else 100.0)
+    return settings.replace(values, enabled)
+
+
+# ---- explanations ---------------------------------------------------------------------------
+
+# The band region each EQ stage acts on (Hz), for its evidence line.
+STAGE_REGIONS_HZ: Mapping[str, tuple[float, float]] = {
+    "low_shelf": (35.0, 141.0), "peak1": (141.0, 355.0), "peak2": (355.0, 1410.0),
+    "peak3": (1410.0, 4470.0), "peak4": (4470.0, 8910.0), "high_shelf": (8910.0, 13000.0),
+}
+STATUS_TEXT = {
+    "within": "within the normal range",
+    "inside-trigger": "just outside the normal range, inside the tolerance",
+    "corrected": "outside the normal range",
+    "character": "far outside the normal range, beyond a mastering move: kept as the production's character",
+    "amount-0": "outside the normal range, but its amount is 0 %",
+    "cannot": "outside the range on the side no processor can undo",
+    "n/a": "not measurable",
+}
+
+
+@dataclass(frozen=True)
+class Move:
+    """One line of evidence: what was measured against which range, and what the chain does."""
+
+    aspect: str
+    stage: str  # a schema stage
+    measure: str
+    measured: float | None
+    low: float | None
+    high: float | None
+    unit: str
+    status: str
+    action: str  # what the chain does, in producer terms ("left alone" when nothing)
+    values: Mapping[str, float] = field(default_factory=dict)  # the settings behind the action
+    note: str = ""
+
+    @property
+    def text(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        if self.measured is None:
+            where = STATUS_TEXT[self.status]
+        else:
+            where = (f"{_num(self.measured, self.unit)}{unit}: {_deviation(self)} "
+                     f"(normal range {_num(self.low, self.unit)}…{_num(self.high, self.unit)}{unit})")
+        note = f"; {self.note}" if self.note else ""
+        return f"{self.measure}: {where}{note} → {self.action}"
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["values"] = dict(self.values)
+        out["text"] = self.text
+        return out
+
+
+def _num(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit in ("dB",) and value != 0:
+        return f"{value:+.1f}"
+    if unit == "":
+        return f"{value:.3f}"
+    return f"{value:.1f}"
+
+
+def _deviation(move: Move) -> str:
+    if move.status in ("within", "n/a"):
+        return STATUS_TEXT[move.status]
+    if move.measured > move.high:
+        distance, side = move.measured - move.high, "above"
+    else:
+        distance, side = move.low - move.measured, "below"
+    size = f"{distance:.3f}" if move.unit == "" else f"{distance:.1f} {move.unit}"
+    return f"{size} {side} the normal range" + (
+        "" if move.status == "corrected" else f" ({STATUS_TEXT[move.status]})")
+
+
+def _stage_action(settings: ChainSettings, stage: str) -> tuple[str, dict[str, float]]:
+    if stage in EQ_STAGES:
+        gain = settings[f"{stage}.gain_db"] if settings.is_on(stage) else 0.0
+        if gain == 0.0:
+            return "left alone", {}
+        freq = settings[f"{stage}.freq_hz"]
+        kind = {"low_shelf": "low shelf", "high_shelf": "high shelf"}.get(stage, "bell")
+        return (f"{gain:+.1f} dB {kind} at {format_value(PARAM_INDEX[f'{stage}.freq_hz'], freq)}",
+                {f"{stage}.gain_db": gain, f"{stage}.freq_hz": freq, f"{stage}.q": settings[f"{stage}.q"]})
+    if stage == "compressor":
+        if not settings.is_on("compressor"):
+            return "compressor off", {}
+        keys = ("threshold_db", "ratio", "attack_ms", "release_ms")
+        values = {f"compressor.{k}": settings[f"compressor.{k}"] for k in keys}
+        return (f"compressor {settings['compressor.ratio']:.1f}:1 at {settings['compressor.threshold_db']:.1f} dB "
+                f"(after the input trim), {format_value(PARAM_INDEX['compressor.attack_ms'], values['compressor.attack_ms'])}"
+                f" / {format_value(PARAM_INDEX['compressor.release_ms'], values['compressor.release_ms'])}", values)
+    if stage == "stereo":
+        width = settings["stereo.width_percent"] if settings.is_on("stereo") else 100.0
+        if width == 100.0:
+            return "width left at 100 %", {}
+        return f"side level {width - 100.0:+.0f} % (width {width:.0f} %)", {"stereo.width_percent": width}
+    if stage == "reverb":
+        if not settings.is_on("reverb") or settings["reverb.wet"] <= 0.0:
+            return "no reverb", {}
+        return (f"reverb wet {settings['reverb.wet']:.3f} (room {settings['reverb.room_size']:.2f})",
+                {"reverb.wet": settings["reverb.wet"], "reverb.room_size": settings["reverb.room_size"]})
+    raise ValueError(stage)
+
+
+def explain(goal: Goal, settings: ChainSettings) -> tuple[Move, ...]:
+    """One :class:`Move` per EQ stage (its region's worst band against its range), per
+    dynamics measurement, for width and for space, with the final chain's values."""
+    moves = []
+    centres = np.asarray(goal.band_centres_hz)
+    excess = np.asarray(goal.band_excess_db)
+    measured = np.asarray(goal.band_measured_db)
+    for stage in EQ_STAGES:
+        lo_hz, hi_hz = STAGE_REGIONS_HZ[stage]
+        region = np.flatnonzero((centres >= lo_hz) & (centres < hi_hz))
+        worst = region[np.argmax(np.abs(excess[region]))]
+        action, values = _stage_action(settings, stage)
+        status = goal.band_status[worst]
+        note = ""
+        if values and status in ("within", "inside-trigger"):
+            note = "this band supports the correction of its neighbours"
+        if not values and status == "corrected":
+            note = "the fitted EQ moves it less than the smallest mastering move"
+        moves.append(Move("tone", stage, f"{_hz(centres[worst])} region ({STAGE_LABELS[stage]})",
+                          round(float(measured[worst]), 2), goal.band_low_db[worst], goal.band_high_db[worst],
+                          "dB", status, action, values, note))
+    for check in goal.checks:
+        stage = ASPECT_STAGES[check.aspect][0]
+        action, values = _stage_action(settings, stage)
+        note = check.note
+        if check.status == "corrected" and check.key == "crest_factor_db" and not settings.is_on("compressor"):
+            note = (note + "; " if note else "") + "no compressor setting within the limits reaches it"
+        measured_value = None if check.status == "n/a" else check.measured
+        moves.append(Move(check.aspect, stage, check.label, measured_value,
+                          None if measured_value is None else round(check.low, 3),
+                          None if measured_value is None else round(check.high, 3), check.unit, check.status,
+                          action, values, note))
+    return tuple(moves)
+
+
+def _hz(freq: float) -> str:
+    return f"{freq / 1000:.1f} kHz" if freq >= 1000 else f"{freq:.0f} Hz"
+
+
+def goal_to_dict(goal: Goal) -> dict:
+    """The goal's evidence for the report (bands, checks, amounts, limits)."""
+    return {
+        "profile": goal.profile,
+        "context": goal.context,
+        "amounts_percent": asdict(goal.amounts),
+        "limits": {k: v for k, v in asdict(goal.limits).items()},
+        "tone": {"status": goal.tone_status, "band_centres_hz": [round(f, 1) for f in goal.band_centres_hz],
+                 "measured_db": list(goal.band_measured_db), "low_db": list(goal.band_low_db),
+                 "high_db": list(goal.band_high_db), "excess_db": list(goal.band_excess_db),
+                 "change_db": list(goal.band_change_db), "band_status": list(goal.band_status)},
+        "checks": [asdict(c) for c in goal.checks],
+        "estimated_limiting_db": goal.estimated_limiting_db,
+        "side_gain": round(goal.side_gain, 4),
+    }
