@@ -31,13 +31,14 @@ import socket
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from assistant.atomic import remove_leftovers
 from assistant.audio import READ_EXTENSIONS
 from assistant.errors import MixbridgeError, UnreadableAudioError, UsageError
+from assistant.judge import JudgeOptions
 from assistant.targets import Target
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class BatchOptions:
     refine: bool = True
     bit_depth: str = "24"
     max_limiting_db: float = 10.0
+    judgment: JudgeOptions = field(default_factory=JudgeOptions)
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ def _master_one(task: Task, options: BatchOptions) -> dict:
         Path(task.output_path).parent.mkdir(parents=True, exist_ok=True)
         report = master_file(task.input_path, task.output_path, target, engine=options.engine,
                              refine=options.refine, bit_depth=options.bit_depth, overwrite=True,
-                             max_limiting_db=options.max_limiting_db)
+                             max_limiting_db=options.max_limiting_db, judgment=options.judgment)
     except MixbridgeError as exc:
         return {**row, "status": "failed", "error": str(exc), "code": exc.code}
     except Exception as exc:  # a bug on one file must not stop the batch
@@ -200,7 +202,8 @@ def _master_one(task: Task, options: BatchOptions) -> dict:
                        "lra_lu": finite(b.loudness_range_lu)},
             "after": {"lufs": finite(a.integrated_lufs), "true_peak_dbtp": finite(a.true_peak_dbtp),
                       "lra_lu": finite(a.loudness_range_lu)},
-            "settings": report.settings.to_dict(), "warnings": list(report.warnings)}
+            "settings": report.settings.to_dict(), "moves": [m.text for m in report.moves],
+            "profile": report.target.profile.name, "warnings": list(report.warnings)}
 
 
 def _one_thread_per_worker() -> None:

@@ -11,7 +11,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -19,12 +19,18 @@ from assistant.analyze import analyze, analyze_file
 from assistant.audio import Audio
 from assistant.errors import UsageError
 from assistant.features import Features
+from assistant.judge import JudgeOptions
+from assistant.profile_choice import with_profile_for
 from assistant.loudness import measure_loudness
 from assistant.spectrum import shape_mask
 from assistant.targets import Target
+from effects.finalize import MAX_LIMITING_DB
 from effects.plugin_map import PluginChainRenderer, load_map
 from effects.render import render
 from effects.schema import ChainSettings
+
+if TYPE_CHECKING:
+    from assistant.master import Decision
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +38,18 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Suggestion:
     features: Features
-    settings: ChainSettings
+    decision: Decision  # the settings, the judgment and its evidence
     excerpt: Audio  # the part of the track the settings were refined on
+    target: Target  # with --profile auto: the profile chosen for this mix
+
+    @property
+    def settings(self) -> ChainSettings:
+        return self.decision.settings
 
 
 def suggest_file(path: str | Path, target: Target, engine: str = "model", refine: bool = True,
-                 progress: Callable[[str], None] | None = None) -> Suggestion:
+                 progress: Callable[[str], None] | None = None, judgment: JudgeOptions = JudgeOptions(),
+                 max_limiting_db: float = MAX_LIMITING_DB) -> Suggestion:
     """Analyse ``path`` and suggest the chain that moves it toward ``target`` (no rendering)."""
     from assistant.master import excerpt_of, suggest_settings
 
@@ -48,7 +60,9 @@ def suggest_file(path: str | Path, target: Target, engine: str = "model", refine
         raise UsageError("is silent (no measurable loudness); nothing to suggest", path)
     step("choosing settings")
     excerpt = excerpt_of(path)
-    return Suggestion(features, suggest_settings(excerpt, features, target, engine, refine), excerpt)
+    target = with_profile_for(target, features)
+    decision = suggest_settings(excerpt, features, target, engine, refine, judgment, max_limiting_db)
+    return Suggestion(features, decision, excerpt, target)
 
 
 def plugin_renderer(settings: ChainSettings, excerpt: Audio, plugins: str,

@@ -100,13 +100,15 @@ def cmd_master(args: argparse.Namespace) -> int:
     from assistant.master import master_file, resolve_target, write_report
     from effects.schema import ChainSettings, describe
 
+    judgment = _judgment(args)  # refused before any work
     progress = _progress(args.verbose or sys.stderr.isatty())
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
     chain = ChainSettings.load(args.chain) if args.chain else None
     report = master_file(args.input, args.output, target, engine=args.engine, chain=chain,
                          refine=args.refine, bit_depth=args.bit_depth, overwrite=args.overwrite,
                          max_limiting_db=args.max_limiting_db, progress=progress,
-                         plugins=args.plugins, plugin_dirs=args.plugin_dir or ())
+                         plugins=args.plugins, plugin_dirs=args.plugin_dir or (), judgment=judgment)
+    target = report.target
     if args.save_chain:
         report.settings.save(args.save_chain)
     if args.report:
@@ -121,6 +123,7 @@ def cmd_master(args: argparse.Namespace) -> int:
     print(_row("crest factor", b.crest_factor_db, a.crest_factor_db, "dB"))
     print(_row("tonal error vs target", report.tonal_error_before_db, report.tonal_error_after_db, "dB"))
     print(f"  finalizer: gain {report.gain_db:+.2f} dB, peak limiting {report.limiting_db:.1f} dB")
+    _print_judgment(target, report.moves)
     print("  settings:")
     for line in describe(report.settings):
         print(f"    {line}")
@@ -129,6 +132,25 @@ def cmd_master(args: argparse.Namespace) -> int:
     for warning in report.warnings:
         print(f"  warning: {warning}")
     return 0
+
+
+def _print_judgment(target, moves) -> None:
+    """The evidence behind the settings: one line per stage or measurement (from the report's records)."""
+    if target.profile_choice:
+        print(f"  profile {target.profile_choice}")
+    if not moves:
+        return
+    print(f"  judgment against the {target.profile.name} profile's normal ranges:")
+    for move in moves:
+        print(f"    - {move.text}")
+
+
+def _judgment(args: argparse.Namespace):
+    from assistant.judge import Amounts, JudgeOptions
+
+    amounts = Amounts.from_options(args.amount, args.match, tone=args.tone, dynamics=args.dynamics,
+                                   width=args.width, space=args.space)
+    return JudgeOptions(amounts, args.max_eq_db)
 
 
 def _print_plugins(chain: list[str], match: dict) -> None:
@@ -146,14 +168,19 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     from assistant.master import resolve_target
     from effects.schema import describe
 
+    judgment = _judgment(args)
     progress = _progress(args.verbose or sys.stderr.isatty())
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
-    suggestion = suggest_file(args.input, target, args.engine, args.refine, progress)
+    suggestion = suggest_file(args.input, target, args.engine, args.refine, progress, judgment)
+    target = suggestion.target
     f = suggestion.features
     print(f"{args.input}: {_fmt(f.integrated_lufs, 'LUFS')}, true peak {_fmt(f.true_peak_dbtp, 'dBTP', 2)}, "
           f"LRA {_fmt(f.loudness_range_lu, 'LU')}")
     print(f"  toward: {target.name} ({target.lufs:.1f} LUFS, ceiling {target.ceiling_dbtp:.1f} dBTP, "
           f"profile {target.profile.name}), engine {args.engine}")
+    _print_judgment(target, suggestion.decision.moves)
+    for note in suggestion.decision.notes:
+        print(f"  note: {note}")
     print("  suggested chain, in signal order:")
     for line in describe(suggestion.settings) or ["(no changes: the mix already matches the profile)"]:
         print(f"    {line}")
@@ -214,10 +241,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from assistant.master import resolve_target
 
     check_executor(args.executor, args.address)  # before references are measured: a bad address fails fast
+    judgment = _judgment(args)
     progress = _progress(True)
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
     options = BatchOptions(engine=args.engine, refine=args.refine, bit_depth=args.bit_depth,
-                           max_limiting_db=args.max_limiting_db)
+                           max_limiting_db=args.max_limiting_db, judgment=judgment)
     summary = run_batch(Path(args.input), Path(args.output), target, options, args.jobs, progress, args.album,
                         executor=args.executor, address=args.address)
     print(f"{summary.done} mastered, {summary.skipped} unchanged (skipped), {summary.failed} failed "
@@ -230,12 +258,15 @@ def cmd_stems(args: argparse.Namespace) -> int:
     from assistant.stems import REPORT_NAME, StemOptions, master_stems
     from effects.schema import ChainSettings, describe
 
+    judgment = _judgment(args)
     progress = _progress(args.verbose or sys.stderr.isatty())
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
     options = StemOptions(engine=args.engine, refine=args.refine, bit_depth=args.bit_depth,
                           max_limiting_db=args.max_limiting_db, pad=args.pad, corrections=args.stem_corrections,
-                          overwrite=args.overwrite, chain=ChainSettings.load(args.chain) if args.chain else None)
+                          overwrite=args.overwrite, chain=ChainSettings.load(args.chain) if args.chain else None,
+                          judgment=judgment)
     report = master_stems(args.input, args.output, target, options, progress)
+    target = report.target
     b, a, r = report.mix_input, report.mix_output, report.residual
     print(f"{report.input_dir} ({len(report.stems)} stems) → {report.output_dir}")
     print(f"  target: {target.name} ({target.lufs:.1f} LUFS, ceiling {target.ceiling_dbtp:.1f} dBTP, "
@@ -244,6 +275,7 @@ def cmd_stems(args: argparse.Namespace) -> int:
     print(_row("mix true peak", b.true_peak_dbtp, a.true_peak_dbtp, "dBTP", 2))
     print(f"  finalizer: gain {report.gain_db:+.2f} dB, peak limiting {report.limiting_db:.1f} dB "
           f"(the same gain curve on every stem)")
+    _print_judgment(target, report.moves)
     print("  bus settings:")
     for line in describe(report.settings):
         print(f"    {line}")
@@ -270,7 +302,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     for path in args.files:
         progress(f"analysing {path}")
         features.append(analyze_file(path))
-    derivation = args.derivation or ("mean of: " + ", ".join(Path(p).stem for p in args.files))
+    how = ("its own values +- the reference tolerances" if len(features) == 1 else
+           "median and 10th-90th percentile ranges across")
+    derivation = args.derivation or (f"{how}: " + ", ".join(Path(p).stem for p in args.files))
     profile = profile_from_features(features, args.name, args.description, derivation)
     save_profile(profile, args.output)
     print(f"wrote profile {args.name!r} from {len(features)} track(s) to {args.output}")
@@ -326,6 +360,22 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugin-dir", nargs="+", metavar="DIR", help="more folders to find the map's plugins in")
 
 
+def _judgment_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("judgment", "how much of the measured change to make (loudness and the ceiling "
+                                         "are always delivered)")
+    g.add_argument("--amount", type=float, metavar="PERCENT",
+                   help="scale every measured change: 0 = loudness and ceiling only, 100 = the full move (default)")
+    for aspect, what in (("tone", "the EQ"), ("dynamics", "the compressor"), ("width", "the stereo width"),
+                         ("space", "the reverb")):
+        g.add_argument(f"--{aspect}", type=float, metavar="PERCENT",
+                       help=f"amount for {what} (overrides --amount for this aspect)")
+    g.add_argument("--match", metavar="ASPECTS",
+                   help="only these aspects, comma-separated (tone, dynamics, width, space, loudness); "
+                        "the others are left alone")
+    g.add_argument("--max-eq-db", type=float, metavar="DB",
+                   help="largest EQ move (default 4 dB for a master, 9 dB with --reference)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
@@ -348,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="delivery target (e.g. spotify, apple-music, ebu-r128, cd); "
                                     "default spotify unless --reference or --lufs is given")
     p.add_argument("--reference", nargs="+", metavar="REF", help="reference track(s) to match")
-    p.add_argument("--profile", help="tonal-balance profile name or .toml file")
+    p.add_argument("--profile", help="sound profile with normal ranges: a shipped name, 'auto' (the nearest to "
+                                     "the mix), or a .toml file")
     p.add_argument("--lufs", type=float, help="integrated loudness target (overrides --target)")
     p.add_argument("--ceiling", type=float, help="true-peak ceiling in dBTP (overrides --target)")
     p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
@@ -364,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most peak limiting allowed before the loudness target is given up")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _plugin_options(p)
+    _judgment_options(p)
     p.set_defaults(run=cmd_master)
 
     p = sub.add_parser("suggest", parents=[common], help="suggest a chain (stage by stage) without rendering; "
@@ -378,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     _plugin_options(p)
     p.add_argument("--export-presets", metavar="DIR",
                    help="with --plugins: one .vstpreset per plugin insert and INSERTS.txt (the order)")
+    _judgment_options(p)
     p.set_defaults(run=cmd_suggest)
 
     p = sub.add_parser("plugins", parents=[common], help="VST3 plugins: scan, learn a map")
@@ -424,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", metavar="HOST:PORT",
                    help="with --executor ray: the cluster's head (e.g. head:6379; --jobs is then ignored); "
                         "default: a local Ray instance with --jobs CPUs")
+    _judgment_options(p)
     p.set_defaults(run=cmd_batch)
 
     p = sub.add_parser("stems", parents=[common],
@@ -445,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="apply the measured per-stem rumble/DC high-pass (otherwise only reported)")
     p.add_argument("--chain", metavar="JSON", help="apply this saved bus chain instead of suggesting one")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _judgment_options(p)
     p.set_defaults(run=cmd_stems)
 
     p = sub.add_parser("profile", parents=[common], help="measure a tonal-balance profile from reference tracks")

@@ -525,6 +525,14 @@ STATUS_TEXT = {
 }
 
 
+STATUS_SHORT = {
+    "inside-trigger": "inside the tolerance",
+    "character": "beyond a mastering move: kept as the production's character",
+    "amount-0": "its amount is 0 %",
+    "cannot": "no processor undoes that",
+}
+
+
 @dataclass(frozen=True)
 class Move:
     """One line of evidence: what was measured against which range, and what the chain does."""
@@ -547,8 +555,11 @@ class Move:
         if self.measured is None:
             where = STATUS_TEXT[self.status]
         else:
-            where = (f"{_num(self.measured, self.unit)}{unit}: {_deviation(self)} "
-                     f"(normal range {_num(self.low, self.unit)}…{_num(self.high, self.unit)}{unit})")
+            signed = self.aspect == "tone"
+            span = f"{_num(self.low, self.unit, signed)}…{_num(self.high, self.unit, signed)}{unit}"
+            where = f"{_num(self.measured, self.unit, signed)}{unit}, {_deviation(self)} {span}"
+            if self.status not in ("within", "corrected", "n/a"):
+                where += f" ({STATUS_SHORT[self.status]})"
         note = f"; {self.note}" if self.note else ""
         return f"{self.measure}: {where}{note} → {self.action}"
 
@@ -559,26 +570,23 @@ class Move:
         return out
 
 
-def _num(value: float | None, unit: str) -> str:
+def _num(value: float | None, unit: str, signed: bool = False) -> str:
     if value is None:
         return "—"
-    if unit in ("dB",) and value != 0:
-        return f"{value:+.1f}"
     if unit == "":
         return f"{value:.3f}"
-    return f"{value:.1f}"
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
 
 
 def _deviation(move: Move) -> str:
     if move.status in ("within", "n/a"):
-        return STATUS_TEXT[move.status]
+        return "within the normal range"
     if move.measured > move.high:
         distance, side = move.measured - move.high, "above"
     else:
         distance, side = move.low - move.measured, "below"
     size = f"{distance:.3f}" if move.unit == "" else f"{distance:.1f} {move.unit}"
-    return f"{size} {side} the normal range" + (
-        "" if move.status == "corrected" else f" ({STATUS_TEXT[move.status]})")
+    return f"{size} {side} the normal range"
 
 
 def _stage_action(settings: ChainSettings, stage: str) -> tuple[str, dict[str, float]]:

@@ -58,7 +58,6 @@ from assistant.truepeak import true_peak_dbtp
 from effects.render import ChainRenderer, render
 from effects.schema import EQ_STAGES, ChainSettings
 from models.baseline import EQ_LAYOUT, RESPONSE_FFT, fit_eq, predict_dsp
-from models.data import settings_from_learned
 from models.net import DESCRIPTOR, TargetDescriptor
 from models.predict import MIN_ANCHOR_BANDS, anchored_eq, excerpt_spans, fit_compressor, predict_model
 from models.predict import refine as refine_loop
@@ -72,11 +71,6 @@ DEFAULT_ENGINE = "model"
 MIN_MASTER_S = 1.0
 DC_HIGHPASS_DBFS = -50.0  # a DC offset above this is removed by the high-pass...
 DC_HIGHPASS_HZ = 20.0  # ...at this cutoff (two first-order sections: no audible bass loss)
-NEUTRAL_LEARNED = {  # the learned values of a chain that changes nothing (trim aside: the finalizer sets level)
-    "low_shelf.gain_db": 0.0, "peak1.gain_db": 0.0, "peak2.gain_db": 0.0, "peak3.gain_db": 0.0,
-    "peak4.gain_db": 0.0, "high_shelf.gain_db": 0.0, "compressor.threshold_db": -8.0, "compressor.ratio": 1.0,
-    "reverb.wet": 0.0, "stereo.width_percent": 100.0,
-}
 STREAM_BLOCK_FRAMES = audio_io.DITHER_BLOCK_FRAMES  # ~24 s at 44.1 kHz; dither as in master_audio
 
 
@@ -197,7 +191,7 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
     goal = judge(features, target, judgment)
     notes: list[str] = []
     if goal.empty:
-        settings = settings_from_learned(NEUTRAL_LEARNED, features.integrated_lufs)
+        settings = ChainSettings.create()  # every stage neutral: the finalizer alone delivers the target
     else:
         settings = constrain(_engine_settings(audio, features, goal, engine, refine), goal)
         if goal.active("dynamics"):

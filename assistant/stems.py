@@ -43,7 +43,9 @@ from assistant.audio import READ_EXTENSIONS, Audio
 from assistant.errors import InputNotFoundError, InvalidAudioError, MixbridgeError, OutputError, UsageError
 from assistant.features import Features
 from assistant.loudness import measure_loudness
-from assistant.master import DC_HIGHPASS_DBFS, DEFAULT_ENGINE, MIN_MASTER_S, suggest_settings
+from assistant.judge import Goal, JudgeOptions, Move
+from assistant.master import DC_HIGHPASS_DBFS, DEFAULT_ENGINE, MIN_MASTER_S, judgment_dict, suggest_settings
+from assistant.profile_choice import with_profile_for
 from assistant.spectrum import BAND_CENTRES_HZ, band_matrix, fft_size
 from assistant.targets import Target
 from assistant.truepeak import amplitude_to_db, true_peak_dbtp
@@ -87,6 +89,7 @@ class StemOptions:
     corrections: bool = True  # apply the per-stem high-pass where it is measured to be needed
     overwrite: bool = False
     chain: ChainSettings | None = None  # bus settings to apply instead of suggesting them
+    judgment: JudgeOptions = field(default_factory=JudgeOptions)  # amounts and limits of the bus judgment
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,8 @@ class StemsReport:
     residual: Residual
     direct_deviation_db: float  # sum of processed stems vs the mix rendered alone (float32 filter noise)
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    goal: Goal | None = None  # the bus judgment (None with --chain)
+    moves: tuple[Move, ...] = ()
 
     def to_dict(self) -> dict:
         t = self.target
@@ -231,6 +236,7 @@ class StemsReport:
                 "mix_rendered_alone_deviation_db": _num(self.direct_deviation_db),
             },
             "warnings": list(self.warnings),
+            "judgment": judgment_dict(self.goal, self.moves),
         }
 
 
@@ -518,7 +524,10 @@ def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, opti
     if not math.isfinite(mix_before.integrated_lufs):
         raise InvalidAudioError("the stems sum to silence (no measurable loudness); nothing to master", song_dir)
     step("choosing the bus settings on the mix")
-    settings = options.chain or suggest_settings(mix, mix_before, target, options.engine, options.refine)
+    target = with_profile_for(target, mix_before)
+    decision = None if options.chain else suggest_settings(mix, mix_before, target, options.engine, options.refine,
+                                                           options.judgment, options.max_limiting_db)
+    settings = options.chain or decision.settings
     moves = eq_moves(settings, dict(zip(names, features)), sr)
 
     step("rendering the bus on the mix and on every stem")
@@ -567,7 +576,8 @@ def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, opti
         eq_moves=moves, compressor_min_gain_db=bus.compressor_min_gain_db, gain_db=result.gain_db,
         limiting_db=result.limiting_db, mix_master_path=str(master_path), mix_input=mix_before,
         mix_output=mix_after, residual=residual, direct_deviation_db=bus.direct_deviation_db,
-        warnings=tuple(warnings) + tuple(mix_before.notes))
+        warnings=tuple(warnings) + (decision.notes if decision else ()) + tuple(mix_before.notes),
+        goal=decision.goal if decision else None, moves=decision.moves if decision else ())
     write_text(report_path, json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
     log.info("stems residual: %.1f dB RMS below the master (%s)", residual.rms_below_master_db, options.bit_depth)
     return report

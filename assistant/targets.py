@@ -101,7 +101,7 @@ class Profile:
                     and getattr(self, key) <= hi + 1e-9):
                 raise ValueError(f"{key}: the range {lo}..{hi} must hold the centre {getattr(self, key)}")
         object.__setattr__(self, "scalar_ranges",
-                           MappingProxyType({k: (float(lo), float(hi)) for k, (lo, hi) in self.scalar_ranges.items()}))
+                           {k: (float(lo), float(hi)) for k, (lo, hi) in self.scalar_ranges.items()})
 
     def scalar_range(self, key: str) -> tuple[float, float]:
         return self.scalar_ranges[key]

@@ -241,10 +241,14 @@ def format_value(spec: ParamSpec, value: float) -> str:
 
 
 def describe(settings: ChainSettings) -> list[str]:
-    """One line per active stage, in signal order (EQ stages at 0 dB are left out)."""
+    """One line per active stage, in signal order (neutral stages are left out: EQ stages and
+    the trim at 0 dB, the width at 100 %)."""
     lines = []
     for stage in STAGES:
-        if not settings.is_on(stage) or (stage in EQ_STAGES and settings[f"{stage}.gain_db"] == 0.0):
+        neutral = ((stage in EQ_STAGES and settings[f"{stage}.gain_db"] == 0.0)
+                   or (stage == "trim" and settings["trim.gain_db"] == 0.0)
+                   or (stage == "stereo" and settings["stereo.width_percent"] == 100.0))
+        if not settings.is_on(stage) or neutral:
             continue
         parts = []
         for p in stage_params(stage):
