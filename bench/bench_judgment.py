@@ -3,7 +3,7 @@ with ``--restoration`` / ``--amounts``, reference matching of damaged mixes agai
 of an earlier commit and the linearity of ``--amount``.
 
     .venv/bin/python bench/bench_judgment.py [--corpus /work/corpus/wav] [--targets spotify apple-music]
-        [--tracks N] [--jobs 2] [--engine model] [--restoration] [--baseline-commit d82363c] [--amounts]
+        [--tracks N] [--seconds S] [--jobs 2] [--engine model] [--restoration] [--baseline-commit d82363c] [--amounts]
 
 **Passes.** Every finished recording of the corpus is mastered with the default engine
 (``master_file``, as ``mixbridge master X -o M --target T``), then our master again
@@ -71,15 +71,17 @@ def changes(a, b) -> dict:
             "lufs_change": float(b.integrated_lufs - a.integrated_lufs)}
 
 
-def one_track(args: tuple[str, str, str, str]) -> dict:
-    """Worker: pass 1 and pass 2 of one track to one target."""
-    path, target_name, engine, tmp = args
+def one_track(args: tuple[str, str, str, str, float]) -> dict:
+    """Worker: pass 1 and pass 2 of one track (cut to its first ``seconds``, 0: whole) to one target."""
+    path, target_name, engine, tmp, seconds = args
     from assistant.judge import estimated_limiting_db
     from assistant.master import master_file, resolve_target
 
     target = resolve_target(target_name)
     stem = Path(path).stem
     m1, m2 = Path(tmp) / f"{stem}-{target_name}-1.wav", Path(tmp) / f"{stem}-{target_name}-2.wav"
+    if seconds:
+        path, _ = cut_audio(Path(path), seconds, Path(tmp) / f"{stem}-{target_name}-0.wav")
     r1 = master_file(path, m1, target, engine=engine, overwrite=True)
     r2 = master_file(m1, m2, target, engine=engine, overwrite=True)
     a, b, c = r1.input_features, r1.output_features, r2.output_features
@@ -94,8 +96,8 @@ def one_track(args: tuple[str, str, str, str]) -> dict:
                                                                     "width left at 100 %")],
            "compressor2": r2.settings.is_on("compressor"), "reverb2": r2.settings.is_on("reverb"),
            "profile": target.profile.name, "target_lufs": target.lufs, "ceiling": target.ceiling_dbtp}
-    m1.unlink(missing_ok=True)
-    m2.unlink(missing_ok=True)
+    for p in (m1, m2, Path(tmp) / f"{stem}-{target_name}-0.wav"):
+        p.unlink(missing_ok=True)
     return row
 
 
@@ -246,6 +248,7 @@ def main() -> int:
     parser.add_argument("--targets", nargs="+", default=["spotify", "apple-music"])
     parser.add_argument("--tracks", type=int, default=0, help="only the first N tracks (0: all)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=0.0, help="cut each track to its first S seconds (0: whole)")
     parser.add_argument("--engine", default="model")
     parser.add_argument("--skip-passes", action="store_true")
     parser.add_argument("--restoration", action="store_true")
@@ -263,7 +266,7 @@ def main() -> int:
              f"`{' '.join(sys.argv)}`; {len(tracks)} tracks from {args.corpus}", ""]
     with tempfile.TemporaryDirectory(prefix="bench-judgment-") as tmp:
         if not args.skip_passes:
-            jobs = [(str(t), target, args.engine, tmp) for target in args.targets for t in tracks]
+            jobs = [(str(t), target, args.engine, tmp, args.seconds) for target in args.targets for t in tracks]
             with ProcessPoolExecutor(args.jobs) as pool:
                 rows = []
                 for row in pool.map(one_track, jobs):

@@ -1,0 +1,323 @@
+"""The mastering judgment (assistant/judge.py) on synthetic mixes with known answers.
+
+A profile is built around a mix's own measurements with known ranges, so every expected move
+is known: inside the range nothing moves; a +6 dB bump is cut back to the range's edge, not
+to its centre; mastering our own master again changes nothing; amounts scale the change.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from assistant.analyze import analyze, analyze_file
+from assistant.audio import Audio
+from assistant.errors import SettingsError, UsageError
+from assistant.judge import MASTER_LIMITS, Amounts, JudgeOptions, judge
+from assistant.master import master_file, resolve_target, suggest_settings
+from assistant.profile_choice import choose_profile, with_profile_for
+from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
+from assistant.targets import PROFILE_SCALARS, Profile, load_profile, profile_from_features, save_profile
+from effects.render import render
+from effects.schema import EQ_STAGES, ChainSettings
+from conftest import make_noise
+from test_master import _run
+
+SR = 44100
+
+
+def _mix(seconds: float = 12.0, seed: int = 7) -> np.ndarray:
+    """Pink noise in mid, quieter independent pink noise in side (side share of power ~0.08),
+    pulsing twice a second: a smooth spectrum whose bands are all well defined."""
+    rng = np.random.default_rng(seed)
+    mid = make_noise(rng, SR, seconds, -20.0, channels=1, color="pink")[0]
+    side = make_noise(rng, SR, seconds, -30.0, channels=1, color="pink")[0]
+    n = mid.size
+    pulse = 0.55 + 0.45 * np.abs(np.sin(2.0 * np.pi * np.arange(n) / SR))
+    return (np.stack([mid + side, mid - side]) * pulse).astype(np.float32)
+
+
+def _profile_around(features, band_half_db: float = 3.0, name: str = "around", **scalar_half) -> Profile:
+    """A profile centred on ``features`` with band ranges +- ``band_half_db`` and wide scalar ranges."""
+    centre = band_shape(features.mid_band_db)
+    half = {"loudness_range_lu": 20.0, "short_term_spread_lu": 20.0, "crest_factor_db": 20.0, "psr_db": 20.0,
+            "frame_crest_db": 20.0, "width": 0.4, "tail_level_db": 30.0, **scalar_half}
+    values = {k: float(getattr(features, k)) for k in PROFILE_SCALARS}
+    return Profile(
+        name=name, band_shape_db=tuple(centre), band_low_db=tuple(centre - band_half_db),
+        band_high_db=tuple(centre + band_half_db), **values,
+        scalar_ranges={k: (values[k] - half[k], values[k] + half[k]) for k in PROFILE_SCALARS},
+    )
+
+
+def _target(profile: Profile, name: str = "spotify"):
+    return replace(resolve_target(name), profile=profile)
+
+
+def _bump(samples: np.ndarray, freq_hz: float = 1000.0, gain_db: float = 6.0, q: float = 1.0) -> np.ndarray:
+    stage = "peak2" if freq_hz <= 2000.0 else "peak3"
+    chain = ChainSettings.create({f"{stage}.freq_hz": freq_hz, f"{stage}.gain_db": gain_db, f"{stage}.q": q})
+    return render(samples, SR, chain)
+
+
+def _write(path: Path, samples: np.ndarray) -> Path:
+    sf.write(str(path), samples.T, SR, subtype="FLOAT")
+    return path
+
+
+def _aligned_excess_db(features, profile: Profile, freq_hz: float) -> float:
+    """Where the band nearest ``freq_hz`` sits against the profile's range, as the judgment sees it."""
+    goal = judge(features, _target(profile))
+    k = int(np.argmin(np.abs(np.asarray(BAND_CENTRES_HZ) - freq_hz)))
+    return goal.band_measured_db[k] - goal.band_high_db[k], goal
+
+
+@pytest.fixture(scope="module")
+def base():
+    audio = Audio(_mix(), SR)
+    features = analyze(audio)
+    return audio, features, _profile_around(features)
+
+
+def test_a_mix_inside_its_ranges_gets_no_moves(base):
+    audio, features, profile = base
+    goal = judge(features, _target(profile))
+    assert goal.empty and goal.tone_status in ("within", "inside-trigger")
+    for engine in ("model", "dsp"):
+        decision = suggest_settings(audio, features, _target(profile), engine)
+        assert decision.settings == ChainSettings.create(), engine
+        assert all(m.action in ("left alone", "compressor off", "width left at 100 %", "no reverb")
+                   for m in decision.moves)
+
+
+@pytest.mark.parametrize("engine", ["model", "dsp"])
+def test_a_six_db_bump_is_cut_back_to_the_edge_of_the_range_not_to_the_centre(base, engine):
+    audio, features, _ = base
+    profile = _profile_around(features, band_half_db=1.5)
+    bumped = Audio(_bump(audio.samples), SR)
+    before, goal = _aligned_excess_db(analyze(bumped), profile, 1000.0)
+    assert before > 1.5 and goal.tone_status == "corrected"
+    decision = suggest_settings(bumped, analyze(bumped), _target(profile), engine)
+    cuts = [decision.settings[f"{s}.gain_db"] for s in EQ_STAGES]
+    assert min(cuts) < -1.0 and max(abs(g) for g in cuts) <= MASTER_LIMITS.max_eq_db
+    after_features = analyze(Audio(render(bumped.samples, SR, decision.settings), SR))
+    after, _ = _aligned_excess_db(after_features, profile, 1000.0)
+    # inside the trigger of the range's edge, and still above the centre (1.5 dB below the edge)
+    assert after <= MASTER_LIMITS.tone_trigger_db
+    assert after > -1.0
+    # the bump was 6 dB over the centre; the cut takes off less than that
+    assert min(cuts) > -6.0
+
+
+@pytest.mark.parametrize("seed, bump_db, width_percent", [(3, 6.0, 100.0), (11, -5.0, 120.0), (5, 0.0, 80.0)])
+def test_mastering_our_own_master_again_changes_nothing(tmp_path, seed, bump_db, width_percent):
+    """Idempotence on synthetic mixes that the first pass corrects (tone, width)."""
+    reference = analyze(Audio(_mix(seed=seed), SR))
+    profile = _profile_around(reference, band_half_db=1.5, width=0.01)
+    mix = _bump(_mix(seed=seed), 2500.0, bump_db) if bump_db else _mix(seed=seed)
+    mix = render(mix, SR, ChainSettings.create({"stereo.width_percent": width_percent}))
+    src = _write(tmp_path / "mix.wav", mix)
+    target = _target(profile)
+    first = master_file(src, tmp_path / "m1.wav", target)
+    assert not first.goal.empty  # the first pass had something to do
+    second = master_file(tmp_path / "m1.wav", tmp_path / "m2.wav", target)
+    s = second.settings
+    assert all(abs(s[f"{st}.gain_db"]) <= 0.5 for st in EQ_STAGES if s.is_on(st)), second.moves
+    assert abs(s["stereo.width_percent"] - 100.0) <= 3.0 or not s.is_on("stereo")
+    assert not s.is_on("compressor") and not s.is_on("reverb")
+    a, b = second.input_features, second.output_features
+    assert abs(b.integrated_lufs - a.integrated_lufs) <= 0.1
+    assert abs(b.crest_factor_db - a.crest_factor_db) <= 0.5
+    mask = shape_mask(SR)
+    shape_change = band_shape(b.mid_band_db, mask)[mask] - band_shape(a.mid_band_db, mask)[mask]
+    assert np.max(np.abs(shape_change)) <= 0.5
+
+
+def test_amount_zero_gives_loudness_and_ceiling_only(base, tmp_path):
+    audio, features, profile = base
+    src = _write(tmp_path / "bumped.wav", _bump(audio.samples))
+    report = master_file(src, tmp_path / "out.wav", _target(profile),
+                         judgment=JudgeOptions(Amounts.from_options(0.0)))
+    assert report.settings == ChainSettings.create()
+    assert abs(report.output_features.integrated_lufs - (-14.0)) <= 0.1
+    assert report.output_features.true_peak_dbtp <= -1.0
+    assert all(m.status in ("amount-0", "within", "inside-trigger", "cannot", "character")
+               for m in report.moves if m.aspect == "tone")
+
+
+def _tonal_change(audio: Audio, settings: ChainSettings) -> float:
+    mask = shape_mask(SR)
+    a = band_shape(analyze(audio).mid_band_db, mask)[mask]
+    b = band_shape(analyze(Audio(render(audio.samples, SR, settings), SR)).mid_band_db, mask)[mask]
+    return float(np.mean(np.abs(b - a)))
+
+
+def test_amount_fifty_makes_about_half_the_measured_change(base):
+    audio, features, profile = base
+    bumped = Audio(_bump(audio.samples, gain_db=6.0), SR)
+    f = analyze(bumped)
+    reference = replace(profile_from_features([features], "ref", reference=True))
+    target = _target(reference)
+    full = _tonal_change(bumped, suggest_settings(bumped, f, target, "dsp").settings)
+    half = _tonal_change(bumped, suggest_settings(bumped, f, target, "dsp",
+                                                  judgment=JudgeOptions(Amounts(tone=50.0))).settings)
+    assert full > 0.5
+    assert 0.35 <= half / full <= 0.65
+
+
+def test_per_aspect_amounts_leave_the_other_aspects_alone(base):
+    audio, features, _ = base
+    profile = _profile_around(features, band_half_db=1.5, width=0.01)
+    wide_bumped = Audio(render(_bump(audio.samples), SR, ChainSettings.create({"stereo.width_percent": 120.0})), SR)
+    f = analyze(wide_bumped)
+    target = _target(profile)
+    both = suggest_settings(wide_bumped, f, target, "dsp").settings
+    assert any(both[f"{s}.gain_db"] != 0.0 for s in EQ_STAGES) and both["stereo.width_percent"] < 100.0
+    tone_only = suggest_settings(wide_bumped, f, target, "dsp",
+                                 judgment=JudgeOptions(Amounts.from_options(match="tone,loudness"))).settings
+    assert any(tone_only[f"{s}.gain_db"] != 0.0 for s in EQ_STAGES)
+    assert tone_only["stereo.width_percent"] == 100.0
+    width_only = suggest_settings(wide_bumped, f, target, "dsp",
+                                  judgment=JudgeOptions(Amounts(tone=0.0, width=100.0))).settings
+    assert all(width_only[f"{s}.gain_db"] == 0.0 for s in EQ_STAGES)
+    assert width_only["stereo.width_percent"] < 100.0
+
+
+def test_width_moves_stay_within_mastering_limits_and_far_outside_is_kept_as_character(base):
+    audio, features, _ = base
+    profile = _profile_around(features, width=0.01)
+    f = analyze(Audio(render(audio.samples, SR, ChainSettings.create({"stereo.width_percent": 120.0})), SR))
+    check = judge(f, _target(profile)).check("width")
+    assert check.status == "corrected" and check.goal < check.measured
+    decision = suggest_settings(Audio(render(audio.samples, SR, ChainSettings.create(
+        {"stereo.width_percent": 120.0})), SR), f, _target(profile), "dsp")
+    assert MASTER_LIMITS.width_min_percent <= decision.settings["stereo.width_percent"] < 100.0
+    very_wide = analyze(Audio(render(audio.samples, SR, ChainSettings.create({"stereo.width_percent": 200.0})), SR))
+    goal = judge(very_wide, _target(profile))
+    assert goal.check("width").status == "character" and not goal.active("width")
+
+
+def test_printed_explanations_match_the_report(base, tmp_path):
+    audio, features, profile = base
+    path = tmp_path / "p.toml"
+    save_profile(profile, path)
+    src = _write(tmp_path / "bumped.wav", _bump(audio.samples, gain_db=9.0))
+    report_path = tmp_path / "r.json"
+    code, out, err = _run("master", src, "-o", tmp_path / "o.wav", "--profile", path, "--report", report_path)
+    assert code == 0, err
+    report = json.loads(report_path.read_text())
+    moves = report["judgment"]["moves"]
+    printed = [line.strip()[2:] for line in out.splitlines() if line.strip().startswith("- ")]
+    assert printed == [m["text"] for m in moves]
+    stages = report["settings"]["stages"]
+    for m in moves:
+        for name, value in m["values"].items():  # the numbers behind each action are the chain's
+            stage, param = name.split(".")
+            assert stages[stage][param] == pytest.approx(value)
+        if m["measured"] is not None:  # the printed figures are the recorded ones
+            figures = m["text"].split("→")[0][len(m["measure"]) + 2:]
+            numbers = [float(x) for x in re.findall(r"[-+]?\d+\.\d+", figures)]
+            assert numbers[0] == pytest.approx(m["measured"], abs=0.051 if m["unit"] else 0.0006)
+        gain_actions = re.findall(r"([-+]\d+\.\d) dB (?:bell|low shelf|high shelf)", m["action"])
+        if gain_actions:
+            assert float(gain_actions[0]) == pytest.approx(stages[m["stage"]]["gain_db"], abs=0.051)
+    assert any(m["status"] == "corrected" for m in moves)
+
+
+# ---- profiles -----------------------------------------------------------------------------------
+
+def test_profile_round_trips_with_its_ranges(base, tmp_path):
+    _, features, profile = base
+    path = save_profile(profile, tmp_path / "p.toml")
+    loaded = load_profile(str(path))
+    assert loaded.band_low_db == pytest.approx(profile.band_low_db, abs=1e-9)
+    assert loaded.band_high_db == pytest.approx(profile.band_high_db, abs=1e-9)
+    for key, (lo, hi) in profile.scalar_ranges.items():
+        assert loaded.scalar_ranges[key] == pytest.approx((lo, hi))
+
+
+def test_a_profile_of_several_tracks_spans_them(base):
+    _, features, _ = base
+    tracks = [analyze(Audio(_bump(_mix(seconds=6.0), 1000.0, g), SR)) for g in (-4.0, 0.0, 4.0)]
+    profile = profile_from_features(tracks, "three")
+    k = int(np.argmin(np.abs(np.asarray(BAND_CENTRES_HZ) - 1000.0)))
+    assert profile.band_high_db[k] - profile.band_low_db[k] > 3.0
+    assert profile.band_low_db[k] <= profile.band_shape_db[k] <= profile.band_high_db[k]
+
+
+def test_shipped_profiles_have_ranges_and_say_how_they_were_made():
+    from assistant.targets import shipped_profiles
+
+    profiles = shipped_profiles()
+    assert {"balanced", "bass-heavy", "bright", "dark", "electronic", "orchestral"} <= {p.name for p in profiles}
+    for p in profiles:
+        assert p.tracks >= 6 and "corpus" in p.derivation
+        assert all(lo < hi for lo, hi in zip(p.band_low_db, p.band_high_db))
+
+
+def test_an_old_profile_without_ranges_is_refused_naming_the_file(base, tmp_path):
+    old = tmp_path / "old.toml"
+    old.write_text('schema_version = 1\nname = "old"\nband_shape_db = [' + ", ".join(["0.0"] * 31) + "]\n")
+    with pytest.raises(SettingsError, match="no normal ranges") as info:
+        load_profile(str(old))
+    assert str(old) in str(info.value)
+    code, _, err = _run("master", "x.wav", "-o", tmp_path / "o.wav", "--profile", old)
+    assert code == 7 and "mixbridge profile" in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_profile_auto_picks_the_nearest_profile_and_says_why(base):
+    audio, features, profile = base
+    bright = _profile_around(analyze(Audio(render(audio.samples, SR, ChainSettings.create(
+        {"high_shelf.gain_db": 8.0, "high_shelf.freq_hz": 4000.0})), SR)), name="bright-test")
+    dark = _profile_around(analyze(Audio(render(audio.samples, SR, ChainSettings.create(
+        {"high_shelf.gain_db": -8.0, "high_shelf.freq_hz": 4000.0})), SR)), name="dark-test")
+    brightened = analyze(Audio(render(audio.samples, SR, ChainSettings.create(
+        {"high_shelf.gain_db": 6.0, "high_shelf.freq_hz": 4000.0})), SR))
+    chosen, why = choose_profile(brightened, [dark, bright])
+    assert chosen.name == "bright-test" and "dark-test" in why
+    auto = replace(resolve_target("spotify", profile="auto"))
+    assert auto.auto_profile
+    resolved = with_profile_for(auto, brightened, [dark, bright])
+    assert resolved.profile.name == "bright-test" and "auto" in resolved.profile_choice
+
+
+def test_profile_auto_with_an_empty_library_is_a_usage_error(base):
+    with pytest.raises(UsageError, match="empty"):
+        choose_profile(base[1], [])
+
+
+# ---- bad options --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, words", [
+    (("--amount", "150"), ["--amount", "0-100"]),
+    (("--amount", "-1"), ["--amount"]),
+    (("--tone", "101"), ["--tone", "0-100"]),
+    (("--match", "tone,bass"), ["--match", "bass", "valid: tone, dynamics, width, space, loudness"]),
+    (("--match", "tone", "--width", "50"), ["--match", "--width"]),
+    (("--max-eq-db", "0"), ["--max-eq-db"]),
+    (("--profile", "nonesuch"), ["nonesuch", "auto"]),
+])
+@pytest.mark.parametrize("command", ["master", "suggest"])
+def test_bad_judgment_options_are_one_usage_error_and_nothing_is_written(tmp_path, argv, words, command):
+    src = _write(tmp_path / "mix.wav", _mix(seconds=2.0))
+    out = tmp_path / ("o.wav" if command == "master" else "chain.json")
+    code, stdout, err = _run(command, src, "-o", out, *argv)
+    assert code == 2, err
+    for word in words:
+        assert word in err
+    assert "Traceback" not in err and not out.exists()
+    assert list(tmp_path.iterdir()) == [src]
+
+
+def test_amounts_validate_in_the_library_too():
+    with pytest.raises(UsageError, match="--space"):
+        Amounts(space=120.0)
+    with pytest.raises(UsageError, match="unknown aspect"):
+        Amounts.from_options(volume=50.0)
