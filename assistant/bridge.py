@@ -20,8 +20,8 @@ from assistant.audio import Audio
 from assistant.errors import UsageError
 from assistant.features import Features
 from assistant.judge import JudgeOptions
-from assistant.profile_choice import with_profile_for
 from assistant.loudness import measure_loudness
+from assistant.profile_choice import with_profile_for
 from assistant.spectrum import shape_mask
 from assistant.targets import Target
 from effects.finalize import MAX_LIMITING_DB

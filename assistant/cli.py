@@ -19,6 +19,7 @@ from typing import Sequence
 from assistant.errors import MixbridgeError
 
 log = logging.getLogger("mixbridge")
+NO_CHANGES = "(no changes: the mix is within the profile's normal ranges; the finalizer alone sets loudness and peaks)"
 
 
 def _fmt(value: float, unit: str = "", digits: int = 1) -> str:
@@ -125,7 +126,7 @@ def cmd_master(args: argparse.Namespace) -> int:
     print(f"  finalizer: gain {report.gain_db:+.2f} dB, peak limiting {report.limiting_db:.1f} dB")
     _print_judgment(target, report.moves)
     print("  settings:")
-    for line in describe(report.settings):
+    for line in describe(report.settings) or [NO_CHANGES]:
         print(f"    {line}")
     if report.plugins:
         _print_plugins(report.plugins["chain"], report.plugins["match"])
@@ -182,7 +183,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     for note in suggestion.decision.notes:
         print(f"  note: {note}")
     print("  suggested chain, in signal order:")
-    for line in describe(suggestion.settings) or ["(no changes: the mix already matches the profile)"]:
+    for line in describe(suggestion.settings) or [NO_CHANGES]:
         print(f"    {line}")
     print("  then: gain to the loudness target and a true-peak limiter at the ceiling")
     if args.output:
@@ -277,7 +278,7 @@ def cmd_stems(args: argparse.Namespace) -> int:
           f"(the same gain curve on every stem)")
     _print_judgment(target, report.moves)
     print("  bus settings:")
-    for line in describe(report.settings):
+    for line in describe(report.settings) or [NO_CHANGES]:
         print(f"    {line}")
     print("  stems (loudness before → after, LUFS):")
     for s in report.stems:

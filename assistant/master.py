@@ -29,9 +29,19 @@ from assistant.atomic import atomic_path, scratch_path, write_text
 from assistant.audio import Audio
 from assistant.errors import OutputError, UsageError
 from assistant.features import Features
-from assistant.judge import Goal, JudgeOptions, Move, constrain, eq_layout, explain, goal_to_dict, judge
-from assistant.profile_choice import with_profile_for
+from assistant.judge import (
+    Goal,
+    JudgeOptions,
+    Move,
+    constrain,
+    eq_layout,
+    estimated_limiting_db,
+    explain,
+    goal_to_dict,
+    judge,
+)
 from assistant.loudness import measure_loudness
+from assistant.profile_choice import with_profile_for
 from assistant.spectrum import band_matrix, shape_mask
 from assistant.targets import (
     AUTO_PROFILE,
@@ -44,6 +54,7 @@ from assistant.targets import (
     reference_lufs,
     tonal_error_db,
 )
+from assistant.truepeak import true_peak_dbtp
 from effects.finalize import (
     MAX_LIMITING_DB,
     BlockStatsMeter,
@@ -53,8 +64,6 @@ from effects.finalize import (
     finalize,
     finalize_from_stats,
 )
-from assistant.judge import estimated_limiting_db
-from assistant.truepeak import true_peak_dbtp
 from effects.render import ChainRenderer, render
 from effects.schema import EQ_STAGES, ChainSettings
 from models.baseline import EQ_LAYOUT, RESPONSE_FFT, fit_eq, predict_dsp

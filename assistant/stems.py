@@ -42,8 +42,8 @@ from assistant.atomic import write_text
 from assistant.audio import READ_EXTENSIONS, Audio
 from assistant.errors import InputNotFoundError, InvalidAudioError, MixbridgeError, OutputError, UsageError
 from assistant.features import Features
-from assistant.loudness import measure_loudness
 from assistant.judge import Goal, JudgeOptions, Move
+from assistant.loudness import measure_loudness
 from assistant.master import DC_HIGHPASS_DBFS, DEFAULT_ENGINE, MIN_MASTER_S, judgment_dict, suggest_settings
 from assistant.profile_choice import with_profile_for
 from assistant.spectrum import BAND_CENTRES_HZ, band_matrix, fft_size

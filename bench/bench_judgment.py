@@ -46,9 +46,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import cut_audio, publish  # noqa: E402
+
 from assistant.analyze import analyze_file  # noqa: E402
 from assistant.spectrum import band_shape, shape_mask  # noqa: E402
-from common import cut_audio, publish  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
 RESULTS = ROOT / "bench" / "results" / "judgment.md"

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import make_noise
+from test_master import _run
 
-from assistant.analyze import analyze, analyze_file
+from assistant.analyze import analyze
 from assistant.audio import Audio
 from assistant.errors import SettingsError, UsageError
 from assistant.judge import MASTER_LIMITS, Amounts, JudgeOptions, judge
@@ -26,8 +28,6 @@ from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
 from assistant.targets import PROFILE_SCALARS, Profile, load_profile, profile_from_features, save_profile
 from effects.render import render
 from effects.schema import EQ_STAGES, ChainSettings
-from conftest import make_noise
-from test_master import _run
 
 SR = 44100
 

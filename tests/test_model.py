@@ -96,15 +96,26 @@ def test_target_descriptor_is_what_a_profile_holds():
     assert DESCRIPTOR == PROFILE_SCALARS
 
 
-def test_default_engine_masters_the_example_and_improves_its_tonal_balance(tmp_path):
+def test_default_engine_restores_a_damaged_example_toward_its_reference(tmp_path):
     from pathlib import Path
 
+    import soundfile as sf
+
     from assistant.analyze import analyze_file
+    from assistant.audio import load
     from assistant.master import master_file, resolve_target
+    from effects.render import render
+    from effects.schema import ChainSettings
 
     example = Path(__file__).resolve().parent.parent / "examples" / "groove.flac"
-    target = resolve_target("spotify")
-    report = master_file(example, tmp_path / "out.wav", target)  # engine model, refinement on
+    original = load(example)
+    damage = ChainSettings.create({"low_shelf.gain_db": -5.0, "high_shelf.gain_db": 5.0,
+                                   "high_shelf.freq_hz": 5000.0})
+    damaged = tmp_path / "damaged.wav"
+    sf.write(str(damaged), render(original.samples, original.sample_rate, damage).T, original.sample_rate,
+             subtype="FLOAT")
+    target = resolve_target("spotify", references=[str(example)])
+    report = master_file(damaged, tmp_path / "out.wav", target)  # engine model, refinement on
     assert report.engine == "model"
     written = analyze_file(tmp_path / "out.wav")
     assert abs(written.integrated_lufs - target.lufs) <= 0.1

@@ -154,8 +154,8 @@ def test_stems_keep_their_balance_and_are_not_normalised(run24, song):
     inputs = [stems[n]["input_lufs"] for n in STEM_NAMES]
     outputs = [stems[n]["output_lufs"] for n in STEM_NAMES]
     assert max(inputs) - min(inputs) > 8.0  # the mix's balance: the pad sits far under the bass
-    # independent normalisation would have put every stem at the -14 LUFS target
-    assert all(abs(o + 14.0) > 3.0 for o in outputs)
+    # independent normalisation would have put every stem at the -14 LUFS target: the spread stays
+    assert max(outputs) - min(outputs) > 8.0
     # every stem's measured loudness in the report is what the written file reads
     for name in STEM_NAMES:
         assert measure_loudness(_read(run24["out"] / f"{name}.wav"), SR).integrated_lufs == pytest.approx(

@@ -6,27 +6,28 @@ from __future__ import annotations
 
 import os
 import tracemalloc
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import ebur128_integrated_lufs
+from test_master import groove
 
 import assistant.audio
 import assistant.master
-from assistant.analyze import analyze_file
-from assistant.audio import load, load_spans
+from assistant.analyze import analyze, analyze_file
+from assistant.audio import Audio, load, load_spans
 from assistant.errors import OutputError
 from assistant.loudness import WeightedPowerMeter, measure_loudness, weighted_power
 from assistant.master import master_audio, master_file, resolve_target, suggest_settings
+from assistant.targets import profile_from_features
 from assistant.truepeak import PeakEnvelopeMeter, peak_envelope, true_peak_dbtp
 from effects.finalize import BlockStatsMeter, FinalizeSpec, apply_stream, finalize, finalize_from_stats
 from effects.limiter import TruePeakLimiter
 from effects.render import ChainRenderer, render
 from effects.schema import ChainSettings
 from models.predict import excerpt, excerpt_spans
-
-from conftest import ebur128_integrated_lufs
-from test_master import groove
 
 ODD_CHUNKS = (1000, 4097, 44_107)  # none divides the lengths used below
 
@@ -143,13 +144,16 @@ def test_settings_from_the_files_excerpt_equal_settings_from_the_whole_track(tmp
     sf.write(str(path), x.T, sr, subtype="PCM_24")
     whole = load(path)
     features = analyze_file(path)
-    target = resolve_target("spotify")
+    # a reference with less top end, so the judgment asks for EQ and the refinement has work to do
+    darker = render(x, sr, ChainSettings.create({"high_shelf.gain_db": -6.0, "high_shelf.freq_hz": 4000.0}))
+    reference = profile_from_features([analyze(Audio(darker, sr))], "darker", reference=True)
+    target = replace(resolve_target("spotify"), profile=reference)
     part = load_spans(path, excerpt_spans(whole.frames, sr))
     assert part.frames < whole.frames
     np.testing.assert_array_equal(part.samples, excerpt(whole.samples, sr))
-    from_part = suggest_settings(part, features, target, "model", refine=True)
-    assert from_part == suggest_settings(whole, features, target, "model", refine=True)
-    assert from_part != suggest_settings(whole, features, target, "model", refine=False)  # refinement ran
+    from_part = suggest_settings(part, features, target, "model", refine=True).settings
+    assert from_part == suggest_settings(whole, features, target, "model", refine=True).settings
+    assert from_part != suggest_settings(whole, features, target, "model", refine=False).settings  # refinement ran
 
 
 # ---- a long file through the streaming path ------------------------------------------------
