@@ -33,12 +33,12 @@ import numpy as np
 
 from assistant.errors import UsageError
 from assistant.features import Features
-from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
+from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask, side_mid_ratio, smooth_bands
 from assistant.targets import Profile, Target
 from effects.schema import EQ_STAGES, PARAM_INDEX, STAGE_LABELS, ChainSettings, format_value
 from models.baseline import EQ_LAYOUT
+from models.predict import ASPECTS
 
-ASPECTS = ("tone", "dynamics", "width", "space")
 MATCH_NAMES = (*ASPECTS, "loudness")  # --match accepts loudness too: it is always delivered
 ASPECT_STAGES = {"tone": EQ_STAGES, "dynamics": ("compressor",), "width": ("stereo",), "space": ("reverb",)}
 NEAR_MONO_WIDTH = 0.005  # side share of power under which a track counts as mono: never widened
@@ -116,6 +116,7 @@ class Limits:
     space_trigger_db: float  # tail level below the range that starts the reverb
     max_tail_increase_db: float
     tone_aim_inside_db: float  # a corrected region is aimed this far inside its range's edge
+    partial_moves: bool  # out of reach: the largest move the limits allow (True) or kept as character (False)
     context: str
 
     def __post_init__(self) -> None:
@@ -131,15 +132,17 @@ class Limits:
 MASTER_LIMITS = Limits(
     max_eq_db=4.0, min_eq_move_db=0.5, tone_trigger_db=1.0, width_min_percent=82.0, width_max_percent=118.0,
     width_trigger=0.06, max_ratio=2.0, max_compression_db=3.0, max_lra_reduction_lu=3.0, dynamics_trigger_db=1.0,
-    max_reverb_wet=0.06, space_trigger_db=3.0, max_tail_increase_db=6.0, tone_aim_inside_db=0.5, context="master",
+    max_reverb_wet=0.06, space_trigger_db=3.0, max_tail_increase_db=6.0, tone_aim_inside_db=0.5,
+    partial_moves=False, context="master",
 )
 # --reference: the user asked for that track's sound, so its measured difference is the instruction:
-# small triggers and moves up to the trained ranges of the model (restoration of a damaged mix).
+# small triggers, moves up to the trained ranges of the model (restoration of a damaged mix), and what
+# lies further than that is moved as far as the limits allow rather than kept as character.
 REFERENCE_LIMITS = Limits(
     max_eq_db=9.0, min_eq_move_db=0.2, tone_trigger_db=0.25, width_min_percent=60.0, width_max_percent=160.0,
     width_trigger=0.02, max_ratio=6.0, max_compression_db=8.0, max_lra_reduction_lu=8.0, dynamics_trigger_db=0.5,
     max_reverb_wet=0.3, space_trigger_db=1.0, max_tail_increase_db=12.0, tone_aim_inside_db=0.25,
-    context="reference",
+    partial_moves=True, context="reference",
 )
 
 
@@ -175,10 +178,6 @@ class Check:
     goal: float  # the value the chain aims at (= measured when nothing is to change)
     status: str  # "within", "inside-trigger", "corrected", "character", "amount-0", "cannot", "n/a"
     note: str = ""
-
-    @property
-    def excess(self) -> float:
-        return self.measured - min(max(self.measured, self.low), self.high)
 
 
 @dataclass(frozen=True)
@@ -250,11 +249,6 @@ def _align(shape: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
     return float((best.min() + best.max()) / 2.0)
 
 
-def _smooth(values: np.ndarray, bands: int) -> np.ndarray:
-    pad = bands // 2
-    return np.convolve(np.pad(values, pad, mode="edge"), np.ones(bands) / bands, mode="valid")
-
-
 def _runs(signs: np.ndarray) -> list[np.ndarray]:
     """Index runs of equal, non-zero sign."""
     runs, start = [], None
@@ -279,14 +273,14 @@ def _tone(features: Features, profile: Profile, amount: float, limits: Limits):
     mask = shape_mask(features.sample_rate)
     shape = band_shape(features.mid_band_db, mask)
     smooth = shape.copy()
-    smooth[mask] = _smooth(shape[mask], EXCESS_SMOOTHING_BANDS)
+    smooth[mask] = smooth_bands(shape[mask], EXCESS_SMOOTHING_BANDS)
     low, high = np.asarray(profile.band_low_db), np.asarray(profile.band_high_db)
     aligned = smooth + _align(smooth[mask], low[mask], high[mask])
     excess = np.where(mask, aligned - np.clip(aligned, low, high), 0.0)
     status = np.where(excess != 0.0, "inside-trigger", "within").astype(object)
     for run in _runs(np.sign(np.round(excess, 6))):
         worst = float(np.max(np.abs(excess[run])))
-        if worst > limits.max_eq_db + limits.tone_trigger_db:
+        if worst > limits.max_eq_db + limits.tone_trigger_db and not limits.partial_moves:
             status[run] = "character"
         elif worst > limits.tone_trigger_db:
             status[run] = "corrected" if amount > 0.0 else "amount-0"
@@ -325,7 +319,7 @@ def judge(features: Features, target: Target, options: JudgeOptions = JudgeOptio
     width = next(c for c in checks if c.key == "width")
     side_gain = 1.0
     if width.status == "corrected":
-        side_gain = _side_ratio(width.goal) / _side_ratio(width.measured)
+        side_gain = side_mid_ratio(width.goal) / side_mid_ratio(width.measured)
     return Goal(
         profile=profile.name, context=limits.context, amounts=amounts, limits=limits,
         band_centres_hz=BAND_CENTRES_HZ, band_measured_db=_r(aligned), band_low_db=_r(low), band_high_db=_r(high),
@@ -339,13 +333,13 @@ def _r(values) -> tuple[float, ...]:
     return tuple(round(float(v), 3) for v in values)
 
 
-def _status(excess: float, trigger: float, reach: float, amount: float) -> str:
+def _status(excess: float, trigger: float, reach: float, amount: float, limits: Limits) -> str:
     """Where a measurement ``excess`` (signed distance outside its range) leaves its aspect."""
     if excess == 0.0:
         return "within"
     if abs(excess) <= trigger:
         return "inside-trigger"
-    if abs(excess) > reach:
+    if abs(excess) > reach and not limits.partial_moves:
         return "character"
     return "amount-0" if amount <= 0.0 else "corrected"
 
@@ -368,10 +362,13 @@ def _dynamics(features: Features, profile: Profile, amount: float, limits: Limit
         excess = after - min(max(after, lo), hi)
         status = "within" if excess == 0.0 else ("cannot" if excess < 0 else
                                                _status(excess, limits.dynamics_trigger_db,
-                                                       limits.max_compression_db, amount))
+                                                       limits.max_compression_db, amount, limits))
         work = crest - hi  # the compressor's reduction if it is to reach the range by itself
         if status == "corrected" and work > limits.max_compression_db:
-            status = "character"
+            if limits.partial_moves:
+                work = limits.max_compression_db
+            else:
+                status = "character"
         goal = crest - work * amount if status == "corrected" else after
         note = f"{limiting_db:.1f} dB of it goes to the finalizer's limiting" if limiting_db > 0.05 else ""
         out.append(Check("dynamics", "crest_factor_db", "crest factor", "dB", round(after, 2), lo, hi,
@@ -385,17 +382,11 @@ def _dynamics(features: Features, profile: Profile, amount: float, limits: Limit
         excess = lra - min(max(lra, lo), hi)
         status = "within" if excess == 0.0 else ("cannot" if excess < 0 else
                                                _status(excess, limits.dynamics_trigger_db,
-                                                       limits.max_lra_reduction_lu, amount))
-        goal = lra - excess * amount if status == "corrected" else lra
+                                                       limits.max_lra_reduction_lu, amount, limits))
+        goal = lra - min(excess, limits.max_lra_reduction_lu) * amount if status == "corrected" else lra
         out.append(Check("dynamics", "loudness_range_lu", "loudness range", "LU", round(lra, 2), lo, hi,
                          round(goal, 2), status))
     return out
-
-
-def _side_ratio(width: float) -> float:
-    """Side/mid amplitude ratio from the side share of power, ``width`` = S / (M + S)."""
-    width = min(max(width, 1e-9), 1.0 - 1e-9)
-    return math.sqrt(width / (1.0 - width))
 
 
 def _width_from_ratio(ratio: float) -> float:
@@ -413,13 +404,17 @@ def _width(features: Features, profile: Profile, amount: float, limits: Limits) 
     edge = min(max(w, lo), hi)
     if edge == w:
         return Check("width", "width", "stereo width (side share)", "", round(w, 4), lo, hi, w, "within")
-    needed = _side_ratio(edge) / _side_ratio(w)  # side gain that reaches the edge
+    needed = side_mid_ratio(edge) / side_mid_ratio(w)  # side gain that reaches the edge
     status = "inside-trigger" if abs(needed - 1.0) <= limits.width_trigger else "corrected"
-    if status == "corrected" and not (limits.width_min_percent <= 100.0 * needed <= limits.width_max_percent):
-        status = "character"
+    bounds = (limits.width_min_percent / 100.0, limits.width_max_percent / 100.0)
+    if status == "corrected" and not bounds[0] <= needed <= bounds[1]:
+        if limits.partial_moves:
+            needed = min(max(needed, bounds[0]), bounds[1])
+        else:
+            status = "character"
     if status == "corrected" and amount <= 0.0:
         status = "amount-0"
-    goal = _width_from_ratio(_side_ratio(w) * needed ** amount) if status == "corrected" else w
+    goal = _width_from_ratio(side_mid_ratio(w) * needed ** amount) if status == "corrected" else w
     return Check("width", "width", "stereo width (side share)", "", round(w, 4), lo, hi, goal, status)
 
 
@@ -434,8 +429,8 @@ def _space(features: Features, profile: Profile, amount: float, limits: Limits) 
         return Check("space", "tail_level_db", "post-onset tail level", "dB", round(tail, 2), lo, hi, tail,
                      "within" if tail <= hi else "cannot")
     deficit = lo - tail
-    status = _status(deficit, limits.space_trigger_db, limits.max_tail_increase_db, amount)
-    goal = tail + deficit * amount if status == "corrected" else tail
+    status = _status(deficit, limits.space_trigger_db, limits.max_tail_increase_db, amount, limits)
+    goal = tail + min(deficit, limits.max_tail_increase_db) * amount if status == "corrected" else tail
     return Check("space", "tail_level_db", "post-onset tail level", "dB", round(tail, 2), lo, hi, round(goal, 2),
                  status)
 
@@ -664,7 +659,7 @@ def goal_to_dict(goal: Goal) -> dict:
         "profile": goal.profile,
         "context": goal.context,
         "amounts_percent": asdict(goal.amounts),
-        "limits": {k: v for k, v in asdict(goal.limits).items()},
+        "limits": asdict(goal.limits),
         "tone": {"status": goal.tone_status, "band_centres_hz": [round(f, 1) for f in goal.band_centres_hz],
                  "measured_db": list(goal.band_measured_db), "low_db": list(goal.band_low_db),
                  "high_db": list(goal.band_high_db), "excess_db": list(goal.band_excess_db),

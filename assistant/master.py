@@ -42,7 +42,6 @@ from assistant.judge import (
 )
 from assistant.loudness import measure_loudness
 from assistant.profile_choice import with_profile_for
-from assistant.spectrum import band_matrix, shape_mask
 from assistant.targets import (
     AUTO_PROFILE,
     DEFAULT_CEILING_DBTP,
@@ -66,9 +65,9 @@ from effects.finalize import (
 )
 from effects.render import ChainRenderer, render
 from effects.schema import EQ_STAGES, ChainSettings
-from models.baseline import EQ_LAYOUT, RESPONSE_FFT, fit_eq, predict_dsp
+from models.baseline import fit_change, predict_dsp
 from models.net import DESCRIPTOR, TargetDescriptor
-from models.predict import MIN_ANCHOR_BANDS, anchored_eq, excerpt_spans, fit_compressor, predict_model
+from models.predict import ASPECTS, anchored_eq, excerpt_spans, fit_compressor, predict_model
 from models.predict import refine as refine_loop
 
 log = logging.getLogger(__name__)
@@ -214,31 +213,22 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
 def _engine_settings(audio: Audio, features: Features, goal: Goal, engine: str, refine: bool) -> ChainSettings:
     descriptor = TargetDescriptor(goal.target_shape_db(features),
                                   *(goal.goal_value(key, features) for key in DESCRIPTOR))
+    anchors, layout = goal.anchor_bands(features.sample_rate), eq_layout(goal)
     if engine == "dsp":
         settings = predict_dsp(features, descriptor)
         if goal.active("tone"):  # the EQ fitted to the goal's change, with the kept bands as the level reference
-            mask, anchors = shape_mask(features.sample_rate), goal.anchor_bands(features.sample_rate)
-            anchored = int(anchors.sum()) >= MIN_ANCHOR_BANDS
-            change = np.asarray(goal.band_change_db)
-            layout = eq_layout(goal)
-            gains = fit_eq(change if anchored else change - change[mask].mean(), mask, features.sample_rate,
-                           band_matrix(RESPONSE_FFT, features.sample_rate), free_level=not anchored,
-                           limit_db=goal.limits.max_eq_db, layout=layout, weights=goal.band_weights())
-            values = {f"{stage}.gain_db": round(g, 2) for stage, g in gains.items()}
-            for stage, (freq, q) in layout.items():
-                values[f"{stage}.freq_hz"], values[f"{stage}.q"] = freq, q
-            settings = settings.replace(values)
+            settings = settings.replace(fit_change(goal.band_change_db, features.sample_rate, anchors,
+                                                   goal.limits.max_eq_db, layout, goal.band_weights()))
         return settings
     if engine == "model":
         settings = predict_model(features, descriptor)
-        anchors = goal.anchor_bands(features.sample_rate)
-        layout = eq_layout(goal)
-        if int(anchors.sum()) >= MIN_ANCHOR_BANDS or layout != EQ_LAYOUT:
+        if goal.active("tone"):  # the model's EQ on the goal's layout, without a common offset
             settings = anchored_eq(settings, features.sample_rate, anchors, goal.limits.max_eq_db, layout,
                                    goal.band_weights())
         if refine:
             lim = goal.limits
-            aspects = frozenset(a for a in ("tone", "width", "space") if goal.active(a))
+            # the compressor is sized by _fit_compressor, not by the refinement
+            aspects = frozenset(a for a in ASPECTS if a != "dynamics" and goal.active(a))
             settings = refine_loop(audio.samples, audio.sample_rate, features, descriptor, constrain(settings, goal),
                                    lambda x, sr: analyze(Audio(x, sr)), aspects=aspects,
                                    eq_limit_db=lim.max_eq_db,
@@ -272,16 +262,19 @@ def _within_limiting_budget(audio: Audio, features: Features, target: Target, se
         return true_peak_dbtp(x, audio.sample_rate) - measure_loudness(x, audio.sample_rate).integrated_lufs
 
     base = plr(audio.samples)
+    full = None
     for scale in (1.0, 0.75, 0.5, 0.25, 0.0):
+        # boosts only: min() keeps a cut (negative gain) as it is
         trial = settings.replace({f"{s}.gain_db": round(min(settings[f"{s}.gain_db"],
                                                             settings[f"{s}.gain_db"] * scale), 2)
                                   for s in EQ_STAGES})
         needed = alone + plr(render(audio.samples, audio.sample_rate, trial)) - base
-        if needed <= max_limiting_db:
-            if scale < 1.0:
-                notes.append(f"EQ boosts scaled to {scale:.0%}: at full size they would need {needed:.1f} dB "
-                             f"of limiting, over the {max_limiting_db:.1f} dB budget the delivery needs")
-            return trial
+        full = needed if full is None else full
+        if needed <= max_limiting_db or scale == 0.0:
+            break
+    if scale < 1.0:
+        notes.append(f"EQ boosts scaled to {scale:.0%}: at full size they would need {full:.1f} dB of limiting, "
+                     f"over the {max_limiting_db:.1f} dB budget the delivery needs")
     return trial
 
 

@@ -15,7 +15,6 @@ from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 from assistant.errors import UsageError
 from assistant.features import Features
@@ -42,6 +41,9 @@ def choose_profile(features: Features, profiles: Sequence[Profile]) -> tuple[Pro
         [(p.scalar_range(k)[1] - p.scalar_range(k)[0]) / 2.0 for k in CHOICE_SCALARS])) for p in profiles])
     scale = np.maximum(half.mean(axis=0), 1e-3)
     mine = _vector(features.mid_band_db, [_finite(getattr(features, k)) for k in CHOICE_SCALARS], mask)
+    # lazy: scikit-learn takes about 1 s to import, and only --profile auto needs it (mixbridge master starts fast)
+    from sklearn.neighbors import NearestNeighbors
+
     search = NearestNeighbors(n_neighbors=min(2, len(profiles))).fit(centres / scale)
     distances, indices = search.kneighbors((mine / scale)[None, :])
     # the distance is the root of a sum over dimensions: report it per dimension (RMS, in ranges)

@@ -195,6 +195,19 @@ def spectral_tilt(band_db: np.ndarray, sample_rate: int) -> float:
     return float(slope)
 
 
+def smooth_bands(values: np.ndarray, bands: int = 3) -> np.ndarray:
+    """Moving average over ``bands`` neighbouring bands (edges repeated), same length."""
+    pad = bands // 2
+    values = np.asarray(values, dtype=np.float64)
+    return np.convolve(np.pad(values, pad, mode="edge"), np.ones(bands) / bands, mode="valid")
+
+
+def side_mid_ratio(width: float) -> float:
+    """Side/mid amplitude ratio from the side share of power ``width`` = S / (M + S) (0..1)."""
+    width = min(max(float(width), 1e-9), 1.0 - 1e-9)
+    return float(np.sqrt(width / (1.0 - width)))
+
+
 def shape_mask(sample_rate: int | None = None) -> np.ndarray:
     """Bands used for tonal balance: SHAPE_RANGE_HZ and below 0.45 x the sample rate."""
     centres = np.asarray(BAND_CENTRES_HZ)

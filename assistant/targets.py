@@ -26,7 +26,7 @@ import tomli_w
 from assistant.atomic import write_text
 from assistant.errors import SettingsError, UsageError
 from assistant.features import Features
-from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
+from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask, smooth_bands
 
 PRESETS_SCHEMA_VERSION = 1  # presets/targets.toml
 PROFILE_SCHEMA_VERSION = 2  # presets/profiles/*.toml: 2 added the normal ranges
@@ -128,13 +128,6 @@ def tonal_error_db(band_db: Sequence[float], profile: Profile, sample_rate: int)
     return float(np.mean(np.abs(a - b)))
 
 
-def _smooth(values: np.ndarray, bands: int) -> np.ndarray:
-    if bands <= 1:
-        return values
-    pad = bands // 2
-    return np.convolve(np.pad(values, pad, mode="edge"), np.ones(bands) / bands, mode="valid")
-
-
 def profile_from_features(features: Sequence[Features], name: str, description: str = "",
                           derivation: str = "", reference: bool = False) -> Profile:
     """The profile of one or more tracks, with normal ranges.
@@ -161,9 +154,9 @@ def profile_from_features(features: Sequence[Features], name: str, description: 
     else:
         centre = np.median(shapes, axis=0)
         lo_p, hi_p = RANGE_PERCENTILES
-        low = np.minimum(_smooth(np.percentile(shapes, lo_p, axis=0), RANGE_SMOOTHING_BANDS),
+        low = np.minimum(smooth_bands(np.percentile(shapes, lo_p, axis=0), RANGE_SMOOTHING_BANDS),
                          centre - MIN_BAND_HALF_WIDTH_DB)
-        high = np.maximum(_smooth(np.percentile(shapes, hi_p, axis=0), RANGE_SMOOTHING_BANDS),
+        high = np.maximum(smooth_bands(np.percentile(shapes, hi_p, axis=0), RANGE_SMOOTHING_BANDS),
                           centre + MIN_BAND_HALF_WIDTH_DB)
         centres = {k: float(np.median(v)) for k, v in scalars.items()}
         ranges = {k: (min(float(np.percentile(v, lo_p)), centres[k] - MIN_SCALAR_HALF_WIDTH[k]),

@@ -36,8 +36,9 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from assistant.analyze import analyze, analyze_file  # noqa: E402
 from common import BLOCK_FRAMES, cut_audio, publish  # noqa: E402
+
+from assistant.analyze import analyze, analyze_file  # noqa: E402
 from assistant.audio import load  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")

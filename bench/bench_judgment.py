@@ -49,17 +49,12 @@ sys.path.insert(0, str(ROOT))
 from common import cut_audio, publish  # noqa: E402
 
 from assistant.analyze import analyze_file  # noqa: E402
-from assistant.spectrum import band_shape, shape_mask  # noqa: E402
+from assistant.spectrum import band_shape, shape_mask, side_mid_ratio  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
 RESULTS = ROOT / "bench" / "results" / "judgment.md"
 LUFS_TOL = 0.1
 MAX_LIMITING_DB = 10.0
-
-
-def side_mid_ratio(width: float) -> float:
-    width = min(max(width, 1e-9), 1 - 1e-9)
-    return float(np.sqrt(width / (1.0 - width)))
 
 
 def changes(a, b) -> dict:

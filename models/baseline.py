@@ -22,6 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
+from assistant.spectrum import band_matrix, band_shape, shape_mask, side_mid_ratio, smooth_bands  # leaf module
 from effects.response import eq_band_response_db
 from effects.schema import EQ_STAGES, ChainSettings
 
@@ -41,10 +42,40 @@ REVERB_TRIGGER_DB = 3.0
 RESPONSE_FFT = 1 << 15
 
 
-def _band_tools(sample_rate: int):
-    from assistant.spectrum import band_matrix, band_shape, shape_mask  # leaf module
+MIN_ANCHOR_BANDS = 4  # fewer kept bands than this: an EQ fit takes a free level term instead
 
+
+def _band_tools(sample_rate: int):
     return band_matrix(RESPONSE_FFT, sample_rate), band_shape, shape_mask(sample_rate)
+
+
+def has_anchors(anchor_bands: np.ndarray | None, mask: np.ndarray) -> bool:
+    """Whether enough tonal bands are to stay put to serve as the EQ fit's level reference."""
+    return anchor_bands is not None and int(np.sum(anchor_bands & mask)) >= MIN_ANCHOR_BANDS
+
+
+def eq_values(gains: Mapping[str, float], layout: Mapping[str, tuple[float, float]]) -> dict[str, float]:
+    """Schema values (gain, frequency, Q) of the EQ stages in ``gains`` on ``layout``."""
+    values = {}
+    for stage, gain in gains.items():
+        freq, q = layout[stage]
+        values.update({f"{stage}.freq_hz": freq, f"{stage}.q": q, f"{stage}.gain_db": round(float(gain), 2)})
+    return values
+
+
+def fit_change(change_db: np.ndarray, sample_rate: int, anchor_bands: np.ndarray | None, limit_db: float,
+               layout: Mapping[str, tuple[float, float]] = EQ_LAYOUT,
+               weights: np.ndarray | None = None) -> dict[str, float]:
+    """EQ values (see :func:`eq_values`) whose response is ``change_db`` per band: absolute
+    when enough ``anchor_bands`` stay put, else up to a level (a free level term)."""
+    bands, _, mask = _band_tools(sample_rate)
+    anchored = has_anchors(anchor_bands, mask)
+    change = np.asarray(change_db, dtype=np.float64)
+    if anchored:
+        change = change - float(np.mean(change[anchor_bands & mask]))
+    gains = fit_eq(change, mask, sample_rate, bands, free_level=not anchored, limit_db=limit_db, layout=layout,
+                   weights=weights)
+    return eq_values(gains, layout)
 
 
 def fit_eq(difference_db: np.ndarray, mask: np.ndarray, sample_rate: int, bands: np.ndarray,
@@ -88,11 +119,7 @@ def fit_eq(difference_db: np.ndarray, mask: np.ndarray, sample_rate: int, bands:
 
 
 def _eq_settings(gains: dict[str, float], layout: Mapping[str, tuple[float, float]] = EQ_LAYOUT) -> ChainSettings:
-    values = {}
-    for stage, gain in gains.items():
-        freq, q = layout[stage]
-        values.update({f"{stage}.freq_hz": freq, f"{stage}.q": q, f"{stage}.gain_db": round(gain, 2)})
-    return ChainSettings.create(values, {s: s in gains for s in EQ_STAGES})
+    return ChainSettings.create(eq_values(gains, layout), {s: s in gains for s in EQ_STAGES})
 
 
 def predict_dsp(features, profile) -> ChainSettings:
@@ -102,7 +129,7 @@ def predict_dsp(features, profile) -> ChainSettings:
     mine = band_shape(features.mid_band_db, mask)
     goal = band_shape(profile.band_shape_db, mask)
     diff = goal - mine
-    smooth = np.convolve(np.pad(diff, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
+    smooth = smooth_bands(diff)
     gains = fit_eq(smooth, mask, sr, bands)
     settings = _eq_settings(gains)
     values: dict[str, float] = {}
@@ -139,7 +166,7 @@ def predict_dsp(features, profile) -> ChainSettings:
         enabled["reverb"] = True
 
     if features.channels == 2 and 0.0 < features.width < 1.0:
-        side_gain = np.sqrt((profile.width / (1.0 - profile.width)) / (features.width / (1.0 - features.width)))
+        side_gain = side_mid_ratio(profile.width) / side_mid_ratio(features.width)
         side_gain = float(np.clip(side_gain, 0.8, 1.25))
         if abs(side_gain - 1.0) > 0.05:
             values["stereo.width_percent"] = 100.0 * side_gain

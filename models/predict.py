@@ -17,10 +17,11 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from assistant.spectrum import side_mid_ratio, smooth_bands  # leaf module
 from effects.render import render
 from effects.response import eq_band_response_db
 from effects.schema import EQ_STAGES, ChainSettings
-from models.baseline import EQ_LAYOUT
+from models.baseline import EQ_LAYOUT, _band_tools, fit_change, fit_eq, has_anchors
 from models.data import DRAW_RANGES, learned_values, settings_from_learned
 from models.net import SettingsModel, TargetDescriptor
 
@@ -30,8 +31,7 @@ REFINE_STEPS = 2
 THRESHOLD_DB_PER_CREST_DB = 2.0
 WET_PER_TAIL_DB = 0.02
 EXCERPT_S = 30.0  # refinement renders this much of a long track
-MIN_ANCHOR_BANDS = 4  # fewer kept bands than this: the EQ fit takes a free level term instead
-ALL_ASPECTS = frozenset({"tone", "dynamics", "width", "space"})
+ASPECTS = ("tone", "dynamics", "width", "space")  # what refine (and the judgment) may change
 # The compressor fit_compressor sizes: fast enough to act on peaks, slow enough not to distort bass.
 FIT_ATTACK_MS = 5.0
 FIT_RELEASE_MS = 150.0
@@ -71,7 +71,7 @@ def excerpt(samples: np.ndarray, sample_rate: int, seconds: float = EXCERPT_S, p
 
 def refine(samples: np.ndarray, sample_rate: int, features, target: TargetDescriptor,
            settings: ChainSettings, analyze_array: Callable, steps: int = REFINE_STEPS, *,
-           aspects: frozenset[str] = ALL_ASPECTS, eq_limit_db: float | None = None,
+           aspects: frozenset[str] = frozenset(ASPECTS), eq_limit_db: float | None = None,
            width_bounds: tuple[float, float] = (50.0, 160.0), max_wet: float = 0.6,
            anchor_bands: np.ndarray | None = None,
            layout: Mapping[str, tuple[float, float]] = EQ_LAYOUT,
@@ -93,8 +93,6 @@ def refine(samples: np.ndarray, sample_rate: int, features, target: TargetDescri
     ``layout``: the EQ's frequencies and Qs (stage -> (freq_hz, q)), kept throughout;
     ``band_weights``: how much each band's error counts in the EQ fit.
     """
-    from models.baseline import _band_tools, fit_eq
-
     bands, band_shape, mask = _band_tools(sample_rate)
     part = excerpt(samples, sample_rate)
     whole = part.shape[1] == round(features.duration_s * sample_rate)
@@ -108,10 +106,10 @@ def refine(samples: np.ndarray, sample_rate: int, features, target: TargetDescri
         out = analyze_array(render(part, sample_rate, settings_from_learned(values, features.integrated_lufs,
                                                                              layout)), sample_rate)
         residual = goal - (band_shape(out.mid_band_db, mask) + shape_bias)
-        anchored = anchor_bands is not None and int(np.sum(anchor_bands & mask)) >= MIN_ANCHOR_BANDS
+        anchored = has_anchors(anchor_bands, mask)
         if anchored:
             residual = residual - float(np.mean(residual[anchor_bands & mask]))
-        smooth = np.convolve(np.pad(residual, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
+        smooth = smooth_bands(residual)
         if "tone" in aspects:
             for stage, delta in fit_eq(smooth, mask, sample_rate, bands, free_level=not anchored,
                                        layout=layout, weights=band_weights).items():
@@ -128,7 +126,7 @@ def refine(samples: np.ndarray, sample_rate: int, features, target: TargetDescri
                 values["reverb.wet"] + WET_PER_TAIL_DB * (target.tail_level_db - out.tail_level_db - tail_bias),
                 0.0, max_wet))
         if "width" in aspects and features.channels == 2 and 0.0 < out.width < 1.0 and 0.0 < target.width < 1.0:
-            gain = np.sqrt((target.width / (1 - target.width)) / (out.width / (1 - out.width)))
+            gain = side_mid_ratio(target.width) / side_mid_ratio(out.width)
             values["stereo.width_percent"] = float(np.clip(values["stereo.width_percent"] * gain, *width_bounds))
     return settings_from_learned(values, features.integrated_lufs, layout)
 
@@ -185,18 +183,10 @@ def anchored_eq(settings: ChainSettings, sample_rate: int, anchor_bands: np.ndar
 
     The model sees level-removed band shapes, so its EQ gains are known only up to a common
     offset: "+2 dB everywhere and +4 dB at 6 kHz" sounds like "+2 dB at 6 kHz" after the
-    finalizer, but it spends headroom and reads as a move. The EQ's response with its mean
-    over the anchors removed is fitted again without a level term, on ``layout`` (stage ->
-    (freq_hz, q)).
+    finalizer, but it spends headroom and reads as a move. The EQ's response is fitted again
+    on ``layout`` (stage -> (freq_hz, q)) by :func:`models.baseline.fit_change`: relative to the
+    anchors when there are enough, else up to a level.
     """
-    from models.baseline import _band_tools, fit_eq
-
-    bands, _, mask = _band_tools(sample_rate)
+    bands, _, _ = _band_tools(sample_rate)
     response = eq_band_response_db(settings.only(EQ_STAGES), sample_rate, bands)
-    wanted = response - float(np.mean(response[anchor_bands & mask]))
-    gains = fit_eq(wanted, mask, sample_rate, bands, free_level=False, limit_db=limit_db, layout=layout,
-                   weights=band_weights)
-    values = {f"{stage}.gain_db": round(g, 2) for stage, g in gains.items()}
-    for stage, (freq, q) in layout.items():
-        values[f"{stage}.freq_hz"], values[f"{stage}.q"] = freq, q
-    return settings.replace(values)
+    return settings.replace(fit_change(response, sample_rate, anchor_bands, limit_db, layout, band_weights))

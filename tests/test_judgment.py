@@ -321,3 +321,18 @@ def test_amounts_validate_in_the_library_too():
         Amounts(space=120.0)
     with pytest.raises(UsageError, match="unknown aspect"):
         Amounts.from_options(volume=50.0)
+
+
+def test_a_reference_far_away_is_matched_as_far_as_the_limits_allow(base):
+    """With --reference the difference is the instruction: no 'character' left alone, moves clipped."""
+    audio, features, _ = base
+    far = analyze(Audio(_bump(_bump(audio.samples, 1000.0, 12.0), 1000.0, 6.0), SR))  # +18 dB
+    reference = profile_from_features([far], "far", reference=True)
+    goal = judge(features, _target(reference))
+    assert goal.context == "reference" and goal.tone_status == "corrected"
+    assert "character" not in goal.band_status
+    from assistant.judge import REFERENCE_LIMITS
+
+    assert max(goal.band_change_db) == pytest.approx(REFERENCE_LIMITS.max_eq_db, abs=1e-6)
+    master_profile = replace(reference, is_reference=False)  # the same ranges as a master profile
+    assert "character" in judge(features, _target(master_profile)).band_status
