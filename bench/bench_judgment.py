@@ -165,7 +165,8 @@ def run_cli(python_path: str | None, argv: list[str]) -> None:
     if python_path:
         env["PYTHONPATH"] = python_path
     cmd = [sys.executable, "-c", "import sys; from assistant.cli import main; sys.exit(main(sys.argv[1:]))", *argv]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    # run from the code's own folder: `python -c` puts the working directory first on sys.path
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=python_path or ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
 
