@@ -38,6 +38,9 @@ MIN_LOUDNESS_S = 0.4  # shorter than one gating block: loudness is undefined
 OUT_OF_PHASE_CORRELATION = -0.3  # below this, a note warns about mono compatibility
 DC_NOTE_DBFS = -45.0  # a DC offset above this (0.56 % of full scale) is noted
 
+# Bumped when a measurement changes while the fields stay (no new FEATURE_VERSION, so the shipped
+# model still loads): 2 = width over the bands, without DC and subsonic content.
+MEASUREMENT_REVISION = 2
 
 def analyze(audio: Audio) -> Features:
     """Measure ``audio``; see :class:`Features` for what is measured."""
@@ -56,15 +59,15 @@ def analyze_file(path: str | Path) -> Features:
 def analyze_file_cached(path: str | Path, cache_dir: Path | None = None) -> Features:
     """:func:`analyze_file`, remembered on disk for files analysed before (e.g. references).
 
-    The key is the file's absolute path, size and modification time plus FEATURE_VERSION, so
-    an edited file or a new analyzer is measured again. A cache that cannot be read or written
+    The key is the file's absolute path, size and modification time plus FEATURE_VERSION and
+    MEASUREMENT_REVISION, so an edited file or a new analyzer is measured again. A cache that cannot be read or written
     is ignored (logged), never fatal.
     """
     path = Path(path)
     cache_dir = cache_dir or cache_root()
     try:
         stat = path.stat()
-        key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{FEATURE_VERSION}".encode()).hexdigest()
+        key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{FEATURE_VERSION}|{MEASUREMENT_REVISION}".encode()).hexdigest()
         entry = cache_dir / "features" / f"{key}.json"
         if entry.is_file():
             return Features.from_dict(json.loads(entry.read_text()))

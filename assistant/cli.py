@@ -124,7 +124,7 @@ def cmd_master(args: argparse.Namespace) -> int:
     print(_row("crest factor", b.crest_factor_db, a.crest_factor_db, "dB"))
     print(_row("tonal error vs target", report.tonal_error_before_db, report.tonal_error_after_db, "dB"))
     print(f"  finalizer: gain {report.gain_db:+.2f} dB, peak limiting {report.limiting_db:.1f} dB")
-    _print_judgment(target, report.moves)
+    _print_judgment(target, report.moves, report.notes)
     print("  settings:")
     for line in describe(report.settings) or [NO_CHANGES]:
         print(f"    {line}")
@@ -135,7 +135,7 @@ def cmd_master(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_judgment(target, moves) -> None:
+def _print_judgment(target, moves, notes=()) -> None:
     """The evidence behind the settings: one line per stage or measurement (from the report's records)."""
     if target.profile_choice:
         print(f"  profile {target.profile_choice}")
@@ -144,6 +144,8 @@ def _print_judgment(target, moves) -> None:
     print(f"  judgment against the {target.profile.name} profile's normal ranges:")
     for move in moves:
         print(f"    - {move.text}")
+    for note in notes:
+        print(f"    note: {note}")
 
 
 def _judgment(args: argparse.Namespace):
@@ -179,9 +181,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
           f"LRA {_fmt(f.loudness_range_lu, 'LU')}")
     print(f"  toward: {target.name} ({target.lufs:.1f} LUFS, ceiling {target.ceiling_dbtp:.1f} dBTP, "
           f"profile {target.profile.name}), engine {args.engine}")
-    _print_judgment(target, suggestion.decision.moves)
-    for note in suggestion.decision.notes:
-        print(f"  note: {note}")
+    _print_judgment(target, suggestion.decision.moves, suggestion.decision.notes)
     print("  suggested chain, in signal order:")
     for line in describe(suggestion.settings) or [NO_CHANGES]:
         print(f"    {line}")
@@ -276,7 +276,7 @@ def cmd_stems(args: argparse.Namespace) -> int:
     print(_row("mix true peak", b.true_peak_dbtp, a.true_peak_dbtp, "dBTP", 2))
     print(f"  finalizer: gain {report.gain_db:+.2f} dB, peak limiting {report.limiting_db:.1f} dB "
           f"(the same gain curve on every stem)")
-    _print_judgment(target, report.moves)
+    _print_judgment(target, report.moves, report.notes)
     print("  bus settings:")
     for line in describe(report.settings) or [NO_CHANGES]:
         print(f"    {line}")

@@ -13,7 +13,11 @@ master again changes nothing (idempotence by construction, not by recognising ou
   profile than a mastering move reaches: a darker production, a drier room, a wider image)
   is not made half-way: the measurement is treated as the production's character and the
   report says so. A half move would be repeated by every further pass;
-- EQ gains under ``min_eq_move_db`` are dropped, as is anything an amount of 0 % switches off.
+- EQ gains under ``min_eq_move_db`` are dropped, as is anything an amount of 0 % switches off;
+- :func:`reach_goal` closes the loop: the chain's EQ and side gain are corrected until the
+  judgment of the mix *as the chain's linear stages will leave it* finds nothing more to
+  move (what a second pass would see), and a region it cannot bring inside its tolerance
+  within the limits is kept as character after all.
 
 Aspects: ``tone`` (the EQ), ``dynamics`` (the compressor), ``width`` (side gain), ``space``
 (reverb). Loudness is not an aspect: the finalizer always delivers the target LUFS and ceiling.
@@ -33,14 +37,16 @@ import numpy as np
 
 from assistant.errors import UsageError
 from assistant.features import Features
-from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask, side_mid_ratio, smooth_bands
+from assistant.spectrum import BAND_CENTRES_HZ, band_matrix, band_shape, shape_mask, side_mid_ratio, smooth_bands
 from assistant.targets import Profile, Target
+from effects.response import eq_band_response_db
 from effects.schema import EQ_STAGES, PARAM_INDEX, STAGE_LABELS, ChainSettings, format_value
-from models.baseline import EQ_LAYOUT
+from models.baseline import EQ_LAYOUT, RESPONSE_FFT, eq_values, fit_eq
 from models.predict import ASPECTS
 
 MATCH_NAMES = (*ASPECTS, "loudness")  # --match accepts loudness too: it is always delivered
 ASPECT_STAGES = {"tone": EQ_STAGES, "dynamics": ("compressor",), "width": ("stereo",), "space": ("reverb",)}
+OUT_OF_PHASE_WIDTH = 0.5  # side share over which the channels are more opposed than alike (correlation < 0)
 NEAR_MONO_WIDTH = 0.005  # side share of power under which a track counts as mono: never widened
 KEPT_BAND_WEIGHT = 0.3  # in the EQ fit, against 1 for a band being corrected
 EXCESS_SMOOTHING_BANDS = 3  # a one-band peak is the music (a bass note), not the balance
@@ -235,18 +241,11 @@ class Goal:
         return shape_mask(sample_rate) & (np.asarray(self.band_status) != "corrected")
 
 
-def _align(shape: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
-    """The level offset that puts ``shape`` as far inside [low, high] as possible (least total
-    distance outside; the middle of the best interval when several offsets tie)."""
-    candidates = np.unique(np.concatenate((low - shape, high - shape)))
-
-    def outside(c: float) -> float:
-        v = shape + c
-        return float(np.sum(np.maximum(low - v, 0.0) + np.maximum(v - high, 0.0)))
-
-    costs = np.array([outside(c) for c in candidates])
-    best = candidates[costs <= costs.min() + 1e-9]
-    return float((best.min() + best.max()) / 2.0)
+def _align(shape: np.ndarray, centre: np.ndarray) -> float:
+    """The level offset that puts ``shape`` on the profile's ``centre``: the median band
+    difference. A median, so that correcting a minority of bands does not move the level
+    the others are judged at (a second pass measures them where the first left them)."""
+    return float(np.median(centre - shape))
 
 
 def _runs(signs: np.ndarray) -> list[np.ndarray]:
@@ -261,6 +260,33 @@ def _runs(signs: np.ndarray) -> list[np.ndarray]:
     return runs
 
 
+def _out_of_phase(features: Features) -> bool:
+    return features.channels == 2 and features.width > OUT_OF_PHASE_WIDTH
+
+
+def tone_bands_db(features: Features) -> np.ndarray:
+    """The band levels the tone is judged on: the mid, or, when the channels are out of
+    phase (the mid is what cancels, the music is in the side), mid and side together."""
+    bands = np.asarray(features.mid_band_db, dtype=np.float64)
+    if _out_of_phase(features):
+        bands = 10.0 * np.log10(10.0 ** (bands / 10.0) + 10.0 ** (np.asarray(features.side_band_db) / 10.0))
+    return bands
+
+
+def _tone_measure(features: Features, profile: Profile) -> tuple[np.ndarray, ...]:
+    """(aligned, low, high, excess): the band shape, smoothed over 3 bands and aligned to the
+    profile's range at the level that puts it most inside, the range, and the signed distance
+    outside it (0 inside and outside the tonal bands)."""
+    mask = shape_mask(features.sample_rate)
+    shape = band_shape(tone_bands_db(features), mask)
+    smooth = shape.copy()
+    smooth[mask] = smooth_bands(shape[mask], EXCESS_SMOOTHING_BANDS)
+    low, high = np.asarray(profile.band_low_db), np.asarray(profile.band_high_db)
+    aligned = smooth + _align(smooth[mask], np.asarray(profile.band_shape_db)[mask])
+    excess = np.where(mask, aligned - np.clip(aligned, low, high), 0.0)
+    return aligned, low, high, excess
+
+
 def _tone(features: Features, profile: Profile, amount: float, limits: Limits):
     """The band shape (smoothed over 3 bands, aligned to the range at the level that puts it
     most inside) against the profile's band ranges.
@@ -270,13 +296,7 @@ def _tone(features: Features, profile: Profile, amount: float, limits: Limits):
     production's character when that band lies beyond the EQ limit plus the trigger (a half
     correction would be repeated by every later pass).
     """
-    mask = shape_mask(features.sample_rate)
-    shape = band_shape(features.mid_band_db, mask)
-    smooth = shape.copy()
-    smooth[mask] = smooth_bands(shape[mask], EXCESS_SMOOTHING_BANDS)
-    low, high = np.asarray(profile.band_low_db), np.asarray(profile.band_high_db)
-    aligned = smooth + _align(smooth[mask], low[mask], high[mask])
-    excess = np.where(mask, aligned - np.clip(aligned, low, high), 0.0)
+    aligned, low, high, excess = _tone_measure(features, profile)
     status = np.where(excess != 0.0, "inside-trigger", "within").astype(object)
     for run in _runs(np.sign(np.round(excess, 6))):
         worst = float(np.max(np.abs(excess[run])))
@@ -294,8 +314,7 @@ def _tone(features: Features, profile: Profile, amount: float, limits: Limits):
         overall = "corrected"
     else:
         overall = next((s for s in ("amount-0", "character", "inside-trigger") if np.any(status == s)), "within")
-    return (aligned, low, high, excess, np.clip(change, -limits.max_eq_db, limits.max_eq_db),
-            tuple(str(v) for v in status), overall)
+    return aligned, low, high, excess, change, tuple(str(v) for v in status), overall
 
 
 def estimated_limiting_db(features: Features, target: Target) -> float:
@@ -323,7 +342,8 @@ def judge(features: Features, target: Target, options: JudgeOptions = JudgeOptio
     return Goal(
         profile=profile.name, context=limits.context, amounts=amounts, limits=limits,
         band_centres_hz=BAND_CENTRES_HZ, band_measured_db=_r(aligned), band_low_db=_r(low), band_high_db=_r(high),
-        band_excess_db=_r(excess), band_change_db=_r(change), band_status=band_status,
+        band_excess_db=_r(excess), band_change_db=_r(np.clip(change, -limits.max_eq_db, limits.max_eq_db)),
+        band_status=band_status,
         tone_status=tone_status, checks=tuple(checks), estimated_limiting_db=round(limiting, 2),
         side_gain=side_gain,
     )
@@ -398,6 +418,10 @@ def _width(features: Features, profile: Profile, amount: float, limits: Limits) 
     w = features.width
     if features.channels < 2:
         return Check("width", "width", "stereo width (side share)", "", 0.0, lo, hi, 0.0, "n/a", "mono")
+    if _out_of_phase(features):
+        return Check("width", "width", "stereo width (side share)", "", round(w, 4), lo, hi, w, "n/a",
+                     "the channels are out of phase (the side outweighs the mid): check one channel's polarity; "
+                     "a width move would not fix it")
     if w < NEAR_MONO_WIDTH:
         return Check("width", "width", "stereo width (side share)", "", round(w, 4), lo, hi, w, "n/a",
                      "essentially mono: widening would only raise noise and phase artefacts")
@@ -500,6 +524,134 @@ def constrain(settings: ChainSettings, goal: Goal) -> ChainSettings:
     values["stereo.width_percent"] = (round(float(np.clip(width, lim.width_min_percent, lim.width_max_percent)), 2)
                                       if goal.active("width") else 100.0)
     return settings.replace(values, enabled)
+
+
+REACH_ITERATIONS = 6
+REACH_TOLERANCE_DB = 0.1
+
+
+def with_band_change(features: Features, mid_change_db: np.ndarray, side_change_db: np.ndarray,
+                     side_gain: float = 1.0) -> Features:
+    """``features`` with their mid and side band levels changed (dB per band) and the side
+    scaled by ``side_gain``; the side share (width) follows. Other descriptors are kept."""
+    mid = np.asarray(features.mid_band_db) + np.asarray(mid_change_db)
+    side = np.asarray(features.side_band_db) + np.asarray(side_change_db)
+    width = features.width
+    if features.channels == 2 and 0.0 < width < 1.0:
+        def power_change(before, after) -> float:
+            return float(np.sum(10.0 ** (after / 10.0)) / max(np.sum(10.0 ** (np.asarray(before) / 10.0)), 1e-30))
+
+        ratio = (side_mid_ratio(width) * side_gain) ** 2 * (power_change(features.side_band_db, side)
+                                                            / max(power_change(features.mid_band_db, mid), 1e-30))
+        width = ratio / (1.0 + ratio)
+    return replace(features, mid_band_db=tuple(float(v) for v in mid), side_band_db=tuple(float(v) for v in side),
+                   width=float(width))
+
+
+def _eq_response_db(settings: ChainSettings, sample_rate: int) -> np.ndarray:
+    return eq_band_response_db(settings, sample_rate, band_matrix(RESPONSE_FFT, sample_rate))
+
+
+def predicted_features(features: Features, settings: ChainSettings) -> Features:
+    """``features`` after the chain's linear stages: the high-pass and EQ's measured band
+    response on mid and side, and the side gain. (The compressor and reverb are not linear:
+    their share is left to the trigger's tolerance.)"""
+    gain_db = _eq_response_db(settings, features.sample_rate)
+    side_gain = settings["stereo.width_percent"] / 100.0 if settings.is_on("stereo") else 1.0
+    return with_band_change(features, gain_db, gain_db, side_gain)
+
+
+def reach_goal(goal: Goal, features: Features, profile: Profile,
+               settings: ChainSettings) -> tuple[Goal, ChainSettings]:
+    """The chain's EQ and side gain corrected in a closed loop until the mix, as the judgment
+    measures it (smoothed, aligned band shape; side share) after the chain's linear stages,
+    lands where the goal aims, so that judging the result again finds nothing to move.
+
+    The loop judges its own predicted output, as a second pass would: a bell fitted to the
+    band change falls short of the smoothed measurement, the level alignment follows the
+    corrected shape, and a correction can carry a neighbouring region out of its range; each
+    is only seen by measuring again. A region that the EQ limits cannot bring inside its
+    tolerance is, for a master, kept as character after all (a half move would be repeated
+    by every later pass); with a reference it is moved as far as the limits allow.
+    Returns the goal as reached (statuses and changes updated) and the settings.
+    """
+    if goal.active("tone") or any(settings.is_on(s) for s in ("highpass", *EQ_STAGES)):
+        goal, settings = _reach_tone(goal, features, profile, settings)
+    lim = goal.limits
+    width = goal.check("width")
+    if width.status not in ("n/a", "amount-0") and goal.amounts.width > 0.0:
+        # the EQ moves the side share too (side and mid have different spectra): a width the
+        # goal keeps is held where it was
+        after = predicted_features(features, settings)
+        aim = width.goal if width.status == "corrected" else width.measured
+        side_gain = settings["stereo.width_percent"] / 100.0 if settings.is_on("stereo") else 1.0
+        side_gain *= side_mid_ratio(aim) / side_mid_ratio(after.width)
+        if width.status != "corrected" and abs(side_gain - 1.0) <= lim.width_trigger / 2.0:
+            side_gain = 1.0  # the EQ's side effect is small enough to stay
+        side_gain = float(np.clip(side_gain, lim.width_min_percent / 100.0, lim.width_max_percent / 100.0))
+        settings = settings.replace({"stereo.width_percent": round(100.0 * side_gain, 2)},
+                                    {"stereo": True} if side_gain != 1.0 else None)
+    return goal, settings
+
+
+def _with_tone(goal: Goal, status: np.ndarray, change: np.ndarray) -> Goal:
+    overall = "corrected" if np.any(status == "corrected") else next(
+        (s for s in ("amount-0", "character", "inside-trigger") if np.any(status == s)), "within")
+    change = np.clip(change, -goal.limits.max_eq_db, goal.limits.max_eq_db)
+    return replace(goal, band_status=tuple(str(v) for v in status), band_change_db=_r(change), tone_status=overall)
+
+
+def _reach_tone(goal: Goal, features: Features, profile: Profile,
+                settings: ChainSettings) -> tuple[Goal, ChainSettings]:
+    lim, sr = goal.limits, features.sample_rate
+    amount = goal.amounts.fraction("tone")
+    mask = shape_mask(sr)
+    # where each band is to land, in the range's frame: the aim itself, not the change the
+    # EQ limit allows (what falls short of it is judged below)
+    aligned, _, _, _, full_change, _, _ = _tone(features, profile, amount, lim)
+    wanted = aligned + np.where(np.asarray(goal.band_status) == "corrected", full_change, 0.0)
+    status = np.asarray(goal.band_status, dtype=object)
+    locked = np.zeros(len(status), dtype=bool)  # regions given up as character
+    layout = eq_layout(goal)
+    for _attempt in range(3):
+        for _ in range(REACH_ITERATIONS):
+            after, _, _, _, change, after_status, _ = _tone(predicted_features(features, settings), profile,
+                                                            amount, lim)
+            new = (np.asarray(after_status) == "corrected") & (status != "corrected") & ~locked
+            if np.any(new):  # the chain carried a neighbouring region out of its range
+                status[new], wanted[new] = "corrected", after[new] + change[new]
+                goal = _with_tone(goal, status, wanted - aligned)
+                layout = eq_layout(goal)
+            corrected = status == "corrected"
+            # corrected bands: to where the judgment will look for them; the others: no EQ at all
+            # (their own measurement drifts with the alignment, which is no reason to move them)
+            residual = np.where(mask, np.where(corrected, after - wanted, _eq_response_db(settings, sr)), 0.0)
+            if not np.any(corrected) or (not np.any(new)
+                                         and np.max(np.abs(residual[corrected])) < REACH_TOLERANCE_DB):
+                break
+            step = eq_values(fit_eq(-residual, mask, sr, band_matrix(RESPONSE_FFT, sr), free_level=False,
+                                    limit_db=lim.max_eq_db, layout=layout, weights=goal.band_weights()), layout)
+            values = {k: v for k, v in step.items() if not k.endswith(".gain_db")}
+            for stage in EQ_STAGES:
+                key = f"{stage}.gain_db"
+                values[key] = round(float(np.clip(settings[key] + step[key], -lim.max_eq_db, lim.max_eq_db)), 2)
+            settings = settings.replace(values, {s: True for s in EQ_STAGES})
+        if lim.partial_moves or not goal.active("tone"):
+            break
+        after = _tone_measure(predicted_features(features, settings), profile)[0]
+        moving = np.sign(np.round(wanted - aligned, 6))
+        shortfall = np.where(status == "corrected", (after - wanted) * -moving, 0.0)
+        short = shortfall > lim.tone_trigger_db + lim.tone_aim_inside_db / 2.0
+        if not np.any(short):
+            break
+        for run in _runs(np.where(status == "corrected", moving, 0.0)):
+            if np.any(short[run]):  # out of reach: the production's character after all
+                status[run], wanted[run], locked[run] = "character", aligned[run], True
+        goal = _with_tone(goal, status, wanted - aligned)
+        layout = eq_layout(goal)
+    settings = settings.replace({f"{s}.gain_db": 0.0 for s in EQ_STAGES
+                                 if abs(settings[f"{s}.gain_db"]) < lim.min_eq_move_db or not goal.active("tone")})
+    return goal, settings
 
 
 # ---- explanations ---------------------------------------------------------------------------

@@ -153,7 +153,8 @@ class SpectrumAnalyzer:
         else:
             corr_b, corr = np.ones_like(mid_b), 1.0
         width_b = _safe_ratio(side_b, mid_b + side_b, 0.0)
-        width = _safe_ratio(side.sum(), mid.sum() + side.sum(), 0.0)
+        # over the bands (20 Hz-20 kHz): a DC offset or subsonic rumble is not stereo width
+        width = _safe_ratio(side_b.sum(), mid_b.sum() + side_b.sum(), 0.0)
         freqs = np.arange(mid.size) * self.sample_rate / self.n_fft
         centroid = _safe_ratio(float(np.sum(freqs * mid)), float(np.sum(mid)), 0.0)
         mid_db = power_db(mid_b)

@@ -205,6 +205,7 @@ class StemsReport:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     goal: Goal | None = None  # the bus judgment (None with --chain)
     moves: tuple[Move, ...] = ()
+    notes: tuple[str, ...] = ()  # the judgment's notes
 
     def to_dict(self) -> dict:
         t = self.target
@@ -236,7 +237,7 @@ class StemsReport:
                 "mix_rendered_alone_deviation_db": _num(self.direct_deviation_db),
             },
             "warnings": list(self.warnings),
-            "judgment": judgment_dict(self.goal, self.moves),
+            "judgment": judgment_dict(self.goal, self.moves, self.notes),
         }
 
 
@@ -576,8 +577,8 @@ def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, opti
         eq_moves=moves, compressor_min_gain_db=bus.compressor_min_gain_db, gain_db=result.gain_db,
         limiting_db=result.limiting_db, mix_master_path=str(master_path), mix_input=mix_before,
         mix_output=mix_after, residual=residual, direct_deviation_db=bus.direct_deviation_db,
-        warnings=tuple(warnings) + (decision.notes if decision else ()) + tuple(mix_before.notes),
-        goal=decision.goal if decision else None, moves=decision.moves if decision else ())
+        warnings=tuple(warnings) + tuple(mix_before.notes), goal=decision.goal if decision else None,
+        moves=decision.moves if decision else (), notes=decision.notes if decision else ())
     write_text(report_path, json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
     log.info("stems residual: %.1f dB RMS below the master (%s)", residual.rms_below_master_db, options.bit_depth)
     return report

@@ -59,8 +59,10 @@ MAX_LIMITING_DB = 10.0
 
 def changes(a, b) -> dict:
     """What changed from features ``a`` to ``b``."""
+    from assistant.judge import tone_bands_db  # the mid; mid and side of channels out of phase
+
     mask = shape_mask(min(a.sample_rate, b.sample_rate))
-    diff = (band_shape(b.mid_band_db, mask) - band_shape(a.mid_band_db, mask))[mask]
+    diff = (band_shape(tone_bands_db(b), mask) - band_shape(tone_bands_db(a), mask))[mask]
     width = (side_mid_ratio(b.width) / side_mid_ratio(a.width) - 1.0) * 100.0 if a.channels == 2 else 0.0
     return {"band_max_db": float(np.max(np.abs(diff))), "band_mean_db": float(np.mean(np.abs(diff))),
             "width_pct": float(width), "crest_db": float(b.crest_factor_db - a.crest_factor_db),

@@ -9,13 +9,12 @@ import math
 import numpy as np
 import pyloudnorm
 import pytest
-
-from assistant.errors import SettingsError
 from scipy import signal
 
 from assistant.analyze import analyze, analyze_file
 from assistant.audio import Audio, save
 from assistant.dynamics import describe_dynamics
+from assistant.errors import SettingsError
 from assistant.features import Features, vector_names
 from assistant.loudness import LoudnessMeter
 from assistant.spectrum import BAND_CENTRES_HZ, BAND_EDGES_HZ, SpectrumAnalyzer

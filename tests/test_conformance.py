@@ -14,10 +14,6 @@ import functools
 
 import numpy as np
 import pytest
-
-from assistant.loudness import LoudnessResult, measure_loudness
-from assistant.truepeak import true_peak_dbtp
-
 from ebu_signals import (
     CASES,
     CASES_BY_ID,
@@ -28,6 +24,9 @@ from ebu_signals import (
     TRUE_PEAK_TOL_UP_DB,
     EbuCase,
 )
+
+from assistant.loudness import LoudnessResult, measure_loudness
+from assistant.truepeak import true_peak_dbtp
 
 SAMPLE_RATES = (48000, 44100)
 EPS_S = 1e-9  # float slack when selecting series entries by time

@@ -336,3 +336,80 @@ def test_a_reference_far_away_is_matched_as_far_as_the_limits_allow(base):
     assert max(goal.band_change_db) == pytest.approx(REFERENCE_LIMITS.max_eq_db, abs=1e-6)
     master_profile = replace(reference, is_reference=False)  # the same ranges as a master profile
     assert "character" in judge(features, _target(master_profile)).band_status
+
+
+def test_a_region_one_bell_falls_short_of_is_reached_in_closed_loop(base):
+    """A narrow +5 dB bump: a bell fitted once to the band change lands short of the smoothed
+    measurement; the closed loop measures again until a second judgment finds nothing to move."""
+    audio, features, _ = base
+    profile = _profile_around(features, band_half_db=1.5)
+    bumped = Audio(_bump(audio.samples, 1000.0, 5.0, q=2.5), SR)
+    target = _target(profile)
+    assert judge(analyze(bumped), target).active("tone")
+    decision = suggest_settings(bumped, analyze(bumped), target)
+    after = analyze(Audio(render(bumped.samples, SR, decision.settings), SR))
+    again = judge(after, target)
+    assert not again.active("tone"), [m.text for m in decision.moves]
+
+
+def test_a_dc_offset_is_judged_at_the_delivered_level_so_a_second_pass_adds_no_high_pass(base, tmp_path):
+    """-56 dBFS of DC in a mix 12 dB under the target is -44 dBFS once delivered: removed in
+    pass 1 (and said why), and pass 2, at the target already, has no DC left to remove."""
+    audio, features, _ = base
+    target = _target(_profile_around(features))
+    quiet = audio.samples * 10.0 ** ((target.lufs - 12.0 - features.integrated_lufs) / 20.0)
+    src = _write(tmp_path / "dc.wav", (quiet + 10.0 ** (-56.0 / 20.0)).astype(np.float32))
+    first = master_file(src, tmp_path / "m1.wav", target)
+    assert first.settings.is_on("highpass")
+    assert any("DC offset" in n and "delivered" in n for n in first.notes)
+    assert first.to_dict()["judgment"]["notes"] == list(first.notes)
+    second = master_file(tmp_path / "m1.wav", tmp_path / "m2.wav", target)
+    assert not second.settings.is_on("highpass") and not second.notes
+
+
+def test_width_is_measured_without_dc(base):
+    audio, features, _ = base
+    offset = np.array([[10.0 ** (-20.0 / 20.0)], [0.0]], dtype=np.float32)  # DC in one channel only
+    assert analyze(Audio(audio.samples + offset, SR)).width == pytest.approx(features.width, abs=0.002)
+
+
+def test_channels_out_of_phase_are_judged_on_both_and_never_widened(base):
+    """L = -R (a polarity flip): the mid is what cancels. Width is not a mix decision to scale
+    (a note says to check the polarity) and the tone is judged on what is in the channels."""
+    audio, features, _ = base
+    flipped = Audio(np.stack([audio.samples[0], -audio.samples[1]]), SR)
+    flipped_features = analyze(flipped)
+    assert flipped_features.width > 0.5
+    target = _target(_profile_around(features))
+    goal = judge(flipped_features, target)
+    width = goal.check("width")
+    assert width.status == "n/a" and "polarity" in width.note
+    assert goal.tone_status in ("within", "inside-trigger")  # the same music, judged on mid + side
+    decision = suggest_settings(flipped, flipped_features, target)
+    assert decision.settings["stereo.width_percent"] == 100.0
+
+
+def test_the_limiting_the_delivery_needs_is_judged_as_heard(tmp_path):
+    """Hi-hat bursts carry the peaks over a steady bass: limiting to the target takes the bursts
+    down, so the delivered mix is darker than the raw one, and the judgment sees that."""
+    from scipy.signal import butter, sosfilt
+
+    from assistant.master import LIMITER_SHAPE_MIN_DB, as_delivered, estimated_limiting_db
+
+    rng = np.random.default_rng(4)
+    n = SR * 12
+    bass = sosfilt(butter(4, 300.0, "low", fs=SR, output="sos"), make_noise(rng, SR, 12.0, -18.0, color="pink"))
+    hats = sosfilt(butter(4, 4000.0, "high", fs=SR, output="sos"), make_noise(rng, SR, 12.0, -30.0))
+    gate = (np.arange(n) % (SR // 2) < SR // 40).astype(np.float32) * 8.0  # 25 ms bursts, +18 dB
+    mix = Audio((bass + hats * gate).astype(np.float32), SR)
+    features = analyze(mix)
+    target = resolve_target("spotify")
+    assert estimated_limiting_db(features, target) > LIMITER_SHAPE_MIN_DB
+    delivered = as_delivered(mix, features, target, 10.0)
+    change = band_shape(delivered.mid_band_db) - band_shape(features.mid_band_db)
+    k_hi = int(np.argmin(np.abs(np.asarray(BAND_CENTRES_HZ) - 8000.0)))
+    k_lo = int(np.argmin(np.abs(np.asarray(BAND_CENTRES_HZ) - 100.0)))
+    assert change[k_hi] < -0.5 and change[k_hi] < change[k_lo]
+    quiet_enough = replace(features, true_peak_dbtp=target.ceiling_dbtp - 6.0,
+                           integrated_lufs=target.lufs - 1.0)
+    assert as_delivered(mix, quiet_enough, target, 10.0) is quiet_enough  # little limiting: judged as it is

@@ -8,14 +8,13 @@ import re
 
 import numpy as np
 import pytest
+from conftest import make_noise
 
 from assistant.errors import InvalidAudioError
 from assistant.loudness import measure_loudness
 from assistant.truepeak import peak_envelope, true_peak_dbtp
 from effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
 from effects.limiter import TruePeakLimiter, block_size
-
-from conftest import make_noise
 
 RATES = (8000, 44100, 48000, 96000)
 
@@ -308,3 +307,17 @@ def test_too_short_input_is_refused(seconds, noise):
     x = noise(48000, seconds, -20.0, 2).astype(np.float32)
     with pytest.raises(InvalidAudioError, match="0.4 s"):
         finalize(x, 48000, FinalizeSpec(-14.0, -1.0))
+
+
+def test_limit_at_gain_previews_exactly_what_the_finalizer_does(rng):
+    """At the finalizer's own gain, the preview is the finalizer's output (it only skips the
+    loudness solve), so a part of a track can be limited as the whole will be."""
+    from effects.finalize import limit_at_gain
+
+    sr = 48000
+    x = _dynamic(rng, sr, 2)
+    result = finalize(x, sr, FinalizeSpec(-9.0, -1.0))
+    assert result.limiting_db > 1.0
+    preview, limiting_db = limit_at_gain(x, sr, result.gain_db, -1.0)
+    assert limiting_db == pytest.approx(result.limiting_db, abs=0.05)
+    assert np.max(np.abs(preview - result.samples)) < 1e-3 * np.max(np.abs(result.samples))
