@@ -6,6 +6,9 @@ Input policy (also in README.md):
   192 kHz, kept as it is (never resampled on load);
 - mono stays mono (1 channel); stereo stays stereo; more than 2 channels is refused;
 - NaN or Inf samples are refused, naming the first bad position;
+- float samples may exceed full scale (a master of them is normal work), but not
+  MAX_SAMPLE_DBFS: no real mix reaches +60 dBFS, so such a file is corrupt (refused, naming
+  the first offending position and the peak). Every meter can then square and sum safely;
 - a file with no samples is refused; silence is accepted (loudness is reported as undefined);
 - clipped samples are accepted, counted by the analyzer and logged as a warning;
 - writes are atomic: a temporary file in the destination folder, renamed when complete.
@@ -31,6 +34,8 @@ from assistant.errors import (
 
 log = logging.getLogger(__name__)
 
+MAX_SAMPLE_DBFS = 60.0  # float samples beyond this (1000 x full scale) are corruption, not audio
+_MAX_SAMPLE = 10.0 ** (MAX_SAMPLE_DBFS / 20.0)
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 192_000
 MAX_CHANNELS = 2
@@ -129,14 +134,31 @@ def check_block(samples: np.ndarray, sample_rate: int, source: str, offset_frame
             f"{MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz",
             source,
         )
-    if samples.size and not np.isfinite(samples).all():
-        bad = np.argwhere(~np.isfinite(samples))[0]
-        frame = offset_frames + int(bad[1])
+    if not samples.size:
+        return
+    with np.errstate(invalid="ignore"):  # NaN compares False: found below
+        peak = float(np.max(np.abs(samples)))
+    if not np.isfinite(samples).all():
+        channel, frame = _first(~np.isfinite(samples))
         raise InvalidAudioError(
-            f"contains NaN or Inf samples (first at channel {int(bad[0])}, "
-            f"{frame / sample_rate:.3f} s)",
+            f"contains NaN or Inf samples (first at channel {channel}, "
+            f"{(offset_frames + frame) / sample_rate:.3f} s)",
             source,
         )
+    if peak > _MAX_SAMPLE:
+        channel, frame = _first(np.abs(samples) > _MAX_SAMPLE)
+        raise InvalidAudioError(
+            f"has float samples far beyond full scale (first at channel {channel}, "
+            f"{(offset_frames + frame) / sample_rate:.3f} s; peak {20.0 * np.log10(peak):+.0f} dBFS in this block): over "
+            f"+{MAX_SAMPLE_DBFS:.0f} dBFS no real mix reaches, so the file is corrupt",
+            source,
+        )
+
+
+def _first(bad: np.ndarray) -> tuple[int, int]:
+    """(channel, frame) of the earliest True in a ``(channels, n)`` mask."""
+    frame = int(np.argmax(bad.any(axis=0)))
+    return int(np.argmax(bad[:, frame])), frame
 
 
 @dataclass(frozen=True)
@@ -215,6 +237,33 @@ def _audio_chunk_shortfall(path: Path) -> tuple[int, int] | None:
     return None
 
 
+_OGG_EOS = 0x04  # header_type flag of a logical stream's last page
+_OGG_TAIL_BYTES = 1 << 17  # an Ogg page is at most 65 307 bytes: the last one starts in here
+MP3_FRAME_SLACK = 2 * 1152  # decoders may drop up to a frame or two of padding at the end
+
+
+def _ogg_truncation(path: Path) -> str | None:
+    """Why an Ogg file is cut short, or None: its last page must be complete and carry the
+    end-of-stream flag (libsndfile decodes a cut Ogg up to its last whole page, silently)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        start = max(0, size - _OGG_TAIL_BYTES)
+        f.seek(start)
+        tail = f.read()
+    at = tail.rfind(b"OggS")
+    while at >= 0 and (len(tail) - at < 27 or tail[at + 4] != 0):  # a capture pattern in the data
+        at = tail.rfind(b"OggS", 0, at)
+    if at < 0:
+        return "no Ogg page in its last 128 KiB"
+    segments = tail[at + 26]
+    table = tail[at + 27 : at + 27 + segments]
+    if len(table) < segments or at + 27 + segments + sum(table) > len(tail):
+        return "its last Ogg page is cut short"
+    if not tail[at + 5] & _OGG_EOS:
+        return "it ends without its end-of-stream page"
+    return None
+
+
 def info(path: str | Path) -> AudioInfo:
     """Read the header of ``path``; raise a MixbridgeError if it is not usable audio."""
     path = Path(path)
@@ -227,6 +276,11 @@ def info(path: str | Path) -> AudioInfo:
             raise UnreadableAudioError(
                 f"is truncated: its header declares {declared} bytes of audio but only {present} "
                 "are present; re-export or re-copy the file", path)
+    if meta.format == "OGG":
+        reason = _ogg_truncation(path)
+        if reason is not None:
+            raise UnreadableAudioError(f"is truncated: {reason} (it decodes to {meta.duration_s:.2f} s); "
+                                       "re-export or re-copy the file", path)
     if meta.frames <= 0:
         raise InvalidAudioError("contains no audio samples (zero length)", path)
     check_block(np.zeros((meta.channels, 0), np.float32), meta.sample_rate, str(path))
@@ -260,6 +314,12 @@ def iter_blocks(path: str | Path, block_frames: int | None = None) -> Iterator[n
             yield block
     if done == 0:
         raise InvalidAudioError("contains no audio samples (zero length)", path)
+    if meta.format == "MP3" and done < meta.frames - MP3_FRAME_SLACK:
+        # the frame count of the Xing/LAME header; without one, libsndfile estimates the
+        # length from the file size and a cut constant-bitrate file cannot be told apart
+        raise UnreadableAudioError(
+            f"is truncated: its header declares {meta.duration_s:.2f} s but only "
+            f"{done / meta.sample_rate:.2f} s decode; re-export or re-copy the file", path)
 
 
 def load_spans(path: str | Path, spans: Sequence[tuple[int, int]]) -> Audio:

@@ -17,7 +17,7 @@ import numpy as np
 
 from assistant.analyze import analyze, analyze_file
 from assistant.audio import Audio
-from assistant.errors import UsageError
+from assistant.errors import InvalidAudioError
 from assistant.features import Features
 from assistant.judge import JudgeOptions
 from assistant.loudness import measure_loudness
@@ -57,7 +57,7 @@ def suggest_file(path: str | Path, target: Target, engine: str = "model", refine
     step("analysing")
     features = analyze_file(path)
     if not math.isfinite(features.integrated_lufs):
-        raise UsageError("is silent (no measurable loudness); nothing to suggest", path)
+        raise InvalidAudioError("is silent (no measurable loudness); nothing to suggest", path)
     step("choosing settings")
     excerpt = excerpt_of(path)
     target = with_profile_for(target, features)

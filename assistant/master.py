@@ -27,7 +27,7 @@ from assistant import audio as audio_io
 from assistant.analyze import analyze, analyze_file, analyze_file_cached
 from assistant.atomic import atomic_path, scratch_path, write_text
 from assistant.audio import Audio
-from assistant.errors import OutputError, UsageError
+from assistant.errors import InvalidAudioError, OutputError, UsageError
 from assistant.features import Features
 from assistant.judge import (
     Goal,
@@ -204,7 +204,8 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
     (:func:`as_delivered`): with the finalizer's limiting, when it needs much.
     """
     notes: list[str] = []
-    judged = as_delivered(audio, features, target, max_limiting_db)
+    reference = target.profile.is_reference
+    judged = features if reference else as_delivered(audio, features, target, max_limiting_db)
     if judged is not features:
         change = band_shape(judged.mid_band_db) - band_shape(features.mid_band_db)
         notes.append(f"judged as delivered: the finalizer's {estimated_limiting_db(features, target):.1f} dB of "
@@ -218,7 +219,8 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
         settings = settings.replace({"highpass.cutoff_hz": DC_HIGHPASS_HZ}, {"highpass": True})
         notes.append(f"DC offset {dc_dbfs:.0f} dBFS at the delivered level (over {DC_HIGHPASS_DBFS:.0f}) "
                      f"→ high-pass at {DC_HIGHPASS_HZ:.0f} Hz")
-    goal, settings = reach_goal(goal, judged, target.profile, settings)
+    if not reference:
+        goal, settings = reach_goal(goal, judged, target.profile, settings)
     if goal.active("dynamics"):
         settings = _fit_compressor(audio, judged, goal, settings)
     if not goal.empty:
@@ -368,12 +370,12 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     step = progress or (lambda message: None)
     meta = audio_io.info(input_path)
     if meta.duration_s < MIN_MASTER_S:
-        raise UsageError(f"is {meta.duration_s:.3f} s long; mastering needs at least {MIN_MASTER_S:.0f} s",
+        raise InvalidAudioError(f"is {meta.duration_s:.3f} s long; mastering needs at least {MIN_MASTER_S:.0f} s",
                          input_path)
     step("analysing")
     before = analyze_file(input_path)
     if not math.isfinite(before.integrated_lufs):
-        raise UsageError("is silent (no measurable loudness); nothing to master", input_path)
+        raise InvalidAudioError("is silent (no measurable loudness); nothing to master", input_path)
     sr = meta.sample_rate
     target = with_profile_for(target, before)
     # the excerpt the model refines on is also what plugins are calibrated and compared on

@@ -518,7 +518,7 @@ def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, opti
     stems = [apply_correction(s, c) for s, c in zip(stems, corrections)]
     mix = Audio(np.sum([s.samples for s in stems], axis=0, dtype=np.float32), sr, f"{song_dir} (sum of stems)")
     if mix.duration_s < MIN_MASTER_S:
-        raise UsageError(f"the stems are {mix.duration_s:.3f} s long; mastering needs at least "
+        raise InvalidAudioError(f"the stems are {mix.duration_s:.3f} s long; mastering needs at least "
                          f"{MIN_MASTER_S:.0f} s", song_dir)
     step("analysing the mix")
     mix_before = analyze(mix)

@@ -24,7 +24,7 @@ import numpy as np
 import tomli_w
 
 from assistant.atomic import write_text
-from assistant.errors import SettingsError, UsageError
+from assistant.errors import InvalidAudioError, SettingsError, UsageError
 from assistant.features import Features
 from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask, smooth_bands
 
@@ -142,7 +142,7 @@ def profile_from_features(features: Sequence[Features], name: str, description: 
         raise UsageError("a profile needs at least one track")
     for f in features:
         if not math.isfinite(f.integrated_lufs) or f.duration_s < 3.0:
-            raise UsageError("is silent or shorter than 3 s: it cannot serve as a reference", f.source)
+            raise InvalidAudioError("is silent or shorter than 3 s: it cannot serve as a reference", f.source)
     shapes = np.array([band_shape(f.mid_band_db) for f in features])
     scalars = {key: np.array([_finite_or(getattr(f, key), 0.0) for f in features]) for key in PROFILE_SCALARS}
     if len(features) == 1:

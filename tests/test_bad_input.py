@@ -7,7 +7,9 @@ import json
 import logging
 import math
 import os
+import re
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -138,9 +140,10 @@ def test_integral_sample_rates_of_any_numeric_type_are_accepted(sample_rate):
 
 
 # ---- truncated files -------------------------------------------------------------------
-TRUNCATABLE = (  # formats whose header declares the length, so a cut can be noticed
+TRUNCATABLE = (  # formats whose header (or, for Ogg, the end-of-stream page) shows a cut
     (".wav", "PCM_16"), (".wav", "PCM_24"), (".wav", "FLOAT"),
     (".aiff", "PCM_16"), (".aiff", "PCM_24"), (".flac", "PCM_16"),
+    (".ogg", "VORBIS"), (".mp3", "MPEG_LAYER_III"),
 )
 
 
@@ -319,3 +322,58 @@ def test_iter_blocks_streams_in_blocks(write_audio):
     path = write_audio("b.wav", np.zeros((2, 25 * 8000)), 8000, subtype="PCM_16")
     sizes = [b.shape for b in iter_blocks(path, block_frames=8000 * 10)]
     assert sizes == [(2, 80000), (2, 80000), (2, 40000)]
+
+
+@pytest.mark.parametrize("keep", (0.3, 0.7, 0.97))
+@pytest.mark.parametrize("ext,subtype", ((".ogg", "VORBIS"), (".mp3", "MPEG_LAYER_III")))
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_truncated_lossy_files_are_refused_with_both_durations(entry, ext, subtype, keep, noise, write_audio):
+    """libsndfile decodes a cut Ogg up to its last whole page and a cut MP3 up to its last frame,
+    silently; both are refused like a cut WAV (exit 4)."""
+    full = write_audio(f"full{ext}", noise(44100, 3.0, -20.0, 2), 44100, subtype=subtype)
+    ENTRY_POINTS[entry](full)  # the whole file is fine
+    cut = full.with_name(f"cut{ext}")
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * keep)])
+    exc = _expect_error(entry, cut, UnreadableAudioError, 4, "truncated")
+    assert re.search(r"\d\.\d\d s", exc.message)  # the decoded duration (and the declared one, for MP3)
+
+
+# ---- float samples beyond full scale --------------------------------------------------------
+def test_float_samples_over_full_scale_are_normal_work(write_audio, tmp_path):
+    """A float mix peaking at +20 dBFS is legitimate: analysed without a warning, mastered."""
+    from assistant.master import master_file, resolve_target
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((2, 48000 * 4)) * 2.0).astype(np.float32)  # peaks near +18 dBFS
+    path = write_audio("hot.wav", x, 48000, subtype="FLOAT")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        features = analyze_file(path)
+    assert features.sample_peak_dbfs > 12.0 and math.isfinite(features.integrated_lufs)
+    report = master_file(path, tmp_path / "m.wav", resolve_target("spotify"), engine="dsp")
+    assert abs(report.output_features.integrated_lufs + 14.0) <= 0.1
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_absurd_float_samples_are_refused_naming_position_and_peak(entry, write_audio):
+    """Finite but absurd values (a float body overwritten by garbage): refused, exit 5, with the
+    first offending position and the peak; no overflow warning on the way."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((2, 48000 * 3)) * 0.1).astype(np.float32)
+    x[1, 72000] = 3.2e38  # 770 dBFS
+    x[0, 90000] = -5000.0
+    path = write_audio("garbage.wav", x, 48000, subtype="FLOAT")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exc = _expect_error(entry, path, InvalidAudioError, 5, "beyond full scale", "1.500 s", "channel 1",
+                            "+770 dBFS", "+60 dBFS")
+    assert "corrupt" in exc.message
+
+
+def test_a_sample_just_under_the_bound_is_accepted():
+    x = np.zeros((1, 48000), np.float32)
+    x[0, 10] = 999.0  # +59.99 dBFS
+    Audio(x, 48000)
+    x[0, 10] = 1001.0
+    with pytest.raises(InvalidAudioError, match="beyond full scale"):
+        Audio(x, 48000)

@@ -314,14 +314,14 @@ def test_reference_with_a_target_keeps_the_targets_loudness(mix, reference, tmp_
 
 
 @pytest.mark.parametrize("kind", ("silent", "short"))
-def test_unusable_reference_is_a_clear_usage_error(kind, mix, tmp_path):
+def test_unusable_reference_is_refused_as_audio_outside_the_policy(kind, mix, tmp_path):
     if kind == "silent":
         ref = _write(tmp_path / "ref.wav", np.zeros((2, 5 * 48000)), 48000)
     else:
         ref = _write(tmp_path / "ref.wav", groove(48000, seconds=2.0), 48000)
     out = tmp_path / "out.wav"
     code, _, err = _run("master", mix, "-o", out, "--reference", ref, *DSP)
-    assert code == 2
+    assert code == 5
     assert str(ref) in err and "reference" in err and "3 s" in err
     assert "Traceback" not in err
     assert not out.exists()
@@ -347,7 +347,7 @@ def test_profile_command_writes_a_profile_that_master_accepts(mix, reference, tm
 def test_profile_from_a_silent_track_is_refused(tmp_path):
     silent = _write(tmp_path / "silent.wav", np.zeros((2, 4 * 48000)), 48000)
     code, _, err = _run("profile", silent, "-o", tmp_path / "p.toml", "--name", "x")
-    assert code == 2 and str(silent) in err
+    assert code == 5 and str(silent) in err
     assert not (tmp_path / "p.toml").exists()
 
 
