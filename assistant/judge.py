@@ -275,8 +275,8 @@ def tone_bands_db(features: Features) -> np.ndarray:
 
 def _tone_measure(features: Features, profile: Profile) -> tuple[np.ndarray, ...]:
     """(aligned, low, high, excess): the band shape, smoothed over 3 bands and aligned to the
-    profile's range at the level that puts it most inside, the range, and the signed distance
-    outside it (0 inside and outside the tonal bands)."""
+    profile's centre (:func:`_align`), the range, and the signed distance outside it (0 inside
+    and outside the tonal bands)."""
     mask = shape_mask(features.sample_rate)
     shape = band_shape(tone_bands_db(features), mask)
     smooth = shape.copy()
@@ -288,8 +288,7 @@ def _tone_measure(features: Features, profile: Profile) -> tuple[np.ndarray, ...
 
 
 def _tone(features: Features, profile: Profile, amount: float, limits: Limits):
-    """The band shape (smoothed over 3 bands, aligned to the range at the level that puts it
-    most inside) against the profile's band ranges.
+    """The band shape (:func:`_tone_measure`) against the profile's band ranges.
 
     Each run of neighbouring bands outside the range on the same side is one region: it is
     corrected to the range's edge when its worst band lies beyond the trigger, and kept as the

@@ -82,8 +82,8 @@ ENGINES = ("model", "dsp")
 DEFAULT_ENGINE = "model"
 MIN_MASTER_S = 1.0
 DC_HIGHPASS_DBFS = -50.0  # a DC offset above this is removed by the high-pass...
-LIMITER_SHAPE_MIN_DB = 1.0  # less limiting than this leaves the band shape alone
 DC_HIGHPASS_HZ = 20.0  # ...at this cutoff (two first-order sections: no audible bass loss)
+LIMITER_SHAPE_MIN_DB = 1.0  # less limiting than this leaves the band shape alone
 STREAM_BLOCK_FRAMES = audio_io.DITHER_BLOCK_FRAMES  # ~24 s at 44.1 kHz; dither as in master_audio
 
 
@@ -209,7 +209,7 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
     if judged is not features:
         change = band_shape(judged.mid_band_db) - band_shape(features.mid_band_db)
         notes.append(f"judged as delivered: the finalizer's {estimated_limiting_db(features, target):.1f} dB of "
-                     f"limiting changes the band shape by up to {np.max(np.abs(change[shape_mask()])):.1f} dB")
+                     f"limiting changes the band shape by up to {np.max(np.abs(change[shape_mask(features.sample_rate)])):.1f} dB")
     goal = judge(judged, target, judgment)
     settings = ChainSettings.create()  # every stage neutral: the finalizer alone delivers the target
     if not goal.empty:
