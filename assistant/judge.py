@@ -527,6 +527,7 @@ def constrain(settings: ChainSettings, goal: Goal) -> ChainSettings:
 
 REACH_ITERATIONS = 6
 REACH_TOLERANCE_DB = 0.1
+REACH_MARGIN_DB = 0.25  # a region predicted this close to its trigger counts as out of reach (prediction error)
 
 
 def with_band_change(features: Features, mid_change_db: np.ndarray, side_change_db: np.ndarray,
@@ -602,54 +603,72 @@ def _with_tone(goal: Goal, status: np.ndarray, change: np.ndarray) -> Goal:
 
 def _reach_tone(goal: Goal, features: Features, profile: Profile,
                 settings: ChainSettings) -> tuple[Goal, ChainSettings]:
-    lim, sr = goal.limits, features.sample_rate
+    lim = goal.limits
     amount = goal.amounts.fraction("tone")
-    mask = shape_mask(sr)
     # where each band is to land, in the range's frame: the aim itself, not the change the
     # EQ limit allows (what falls short of it is judged below)
     aligned, _, _, _, full_change, _, _ = _tone(features, profile, amount, lim)
     wanted = aligned + np.where(np.asarray(goal.band_status) == "corrected", full_change, 0.0)
     status = np.asarray(goal.band_status, dtype=object)
     locked = np.zeros(len(status), dtype=bool)  # regions given up as character
-    layout = eq_layout(goal)
-    for _attempt in range(3):
-        for _ in range(REACH_ITERATIONS):
-            after, _, _, _, change, after_status, _ = _tone(predicted_features(features, settings), profile,
-                                                            amount, lim)
-            new = (np.asarray(after_status) == "corrected") & (status != "corrected") & ~locked
-            if np.any(new):  # the chain carried a neighbouring region out of its range
-                status[new], wanted[new] = "corrected", after[new] + change[new]
-                goal = _with_tone(goal, status, wanted - aligned)
-                layout = eq_layout(goal)
-            corrected = status == "corrected"
-            # corrected bands: to where the judgment will look for them; the others: no EQ at all
-            # (their own measurement drifts with the alignment, which is no reason to move them)
-            residual = np.where(mask, np.where(corrected, after - wanted, _eq_response_db(settings, sr)), 0.0)
-            if not np.any(corrected) or (not np.any(new)
-                                         and np.max(np.abs(residual[corrected])) < REACH_TOLERANCE_DB):
-                break
-            step = eq_values(fit_eq(-residual, mask, sr, band_matrix(RESPONSE_FFT, sr), free_level=False,
-                                    limit_db=lim.max_eq_db, layout=layout, weights=goal.band_weights()), layout)
-            values = {k: v for k, v in step.items() if not k.endswith(".gain_db")}
-            for stage in EQ_STAGES:
-                key = f"{stage}.gain_db"
-                values[key] = round(float(np.clip(settings[key] + step[key], -lim.max_eq_db, lim.max_eq_db)), 2)
-            settings = settings.replace(values, {s: True for s in EQ_STAGES})
+    frozen: set[str] = set()  # stages held at 0 dB (their move was under the smallest mastering move)
+    for _attempt in range(4):
+        goal, settings = _fit_tone(goal, features, profile, settings, status, wanted, aligned, locked, frozen)
+        small = {s for s in EQ_STAGES if 0.0 < abs(settings[f"{s}.gain_db"]) < lim.min_eq_move_db} - frozen
+        if small:  # drop them, and let the other stages make up for it
+            frozen |= small
+            settings = settings.replace({f"{s}.gain_db": 0.0 for s in small})
+            continue
         if lim.partial_moves or not goal.active("tone"):
             break
-        after = _tone_measure(predicted_features(features, settings), profile)[0]
-        moving = np.sign(np.round(wanted - aligned, 6))
-        shortfall = np.where(status == "corrected", (after - wanted) * -moving, 0.0)
-        short = shortfall > lim.tone_trigger_db + lim.tone_aim_inside_db / 2.0
+        # what a second pass would see: a corrected region still beyond (nearly) its trigger
+        # is out of reach, and is the production's character after all
+        excess = _tone_measure(predicted_features(features, settings), profile)[3]
+        short = (status == "corrected") & (np.abs(excess) > lim.tone_trigger_db - REACH_MARGIN_DB)
         if not np.any(short):
             break
+        moving = np.sign(np.round(wanted - aligned, 6))
         for run in _runs(np.where(status == "corrected", moving, 0.0)):
-            if np.any(short[run]):  # out of reach: the production's character after all
+            if np.any(short[run]):
                 status[run], wanted[run], locked[run] = "character", aligned[run], True
         goal = _with_tone(goal, status, wanted - aligned)
-        layout = eq_layout(goal)
-    settings = settings.replace({f"{s}.gain_db": 0.0 for s in EQ_STAGES
-                                 if abs(settings[f"{s}.gain_db"]) < lim.min_eq_move_db or not goal.active("tone")})
+    if not goal.active("tone"):
+        settings = settings.replace({f"{s}.gain_db": 0.0 for s in EQ_STAGES})
+    return goal, settings
+
+
+def _fit_tone(goal: Goal, features: Features, profile: Profile, settings: ChainSettings, status: np.ndarray,
+              wanted: np.ndarray, aligned: np.ndarray, locked: np.ndarray,
+              frozen: set[str]) -> tuple[Goal, ChainSettings]:
+    """The loop proper: judge the predicted output, refit the EQ stages not ``frozen`` on what
+    is left, until the corrected bands land where ``wanted`` (updated in place, with
+    ``status``, for regions the chain carries out of their range)."""
+    lim, sr = goal.limits, features.sample_rate
+    mask = shape_mask(sr)
+    goal = _with_tone(goal, status, wanted - aligned)
+    for _ in range(REACH_ITERATIONS):
+        after, _, _, _, change, after_status, _ = _tone(predicted_features(features, settings), profile,
+                                                        goal.amounts.fraction("tone"), lim)
+        new = (np.asarray(after_status) == "corrected") & (status != "corrected") & ~locked
+        if np.any(new):  # the chain carried a neighbouring region out of its range
+            status[new], wanted[new] = "corrected", after[new] + change[new]
+            goal = _with_tone(goal, status, wanted - aligned)
+        corrected = status == "corrected"
+        # corrected bands: to where the judgment will look for them; the others: no EQ at all
+        # (their own measurement drifts with the alignment, which is no reason to move them)
+        residual = np.where(mask, np.where(corrected, after - wanted, _eq_response_db(settings, sr)), 0.0)
+        if not np.any(corrected) or (not np.any(new) and np.max(np.abs(residual[corrected])) < REACH_TOLERANCE_DB):
+            break
+        layout = {s: v for s, v in eq_layout(goal).items() if s not in frozen}
+        if not layout:
+            break
+        step = eq_values(fit_eq(-residual, mask, sr, band_matrix(RESPONSE_FFT, sr), free_level=False,
+                                limit_db=lim.max_eq_db, layout=layout, weights=goal.band_weights()), layout)
+        values = {k: v for k, v in step.items() if not k.endswith(".gain_db")}
+        for stage in layout:
+            key = f"{stage}.gain_db"
+            values[key] = round(float(np.clip(settings[key] + step[key], -lim.max_eq_db, lim.max_eq_db)), 2)
+        settings = settings.replace(values, {s: True for s in layout})
     return goal, settings
 
 
