@@ -322,6 +322,39 @@ def cmd_model_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_do_no_harm(files, clips: int, progress) -> None:
+    """The judgment's do-no-harm and idempotence on held-out audio taken as finished: each
+    clip mastered to spotify (its profile chosen automatically), then mastered again."""
+    from assistant.audio import Audio
+    from assistant.master import resolve_target, two_passes
+    from models.data import clips_from_file
+
+    target = resolve_target("spotify", profile="auto")
+    rows = {"model": [], "dsp": []}
+    files = sorted(files, key=lambda p: "score-clips" in Path(p).parts)  # real recordings first
+    for path in files[:clips]:
+        samples, rate = clips_from_file(Path(path), max_clips=1)[0]
+        for engine, out in rows.items():
+            out.append(two_passes(Audio(samples, rate, str(path)), target, engine))
+        progress(f"do no harm: {len(rows['dsp'])}/{min(clips, len(files))} clips")
+    if not rows["dsp"]:
+        return
+    print(f"\ndo no harm and idempotence ({len(rows['dsp'])} held-out clips as finished masters, spotify, "
+          "profile auto):")
+    print("| engine | pass 1: median / worst max band Δ dB | worst width Δ % | pass 2: worst max band Δ dB "
+          "| worst width Δ % | worst crest Δ dB | worst LUFS Δ | clips pass 2 moves |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    def worst(out: list[dict], part: str, key: str) -> float:
+        return max(abs(r[part][key]) for r in out)
+
+    for engine, out in rows.items():
+        band1 = sorted(r["pass1"]["band_max_db"] for r in out)
+        print(f"| {engine} | {band1[len(band1) // 2]:.2f} / {band1[-1]:.2f} | {worst(out, 'pass1', 'width_pct'):.1f} | "
+              f"{worst(out, 'pass2', 'band_max_db'):.2f} | {worst(out, 'pass2', 'width_pct'):.1f} | "
+              f"{worst(out, 'pass2', 'crest_db'):.2f} | {worst(out, 'pass2', 'lufs_change'):.3f} | "
+              f"{sum(r['pass2_moves'] for r in out)} of {len(out)} |")
+
+
 def cmd_model_evaluate(args: argparse.Namespace) -> int:
     from assistant.analyze import analyze
     from assistant.atomic import cache_root
@@ -348,6 +381,7 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
         print(f"| {key} | " + " | ".join(f"{summary[m][key]:.3f}" for m in METHODS) + " |")
     for key, value in result["timings"].items():
         print(f"{key}: {value * 1000:.1f} ms (median)")
+    _print_do_no_harm(held, args.do_no_harm_clips, progress)
     if args.json:
         from assistant.atomic import write_text
 
@@ -529,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
             m.add_argument("--weights", help="a model.npz (default: the shipped weights)")
             m.add_argument("--variants", type=int, default=2, help="settings drawn per held-out clip")
             m.add_argument("--max-score-clips", type=int, help="evaluate at most this many held-out score clips")
+            m.add_argument("--do-no-harm-clips", type=int, default=8, metavar="N",
+                           help="held-out clips (real recordings first) mastered twice for the do-no-harm and "
+                                "idempotence figures (0: skip)")
             m.add_argument("--json", metavar="OUT", help="write every row and the summary as JSON")
     return parser
 

@@ -672,6 +672,18 @@ def _fit_tone(goal: Goal, features: Features, profile: Profile, settings: ChainS
     return goal, settings
 
 
+def measured_change(a: Features, b: Features) -> dict[str, float]:
+    """What changed from ``a`` to ``b``, as a mastering engineer checks a master: the largest
+    and the mean band-shape change over the tonal bands (level removed, on the bands the tone
+    is judged on), the width change (side/mid amplitude ratio, %), the crest and LUFS change."""
+    mask = shape_mask(min(a.sample_rate, b.sample_rate))
+    diff = (band_shape(tone_bands_db(b), mask) - band_shape(tone_bands_db(a), mask))[mask]
+    width = (side_mid_ratio(b.width) / side_mid_ratio(a.width) - 1.0) * 100.0 if a.channels == 2 else 0.0
+    return {"band_max_db": float(np.max(np.abs(diff))), "band_mean_db": float(np.mean(np.abs(diff))),
+            "width_pct": float(width), "crest_db": float(b.crest_factor_db - a.crest_factor_db),
+            "lufs_change": float(b.integrated_lufs - a.integrated_lufs)}
+
+
 # ---- explanations ---------------------------------------------------------------------------
 
 # The band region each EQ stage acts on (Hz), for its evidence line.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -39,6 +39,7 @@ from assistant.judge import (
     explain,
     goal_to_dict,
     judge,
+    measured_change,
     reach_goal,
     with_band_change,
 )
@@ -223,6 +224,8 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
         goal, settings = reach_goal(goal, judged, target.profile, settings)
     if goal.active("dynamics"):
         settings = _fit_compressor(audio, judged, goal, settings)
+    if goal.active("space"):
+        goal, settings = _reach_space(audio, judged, goal, settings)
     if not goal.empty:
         settings = _within_limiting_budget(audio, features, target, settings, max_limiting_db, notes)
     return Decision(settings, goal, explain(goal, settings), tuple(notes))
@@ -292,6 +295,33 @@ def _engine_settings(audio: Audio, features: Features, goal: Goal, engine: str, 
     raise UsageError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
 
 
+def _reach_space(audio: Audio, features: Features, goal: Goal, settings: ChainSettings) -> tuple[Goal, ChainSettings]:
+    """The reverb checked in closed loop on the excerpt: what it adds to the post-onset tail
+    (rendered with and without it) must bring the mix inside the trigger, or a second pass
+    would add reverb again. If even the largest wet level the limits allow falls short, the
+    dryness is the production's character (a master) or the largest reverb stays (a reference)."""
+    check, lim = goal.check("tail_level_db"), goal.limits
+    x = excerpt(audio.samples, audio.sample_rate)
+    dry = analyze(Audio(render(x, audio.sample_rate, settings.replace(enabled={"reverb": False})),
+                        audio.sample_rate)).tail_level_db
+
+    def reached(trial: ChainSettings) -> float:
+        wet = analyze(Audio(render(x, audio.sample_rate, trial), audio.sample_rate)).tail_level_db
+        return features.tail_level_db + (wet - dry if math.isfinite(wet) and math.isfinite(dry) else 0.0)
+
+    tail = reached(settings)
+    if tail >= check.low - lim.space_trigger_db / 2.0 or tail >= check.goal:
+        return goal, settings
+    widest = settings.replace({"reverb.wet": lim.max_reverb_wet})
+    widest_tail = reached(widest)
+    if widest_tail >= check.low - lim.space_trigger_db / 2.0 or lim.partial_moves:
+        return goal, widest
+    note = (f"the largest reverb a master gets (wet {lim.max_reverb_wet:.2f}) raises it only to "
+            f"{widest_tail:.1f} dB")
+    checks = tuple(replace(c, status="character", goal=c.measured, note=note) if c is check else c for c in goal.checks)
+    return replace(goal, checks=checks), settings.replace(enabled={"reverb": False})
+
+
 def _fit_compressor(audio: Audio, features: Features, goal: Goal, settings: ChainSettings) -> ChainSettings:
     crest, lra = goal.check("crest_factor_db"), goal.check("loudness_range_lu")
     crest_db = max(0.0, features.crest_factor_db - crest.goal) if crest.status == "corrected" else 0.0
@@ -345,6 +375,25 @@ def master_audio(audio: Audio, target: Target, settings: ChainSettings, bit_dept
     written = audio_io.quantize(result.samples, bit_depth)
     return (Audio(written, audio.sample_rate, audio.source), result.gain_db, result.limiting_db,
             result.warnings)
+
+
+def two_passes(audio: Audio, target: Target, engine: str = DEFAULT_ENGINE,
+               judgment: JudgeOptions = JudgeOptions()) -> dict:
+    """Master ``audio`` (in memory, as ``master`` would), then master the result again with the
+    same target: the do-no-harm and idempotence figures of the judgment. Returns the
+    measured change of each pass (:func:`assistant.judge.measured_change`) and whether the
+    second pass set any stage."""
+    features = analyze(audio)
+    if not math.isfinite(features.integrated_lufs):
+        raise InvalidAudioError("is silent (no measurable loudness); nothing to master", audio.source)
+    first = suggest_settings(audio, features, with_profile_for(target, features), engine, judgment=judgment)
+    once = master_audio(audio, target, first.settings)[0]
+    once_features = analyze(once)
+    second = suggest_settings(once, once_features, with_profile_for(target, once_features), engine,
+                              judgment=judgment)
+    twice_features = analyze(master_audio(once, target, second.settings)[0])
+    return {"pass1": measured_change(features, once_features), "pass2": measured_change(once_features, twice_features),
+            "pass2_moves": any(m.values for m in second.moves) or second.settings.is_on("highpass")}
 
 
 def master_file(input_path: str | Path, output_path: str | Path, target: Target, engine: str = DEFAULT_ENGINE,

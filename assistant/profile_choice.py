@@ -1,7 +1,9 @@
 """``--profile auto``: the shipped profile nearest to a mix's own measured character.
 
 Each profile and the mix become one vector: the level-removed band shape over the tonal
-bands, plus crest factor, loudness range, width and tail level. Every dimension is divided by
+bands, plus crest factor (as delivered: after the limiting the finalizer will apply to reach
+the target, so that our own master, which needs none, is placed where its mix was), loudness
+range, width and tail level. Every dimension is divided by
 the mean half-width of the profiles' normal ranges in it, so one unit means "one typical
 range" whatever the unit; a scikit-learn nearest-neighbour search over the profile centres
 then picks the closest. The choice and its evidence (the distances, the aspects that decided
@@ -30,8 +32,10 @@ def _vector(shape_db: Sequence[float], scalars: Sequence[float], mask: np.ndarra
     return np.concatenate((band_shape(shape_db, mask)[mask], np.asarray(scalars, dtype=np.float64)))
 
 
-def choose_profile(features: Features, profiles: Sequence[Profile]) -> tuple[Profile, str]:
-    """The profile of ``profiles`` nearest to ``features``, and one sentence saying why."""
+def choose_profile(features: Features, profiles: Sequence[Profile],
+                   limiting_db: float = 0.0) -> tuple[Profile, str]:
+    """The profile of ``profiles`` nearest to ``features`` (whose crest factor the finalizer will
+    lower by ``limiting_db``), and one sentence saying why."""
     if not profiles:
         raise UsageError("--profile auto: the profile library is empty (no presets/profiles/*.toml)")
     mask = shape_mask(features.sample_rate)
@@ -40,7 +44,9 @@ def choose_profile(features: Features, profiles: Sequence[Profile]) -> tuple[Pro
         ((np.asarray(p.band_high_db) - np.asarray(p.band_low_db)) / 2.0)[mask],
         [(p.scalar_range(k)[1] - p.scalar_range(k)[0]) / 2.0 for k in CHOICE_SCALARS])) for p in profiles])
     scale = np.maximum(half.mean(axis=0), 1e-3)
-    mine = _vector(features.mid_band_db, [_finite(getattr(features, k)) for k in CHOICE_SCALARS], mask)
+    delivered = {"crest_factor_db": _finite(features.crest_factor_db) - limiting_db}
+    mine = _vector(features.mid_band_db, [delivered.get(k, _finite(getattr(features, k))) for k in CHOICE_SCALARS],
+                   mask)
     # lazy: scikit-learn takes about 1 s to import, and only --profile auto needs it (mixbridge master starts fast)
     from sklearn.neighbors import NearestNeighbors
 
@@ -68,6 +74,9 @@ def with_profile_for(target: Target, features: Features, profiles: Sequence[Prof
     """``target`` itself, or with ``--profile auto`` the profile chosen for this mix."""
     if not target.auto_profile:
         return target
-    profile, why = choose_profile(features, shipped_profiles() if profiles is None else profiles)
+    from assistant.judge import estimated_limiting_db
+
+    profile, why = choose_profile(features, shipped_profiles() if profiles is None else profiles,
+                                  estimated_limiting_db(features, target))
     log.info("%s: --profile auto chose %s (%s)", features.source, profile.name, why)
     return replace(target, profile=profile, auto_profile=False, profile_choice=f"auto: {profile.name}, {why}")

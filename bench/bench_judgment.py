@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from common import cut_audio, publish  # noqa: E402
 
 from assistant.analyze import analyze_file  # noqa: E402
-from assistant.spectrum import band_shape, shape_mask, side_mid_ratio  # noqa: E402
+from assistant.spectrum import band_shape, shape_mask  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
 RESULTS = ROOT / "bench" / "results" / "judgment.md"
@@ -58,15 +58,10 @@ MAX_LIMITING_DB = 10.0
 
 
 def changes(a, b) -> dict:
-    """What changed from features ``a`` to ``b``."""
-    from assistant.judge import tone_bands_db  # the mid; mid and side of channels out of phase
+    """What changed from features ``a`` to ``b`` (the library's own measure)."""
+    from assistant.judge import measured_change
 
-    mask = shape_mask(min(a.sample_rate, b.sample_rate))
-    diff = (band_shape(tone_bands_db(b), mask) - band_shape(tone_bands_db(a), mask))[mask]
-    width = (side_mid_ratio(b.width) / side_mid_ratio(a.width) - 1.0) * 100.0 if a.channels == 2 else 0.0
-    return {"band_max_db": float(np.max(np.abs(diff))), "band_mean_db": float(np.mean(np.abs(diff))),
-            "width_pct": float(width), "crest_db": float(b.crest_factor_db - a.crest_factor_db),
-            "lufs_change": float(b.integrated_lufs - a.integrated_lufs)}
+    return measured_change(a, b)
 
 
 def one_track(args: tuple[str, str, str, str, float]) -> dict:

@@ -413,3 +413,57 @@ def test_the_limiting_the_delivery_needs_is_judged_as_heard(tmp_path):
     quiet_enough = replace(features, true_peak_dbtp=target.ceiling_dbtp - 6.0,
                            integrated_lufs=target.lufs - 1.0)
     assert as_delivered(mix, quiet_enough, target, 10.0) is quiet_enough  # little limiting: judged as it is
+
+
+def test_two_passes_gives_the_do_no_harm_and_idempotence_figures(base):
+    """The figures `model evaluate` prints: a bumped mix moves in pass 1, not in pass 2."""
+    from assistant.master import two_passes
+
+    audio, features, _ = base
+    target = _target(_profile_around(features, band_half_db=1.5))
+    figures = two_passes(Audio(_bump(audio.samples, 1000.0, 6.0), SR), target, "dsp")
+    assert figures["pass1"]["band_max_db"] > 1.0
+    assert figures["pass2"]["band_max_db"] <= 0.5 and not figures["pass2_moves"]
+    assert abs(figures["pass2"]["lufs_change"]) <= 0.1
+
+
+def test_model_evaluate_prints_do_no_harm_for_both_engines(tmp_path, capsys):
+    from assistant.cli import _print_do_no_harm
+
+    path = _write(tmp_path / "finished.wav", _mix(seconds=6.0))
+    _print_do_no_harm([path], 4, lambda message: None)
+    out = capsys.readouterr().out
+    assert "do no harm and idempotence (1 held-out clips" in out
+    rows = [line for line in out.splitlines() if line.startswith(("| model |", "| dsp |"))]
+    assert len(rows) == 2 and all(row.endswith("of 1 |") for row in rows)
+
+
+def test_a_reverb_is_added_only_if_it_completes_the_move(base):
+    """A mix 5 dB drier than its range: the reverb goes on only if, rendered on the excerpt, it
+    brings the tail inside the trigger; otherwise the dryness is kept as character (a second
+    pass would add reverb again)."""
+    audio, features, _ = base
+    profile = _profile_around(features)
+    tail = features.tail_level_db
+    ranges = dict(profile.scalar_ranges, tail_level_db=(tail + 5.0, tail + 9.0))
+    target = _target(replace(profile, scalar_ranges=ranges, tail_level_db=tail + 7.0))
+    assert judge(features, target).check("tail_level_db").status == "corrected"
+    decision = suggest_settings(audio, features, target, "dsp")
+    check = decision.goal.check("tail_level_db")
+    if decision.settings.is_on("reverb"):
+        wet = analyze(Audio(render(audio.samples, SR, decision.settings), SR)).tail_level_db
+        assert wet >= tail + 5.0 - MASTER_LIMITS.space_trigger_db
+    else:
+        assert check.status == "character" and "largest reverb" in check.note
+
+
+def test_profile_auto_judges_the_crest_as_delivered(base):
+    """Two profiles that differ only in crest: a mix that the finalizer will limit by 6 dB
+    belongs with the denser one (our own master, already limited, then picks the same)."""
+    _, features, _ = base
+    crest = features.crest_factor_db
+    open_ = _profile_around(features, name="open")
+    dense = replace(_profile_around(features, name="dense"), crest_factor_db=crest - 6.0,
+                    scalar_ranges=dict(open_.scalar_ranges, crest_factor_db=(crest - 8.0, crest - 4.0)))
+    assert choose_profile(features, [open_, dense])[0].name == "open"
+    assert choose_profile(features, [open_, dense], limiting_db=6.0)[0].name == "dense"
