@@ -287,6 +287,12 @@ def _tone_measure(features: Features, profile: Profile) -> tuple[np.ndarray, ...
     return aligned, low, high, excess
 
 
+def tone_excess_db(features: Features, profile: Profile) -> np.ndarray:
+    """Per band, how far the mix lies outside the profile's range, as the judgment measures it
+    (signed dB; 0 inside the range and outside the tonal bands)."""
+    return _tone_measure(features, profile)[3]
+
+
 def _tone(features: Features, profile: Profile, amount: float, limits: Limits):
     """The band shape (:func:`_tone_measure`) against the profile's band ranges.
 
@@ -502,10 +508,12 @@ def eq_layout(goal: Goal) -> dict[str, tuple[float, float]]:
 def constrain(settings: ChainSettings, goal: Goal) -> ChainSettings:
     """The engine's chain held to the goal: stages of aspects the goal leaves alone are
     neutral, EQ gains are within the limits and small ones dropped, the compressor's ratio,
-    the reverb's level and the side gain within theirs."""
+    the reverb's level and the side gain within theirs. The high-pass is off: no aspect asks
+    for it (the DSP baseline's sub-bass rule would be an unexplained move); the master's DC
+    rule switches it on, with its reason."""
     lim = goal.limits
     values: dict[str, float] = {}
-    enabled: dict[str, bool] = {}
+    enabled: dict[str, bool] = {"highpass": False}
     for stage in EQ_STAGES:
         gain = float(np.clip(settings[f"{stage}.gain_db"], -lim.max_eq_db, lim.max_eq_db))
         if not goal.active("tone") or not settings.is_on(stage) or abs(gain) < lim.min_eq_move_db:

@@ -215,13 +215,13 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
     settings = ChainSettings.create()  # every stage neutral: the finalizer alone delivers the target
     if not goal.empty:
         settings = constrain(_engine_settings(audio, judged, goal, engine, refine), goal)
-    dc_dbfs = delivered_dc_offset_dbfs(features, target)
-    if dc_dbfs > DC_HIGHPASS_DBFS and not settings.is_on("highpass"):
-        settings = settings.replace({"highpass.cutoff_hz": DC_HIGHPASS_HZ}, {"highpass": True})
-        notes.append(f"DC offset {dc_dbfs:.0f} dBFS at the delivered level (over {DC_HIGHPASS_DBFS:.0f}) "
-                     f"→ high-pass at {DC_HIGHPASS_HZ:.0f} Hz")
-    if not reference:
+    settings = _dc_highpass(features, target, settings, notes)
+    if not reference:  # the loop sees the high-pass too (it trims the lowest bands a little)
         goal, settings = reach_goal(goal, judged, target.profile, settings)
+        if not settings.is_on("highpass"):  # the loop's low shelf may carry the DC over the threshold
+            settings = _dc_highpass(features, target, settings, notes)
+            if settings.is_on("highpass"):
+                goal, settings = reach_goal(goal, judged, target.profile, settings)
     if goal.active("dynamics"):
         settings = _fit_compressor(audio, judged, goal, settings)
     if goal.active("space"):
@@ -258,12 +258,25 @@ def as_delivered(audio: Audio, features: Features, target: Target, max_limiting_
     return with_band_change(features, mid - gain_db, side - gain_db)
 
 
-def delivered_dc_offset_dbfs(features: Features, target: Target) -> float:
-    """The DC offset at the target's loudness: judged where it will be heard, so that the
-    finalizer's gain cannot carry a master across the threshold on a second pass."""
+def _dc_highpass(features: Features, target: Target, settings: ChainSettings, notes: list[str]) -> ChainSettings:
+    """``settings`` with the high-pass on when the DC offset, as delivered behind the chain,
+    is over DC_HIGHPASS_DBFS (and a note saying so)."""
+    dc_dbfs = delivered_dc_offset_dbfs(features, target, settings)
+    if dc_dbfs <= DC_HIGHPASS_DBFS or settings.is_on("highpass"):
+        return settings
+    notes.append(f"DC offset {dc_dbfs:.0f} dBFS at the delivered level (over {DC_HIGHPASS_DBFS:.0f}) "
+                 f"→ high-pass at {DC_HIGHPASS_HZ:.0f} Hz")
+    return settings.replace({"highpass.cutoff_hz": DC_HIGHPASS_HZ}, {"highpass": True})
+
+
+def delivered_dc_offset_dbfs(features: Features, target: Target, settings: ChainSettings | None = None) -> float:
+    """The DC offset at the target's loudness, behind the chain's low shelf (a shelf's gain
+    holds down to 0 Hz): judged where it will be, so that neither the finalizer's gain nor
+    the EQ can carry a master across the threshold on a second pass."""
+    shelf_db = settings["low_shelf.gain_db"] if settings is not None and settings.is_on("low_shelf") else 0.0
     if not math.isfinite(features.integrated_lufs):
-        return features.dc_offset_dbfs
-    return features.dc_offset_dbfs + target.lufs - features.integrated_lufs
+        return features.dc_offset_dbfs + shelf_db
+    return features.dc_offset_dbfs + shelf_db + target.lufs - features.integrated_lufs
 
 
 def _engine_settings(audio: Audio, features: Features, goal: Goal, engine: str, refine: bool) -> ChainSettings:

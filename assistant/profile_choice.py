@@ -1,13 +1,18 @@
-"""``--profile auto``: the shipped profile nearest to a mix's own measured character.
+"""``--profile auto``: the shipped profile whose normal ranges the mix already fits best.
 
 Each profile and the mix become one vector: the level-removed band shape over the tonal
 bands, plus crest factor (as delivered: after the limiting the finalizer will apply to reach
 the target, so that our own master, which needs none, is placed where its mix was), loudness
-range, width and tail level. Every dimension is divided by
-the mean half-width of the profiles' normal ranges in it, so one unit means "one typical
-range" whatever the unit; a scikit-learn nearest-neighbour search over the profile centres
-then picks the closest. The choice and its evidence (the distances, the aspects that decided
-it) are reported.
+range, width and tail level. Every dimension is divided by the mean half-width of the
+profiles' normal ranges in it, so one unit means "one typical range" whatever the unit.
+
+The choice is the profile the mix lies least *outside* of (the judgment's own measure: the
+smoothed, aligned band shape against the band ranges, and each scalar against its range):
+the one that asks for the fewest moves. Among profiles that fit about equally well, a
+scikit-learn nearest-neighbour search over their centres picks the closest. This is stable
+under mastering: the master lies inside the chosen profile's ranges, so a second pass picks
+it again, or another profile it also lies inside (which then asks for nothing either). The
+choice and its evidence are reported.
 """
 
 from __future__ import annotations
@@ -32,37 +37,49 @@ def _vector(shape_db: Sequence[float], scalars: Sequence[float], mask: np.ndarra
     return np.concatenate((band_shape(shape_db, mask)[mask], np.asarray(scalars, dtype=np.float64)))
 
 
+FIT_TIE = 0.05  # outside scores (typical ranges) closer than this count as an equal fit
+
+
 def choose_profile(features: Features, profiles: Sequence[Profile],
                    limiting_db: float = 0.0) -> tuple[Profile, str]:
-    """The profile of ``profiles`` nearest to ``features`` (whose crest factor the finalizer will
-    lower by ``limiting_db``), and one sentence saying why."""
+    """The profile of ``profiles`` that ``features`` (whose crest factor the finalizer will
+    lower by ``limiting_db``) fit best, and one sentence saying why."""
     if not profiles:
         raise UsageError("--profile auto: the profile library is empty (no presets/profiles/*.toml)")
+    from assistant.judge import tone_excess_db
+
     mask = shape_mask(features.sample_rate)
     centres = np.array([_vector(p.band_shape_db, [getattr(p, k) for k in CHOICE_SCALARS], mask) for p in profiles])
     half = np.array([np.concatenate((
         ((np.asarray(p.band_high_db) - np.asarray(p.band_low_db)) / 2.0)[mask],
         [(p.scalar_range(k)[1] - p.scalar_range(k)[0]) / 2.0 for k in CHOICE_SCALARS])) for p in profiles])
     scale = np.maximum(half.mean(axis=0), 1e-3)
-    delivered = {"crest_factor_db": _finite(features.crest_factor_db) - limiting_db}
-    mine = _vector(features.mid_band_db, [delivered.get(k, _finite(getattr(features, k))) for k in CHOICE_SCALARS],
-                   mask)
+    scalars = [_finite(features.crest_factor_db) - limiting_db if k == "crest_factor_db" else
+               _finite(getattr(features, k)) for k in CHOICE_SCALARS]
+    mine = _vector(features.mid_band_db, scalars, mask)
+
+    def outside(p: Profile) -> float:  # RMS distance outside the ranges, in typical ranges
+        tone = tone_excess_db(features, p)[mask]
+        rest = [max(lo - v, v - hi, 0.0) for v, (lo, hi) in zip(scalars, map(p.scalar_range, CHOICE_SCALARS))]
+        return float(np.sqrt(np.mean((np.concatenate((tone, rest)) / scale) ** 2)))
+
+    fits = np.array([outside(p) for p in profiles])
+    equal = np.flatnonzero(fits <= fits.min() + FIT_TIE)
     # lazy: scikit-learn takes about 1 s to import, and only --profile auto needs it (mixbridge master starts fast)
     from sklearn.neighbors import NearestNeighbors
 
-    search = NearestNeighbors(n_neighbors=min(2, len(profiles))).fit(centres / scale)
-    distances, indices = search.kneighbors((mine / scale)[None, :])
-    # the distance is the root of a sum over dimensions: report it per dimension (RMS, in ranges)
-    per_dim = distances[0] / np.sqrt(len(scale))
-    best = profiles[int(indices[0][0])]
-    bands = int(mask.sum())
-    tone = float(np.sqrt(np.mean(((mine - centres[indices[0][0]]) / scale)[:bands] ** 2)))
-    rest = float(np.sqrt(np.mean(((mine - centres[indices[0][0]]) / scale)[bands:] ** 2)))
-    why = (f"nearest profile to this mix's measured band shape, crest, loudness range, width and tail: "
-           f"{per_dim[0]:.2f} typical ranges away (tone {tone:.2f}, dynamics/stereo/space {rest:.2f})")
+    search = NearestNeighbors(n_neighbors=1).fit(centres[equal] / scale)
+    _, nearest = search.kneighbors((mine / scale)[None, :])
+    k = int(equal[nearest[0][0]])
+    best = profiles[k]
+    distance = float(np.sqrt(np.mean(((mine - centres[k]) / scale) ** 2)))
+    why = (f"the profile this mix's band shape, crest (as delivered), loudness range, width and tail fit best: "
+           f"{fits[k]:.2f} typical ranges outside its normal ranges, {distance:.2f} from its centre")
+    if len(equal) > 1:
+        why += f" (the nearest of {len(equal)} that fit equally well)"
     if len(profiles) > 1:
-        runner = profiles[int(indices[0][1])]
-        why += f"; next: {runner.name} at {per_dim[1]:.2f}"
+        runner = min((i for i in range(len(profiles)) if i != k), key=lambda i: (fits[i], i))
+        why += f"; next: {profiles[runner].name}, {fits[runner]:.2f} outside"
     return best, why
 
 
