@@ -51,7 +51,8 @@ def _temporary_next_to(path: Path, suffix: str) -> str:
     if path.is_dir():
         raise OutputError("is a directory", path)
     if not folder.is_dir():
-        raise OutputError(f"folder {folder} does not exist", path)
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise OutputError(f"folder {folder} {what}", path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=suffix, dir=folder)
     except OSError as exc:

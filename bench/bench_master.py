@@ -525,17 +525,18 @@ def main() -> None:
 
             jobs = {
                 "Mixbridge": (tmp / "out_mixbridge.wav",
-                              lambda o: run_mixbridge(mb_cmd, inp, ref_path, o, tmp, extra)),
+                              lambda o, inp=inp, ref=ref_path: run_mixbridge(mb_cmd, inp, ref, o, tmp, extra)),
                 "Matchering": (tmp / "out_matchering.wav",
-                               lambda o: run_matchering(mpy, inp, ref_path, o, tmp)),
+                               lambda o, inp=inp, ref=ref_path: run_matchering(mpy, inp, ref, o, tmp)),
                 "ffmpeg loudnorm": (tmp / "out_loudnorm.wav",
-                                    lambda o: run_loudnorm(args.ffmpeg, inp, o, refinfo.lufs, meta.samplerate, tmp)),
+                                    lambda o, inp=inp, lufs=refinfo.lufs, rate=meta.samplerate: (
+                                        run_loudnorm(args.ffmpeg, inp, o, lufs, rate, tmp))),
             }
             results = []
             for tool in tools:
                 out, fn = jobs[tool]
                 try:
-                    res, notes = timed(tool, lambda: fn(out), runs, out)
+                    res, notes = timed(tool, lambda fn=fn, out=out: fn(out), runs, out)
                     measure(res, out, refinfo, profile)
                     res.notes += notes
                 except (ToolFailed, RuntimeError, OSError, ValueError, KeyError) as exc:

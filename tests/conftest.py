@@ -111,6 +111,18 @@ def ebur128_integrated_lufs(samples: np.ndarray, sample_rate: int) -> float:
     return float(pyebur128.get_loudness_global(state))
 
 
+def ebur128_true_peak_dbtp(samples: np.ndarray, sample_rate: int) -> float:
+    """True peak of ``(channels, n)`` samples by libebur128 (through pyebur128): its own
+    BS.1770 oversampling interpolator, independent of the one our meter and limiter share."""
+    import pyebur128
+
+    data = np.atleast_2d(np.asarray(samples, dtype=np.float64))
+    state = pyebur128.R128State(data.shape[0], int(sample_rate), pyebur128.MeasurementMode.MODE_TRUE_PEAK)
+    state.add_frames(np.ascontiguousarray(data.T).ravel(), data.shape[1])
+    peak = max(float(pyebur128.get_true_peak(state, c)) for c in range(data.shape[0]))
+    return 20.0 * np.log10(max(peak, 1e-12))
+
+
 @pytest.fixture
 def ebur128_lufs() -> Callable[[np.ndarray, int], float]:
     """:func:`ebur128_integrated_lufs`: ``ebur128_lufs(samples, sample_rate)`` by libebur128."""

@@ -1,4 +1,5 @@
-"""The library code is lint-clean (pyflakes, import order, bugbear) under the repo's ruff config."""
+"""The library, its tests and its benchmarks are lint-clean (pyflakes, import order, bugbear) under
+the repo's ruff config."""
 
 from __future__ import annotations
 
@@ -16,6 +17,6 @@ def test_ruff_is_clean():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     if not Path(ruff).exists():
         pytest.skip("ruff is not installed (it comes with the dev extra)")
-    result = subprocess.run([ruff, "check", "assistant", "effects", "models"], cwd=ROOT,
+    result = subprocess.run([ruff, "check", "assistant", "effects", "models", "tests", "bench"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
