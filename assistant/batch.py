@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from assistant.atomic import remove_leftovers
-from assistant.audio import READ_EXTENSIONS
-from assistant.errors import MixbridgeError, UnreadableAudioError, UsageError
+from analysis.atomic import remove_leftovers
+from analysis.audio import READ_EXTENSIONS
+from analysis.errors import MixbridgeError, UnreadableAudioError, UsageError
 from assistant.judge import JudgeOptions
 from assistant.targets import Target
 
@@ -105,7 +105,7 @@ def file_hash(path: Path) -> str:
 
 
 def settings_hash(target: Target, options: BatchOptions) -> str:
-    from assistant.features import FEATURE_VERSION
+    from analysis.features import FEATURE_VERSION
     from effects.schema import SCHEMA_VERSION
 
     blob = json.dumps({"target": asdict(target), "options": asdict(options), "features": FEATURE_VERSION,
@@ -142,7 +142,7 @@ def album_targets(inputs: list[Path], target: Target) -> dict[Path, Target]:
 
     Files that cannot be measured are left out (their own mastering then reports the error).
     """
-    from assistant.analyze import analyze_file_cached
+    from analysis.analyze import analyze_file_cached
 
     loudness = {}
     for path in inputs:

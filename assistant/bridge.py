@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from assistant.analyze import analyze, analyze_file
-from assistant.audio import Audio
-from assistant.errors import InvalidAudioError
-from assistant.features import Features
+from analysis.analyze import analyze, analyze_file
+from analysis.audio import Audio
+from analysis.errors import InvalidAudioError
+from analysis.features import Features
+from analysis.loudness import measure_loudness
+from analysis.spectrum import shape_mask
 from assistant.judge import JudgeOptions
-from assistant.loudness import measure_loudness
 from assistant.profile_choice import with_profile_for
-from assistant.spectrum import shape_mask
 from assistant.targets import Target
 from effects.finalize import MAX_LIMITING_DB
 from effects.plugin_map import PluginChainRenderer, load_map

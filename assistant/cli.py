@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from assistant.errors import MixbridgeError
+from analysis.errors import MixbridgeError
 
 log = logging.getLogger("mixbridge")
 NO_CHANGES = "(no changes: the mix is within the profile's normal ranges; the finalizer alone sets loudness and peaks)"
@@ -53,7 +53,7 @@ def features_table(features) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from assistant.analyze import analyze_file
+    from analysis.analyze import analyze_file
 
     status = 0
     results = []
@@ -221,7 +221,7 @@ def cmd_plugins_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_learn(args: argparse.Namespace) -> int:
-    from assistant.atomic import write_text
+    from analysis.atomic import write_text
     from effects.plugin_learn import learn_eq_stage
 
     text, learned = learn_eq_stage(args.plugin, args.stage, args.gain, args.freq, args.width)
@@ -295,7 +295,7 @@ def cmd_stems(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from assistant.analyze import analyze_file
+    from analysis.analyze import analyze_file
     from assistant.targets import profile_from_features, save_profile
 
     progress = _progress(args.verbose or sys.stderr.isatty())
@@ -325,7 +325,7 @@ def cmd_model_train(args: argparse.Namespace) -> int:
 def _print_do_no_harm(files, clips: int, progress) -> None:
     """The judgment's do-no-harm and idempotence on held-out audio taken as finished: each
     clip mastered to spotify (its profile chosen automatically), then mastered again."""
-    from assistant.audio import Audio
+    from analysis.audio import Audio
     from assistant.master import resolve_target, two_passes
     from models.data import clips_from_file
 
@@ -356,9 +356,9 @@ def _print_do_no_harm(files, clips: int, progress) -> None:
 
 
 def cmd_model_evaluate(args: argparse.Namespace) -> int:
-    from assistant.analyze import analyze
-    from assistant.atomic import cache_root
-    from assistant.audio import Audio
+    from analysis.analyze import analyze
+    from analysis.atomic import cache_root
+    from analysis.audio import Audio
     from models.evaluate import METHODS, evaluate
     from models.net import SettingsModel
     from models.train import source_files
@@ -383,7 +383,7 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
         print(f"{key}: {value * 1000:.1f} ms (median)")
     _print_do_no_harm(held, args.do_no_harm_clips, progress)
     if args.json:
-        from assistant.atomic import write_text
+        from analysis.atomic import write_text
 
         write_text(args.json, json.dumps(result, indent=2, default=float) + "\n")
     return 0
@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_analyze)
 
-    from assistant.audio import BIT_DEPTHS
+    from analysis.audio import BIT_DEPTHS
     from assistant.master import DEFAULT_ENGINE, ENGINES
     from effects.finalize import MAX_LIMITING_DB
 

@@ -35,9 +35,9 @@ from typing import Mapping
 
 import numpy as np
 
-from assistant.errors import UsageError
-from assistant.features import Features
-from assistant.spectrum import BAND_CENTRES_HZ, band_matrix, band_shape, shape_mask, side_mid_ratio, smooth_bands
+from analysis.errors import UsageError
+from analysis.features import Features
+from analysis.spectrum import BAND_CENTRES_HZ, band_matrix, band_shape, shape_mask, side_mid_ratio, smooth_bands
 from assistant.targets import Profile, Target
 from effects.response import eq_band_response_db
 from effects.schema import EQ_STAGES, PARAM_INDEX, STAGE_LABELS, ChainSettings, format_value

@@ -23,12 +23,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from assistant import audio as audio_io
-from assistant.analyze import analyze, analyze_file, analyze_file_cached
-from assistant.atomic import atomic_path, scratch_path, write_text
-from assistant.audio import Audio
-from assistant.errors import InvalidAudioError, OutputError, UsageError
-from assistant.features import Features
+from analysis import audio as audio_io
+from analysis.analyze import analyze, analyze_file, analyze_file_cached
+from analysis.atomic import atomic_path, scratch_path, write_text
+from analysis.audio import Audio
+from analysis.errors import InvalidAudioError, OutputError, UsageError
+from analysis.features import Features
+from analysis.loudness import measure_loudness
+from analysis.spectrum import SpectrumAnalyzer, band_shape, shape_mask
+from analysis.truepeak import true_peak_dbtp
 from assistant.judge import (
     Goal,
     JudgeOptions,
@@ -43,9 +46,7 @@ from assistant.judge import (
     reach_goal,
     with_band_change,
 )
-from assistant.loudness import measure_loudness
 from assistant.profile_choice import with_profile_for
-from assistant.spectrum import SpectrumAnalyzer, band_shape, shape_mask
 from assistant.targets import (
     AUTO_PROFILE,
     DEFAULT_CEILING_DBTP,
@@ -57,7 +58,6 @@ from assistant.targets import (
     reference_lufs,
     tonal_error_db,
 )
-from assistant.truepeak import true_peak_dbtp
 from effects.finalize import (
     MAX_LIMITING_DB,
     BlockStatsMeter,

@@ -23,9 +23,9 @@ from typing import Sequence
 
 import numpy as np
 
-from assistant.errors import UsageError
-from assistant.features import Features
-from assistant.spectrum import band_shape, shape_mask
+from analysis.errors import UsageError
+from analysis.features import Features
+from analysis.spectrum import band_shape, shape_mask
 from assistant.targets import Profile, Target, shipped_profiles
 
 log = logging.getLogger(__name__)

@@ -36,19 +36,19 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from assistant import audio as audio_io
-from assistant.analyze import OUT_OF_PHASE_CORRELATION, analyze
-from assistant.atomic import write_text
-from assistant.audio import READ_EXTENSIONS, Audio
-from assistant.errors import InputNotFoundError, InvalidAudioError, MixbridgeError, OutputError, UsageError
-from assistant.features import Features
+from analysis import audio as audio_io
+from analysis.analyze import OUT_OF_PHASE_CORRELATION, analyze
+from analysis.atomic import write_text
+from analysis.audio import READ_EXTENSIONS, Audio
+from analysis.errors import InputNotFoundError, InvalidAudioError, MixbridgeError, OutputError, UsageError
+from analysis.features import Features
+from analysis.loudness import measure_loudness
+from analysis.spectrum import BAND_CENTRES_HZ, band_matrix, fft_size
+from analysis.truepeak import amplitude_to_db, true_peak_dbtp
 from assistant.judge import Goal, JudgeOptions, Move
-from assistant.loudness import measure_loudness
 from assistant.master import DC_HIGHPASS_DBFS, DEFAULT_ENGINE, MIN_MASTER_S, judgment_dict, suggest_settings
 from assistant.profile_choice import with_profile_for
-from assistant.spectrum import BAND_CENTRES_HZ, band_matrix, fft_size
 from assistant.targets import Target
-from assistant.truepeak import amplitude_to_db, true_peak_dbtp
 from effects.bus import render_bus
 from effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
 from effects.limiter import TruePeakLimiter

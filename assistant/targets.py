@@ -23,10 +23,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import tomli_w
 
-from assistant.atomic import write_text
-from assistant.errors import InvalidAudioError, SettingsError, UsageError
-from assistant.features import Features
-from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask, smooth_bands
+from analysis.atomic import write_text
+from analysis.errors import InvalidAudioError, SettingsError, UsageError
+from analysis.features import Features
+from analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask, smooth_bands
 
 PRESETS_SCHEMA_VERSION = 1  # presets/targets.toml
 PROFILE_SCHEMA_VERSION = 2  # presets/profiles/*.toml: 2 added the normal ranges
@@ -61,7 +61,7 @@ class Profile:
     """A sound to aim for: normal ranges and centres of the band shape and of each descriptor.
 
     ``band_shape_db`` (the centre), ``band_low_db`` and ``band_high_db`` hold 31 values in dB
-    with the mean over :data:`assistant.spectrum.SHAPE_RANGE_HZ` of the centre removed. The
+    with the mean over :data:`analysis.spectrum.SHAPE_RANGE_HZ` of the centre removed. The
     scalar fields are the centres; ``scalar_ranges`` maps each of :data:`PROFILE_SCALARS` to
     its ``(low, high)``.
     """

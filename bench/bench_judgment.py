@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from common import cut_audio, publish  # noqa: E402
 
-from assistant.analyze import analyze_file  # noqa: E402
-from assistant.spectrum import band_shape, shape_mask  # noqa: E402
+from analysis.analyze import analyze_file  # noqa: E402
+from analysis.spectrum import band_shape, shape_mask  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
 RESULTS = ROOT / "bench" / "results" / "judgment.md"
@@ -138,7 +138,7 @@ def passes_summary(rows: list[dict]) -> list[str]:
 
 def degrade(src: Path, dest: Path, seed: int) -> dict:
     """A damaged copy of ``src``: seeded random shelves, a mid bell and compression."""
-    from assistant.audio import Audio, load, save
+    from analysis.audio import Audio, load, save
     from effects.render import render
     from effects.schema import ChainSettings
 

@@ -60,8 +60,8 @@ sys.path.insert(0, str(ROOT))
 
 from common import BLOCK_FRAMES, cut_audio, publish  # noqa: E402
 
-from assistant.analyze import analyze_file  # noqa: E402
-from assistant.features import Features  # noqa: E402
+from analysis.analyze import analyze_file  # noqa: E402
+from analysis.features import Features  # noqa: E402
 from assistant.targets import profile_from_features, reference_lufs, tonal_error_db  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")

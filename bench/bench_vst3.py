@@ -31,8 +31,8 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.analyze import analyze  # noqa: E402
-from assistant.audio import Audio  # noqa: E402
+from analysis.analyze import analyze  # noqa: E402
+from analysis.audio import Audio  # noqa: E402
 from assistant.bridge import render_match  # noqa: E402
 from assistant.master import excerpt_of, resolve_target, suggest_settings  # noqa: E402
 from bench.common import publish  # noqa: E402

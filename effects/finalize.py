@@ -26,9 +26,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from assistant.errors import InvalidAudioError
-from assistant.loudness import LoudnessMeter, WeightedPowerMeter, integrated_from_power
-from assistant.truepeak import PeakEnvelopeMeter, TruePeakMeter
+from analysis.errors import InvalidAudioError
+from analysis.loudness import LoudnessMeter, WeightedPowerMeter, integrated_from_power
+from analysis.truepeak import PeakEnvelopeMeter, TruePeakMeter
 from effects.limiter import TruePeakLimiter, block_size
 
 log = logging.getLogger(__name__)

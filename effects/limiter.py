@@ -1,7 +1,7 @@
 """A look-ahead true-peak limiter: a gain curve that keeps the interpolated peak under a ceiling.
 
 The gain is computed from the linked true-peak envelope (BS.1770-5 Annex 2 interpolation, see
-:func:`assistant.truepeak.peak_envelope`) on a grid of short blocks (~0.5 ms), in dB:
+:func:`analysis.truepeak.peak_envelope`) on a grid of short blocks (~0.5 ms), in dB:
 
 1. required reduction per block ``req[k] = min(0, ceiling - max(envelope in block k))``;
 2. look-ahead hold: ``h[k] = min(req[k-1 .. k+L])`` (L blocks of look-ahead);

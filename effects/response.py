@@ -20,7 +20,7 @@ def eq_band_response_db(settings: ChainSettings, sample_rate: int, band_matrix: 
     ----------
     band_matrix : np.ndarray, shape (bins, bands)
         Bin-to-band weights for an FFT of ``2 * (bins - 1)`` points at ``sample_rate``
-        (see :func:`assistant.spectrum.band_matrix`).
+        (see :func:`analysis.spectrum.band_matrix`).
     """
     only_eq = settings.only(("highpass", *EQ_STAGES))
     n_fft = 2 * (band_matrix.shape[0] - 1)

@@ -16,8 +16,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from assistant.atomic import write_text
-from assistant.errors import SettingsError
+from analysis.atomic import write_text
+from analysis.errors import SettingsError
 
 SCHEMA_VERSION = 1
 

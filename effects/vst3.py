@@ -33,8 +33,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from assistant.atomic import atomic_path, cache_root, write_text
-from assistant.errors import InputNotFoundError, InvalidAudioError, SettingsError, UnreadableAudioError
+from analysis.atomic import atomic_path, cache_root, write_text
+from analysis.errors import InputNotFoundError, InvalidAudioError, SettingsError, UnreadableAudioError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
-from assistant.spectrum import band_matrix, band_shape, shape_mask, side_mid_ratio, smooth_bands  # leaf module
+from analysis.spectrum import band_matrix, band_shape, shape_mask, side_mid_ratio, smooth_bands  # leaf module
 from effects.response import eq_band_response_db
 from effects.schema import EQ_STAGES, ChainSettings
 

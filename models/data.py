@@ -145,7 +145,7 @@ def starting_balance(rng: np.random.Generator) -> ChainSettings:
 class Example:
     """One training example: the input and target features and the learned values."""
 
-    features_x: object  # assistant.features.Features
+    features_x: object  # analysis.features.Features
     features_y: object
     values: dict[str, float]
     source: str
@@ -178,7 +178,7 @@ def make_examples(samples: np.ndarray, sample_rate: int, source: str, seed: int,
 
 def clips_from_file(path: Path, clip_s: float = CLIP_S, max_clips: int = 4) -> list[tuple[np.ndarray, int]]:
     """Up to ``max_clips`` evenly spaced stereo clips of ``clip_s`` seconds from a file."""
-    from assistant.audio import load
+    from analysis.audio import load
 
     audio = load(path).as_stereo()
     n = int(clip_s * audio.sample_rate)
@@ -189,7 +189,7 @@ def clips_from_file(path: Path, clip_s: float = CLIP_S, max_clips: int = 4) -> l
 
 
 def audio_files(folder: Path) -> list[Path]:
-    from assistant.audio import READ_EXTENSIONS
+    from analysis.audio import READ_EXTENSIONS
 
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in READ_EXTENSIONS and p.is_file())
 

@@ -52,7 +52,7 @@ def mrstft_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _shape_error(fa, fb) -> float:
-    from assistant.spectrum import band_shape, shape_mask
+    from analysis.spectrum import band_shape, shape_mask
 
     mask = shape_mask(fa.sample_rate)
     return float(np.mean(np.abs(band_shape(fa.mid_band_db, mask)[mask] - band_shape(fb.mid_band_db, mask)[mask])))

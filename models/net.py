@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from assistant.spectrum import band_shape, shape_mask
+from analysis.spectrum import band_shape, shape_mask
 from models.data import LEARNED, learned_ranges, learned_specs
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def input_vector(features, target: TargetDescriptor) -> np.ndarray:
 
 
 def _centres():
-    from assistant.spectrum import BAND_CENTRES_HZ
+    from analysis.spectrum import BAND_CENTRES_HZ
 
     return BAND_CENTRES_HZ
 
@@ -136,7 +136,7 @@ class SettingsModel:
         arrays = {"mean": self.mean, "scale": self.scale, "meta": np.array(json.dumps(self.meta))}
         for i, (w, b) in enumerate(self.layers):
             arrays[f"w{i}"], arrays[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
-        from assistant.atomic import atomic_path
+        from analysis.atomic import atomic_path
 
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
@@ -148,7 +148,7 @@ class SettingsModel:
         """The shipped weights, or a weights file."""
         source = path or resources.files("models").joinpath("weights", WEIGHTS_FILE)
         if not (Path(path).is_file() if path else source.is_file()):
-            from assistant.errors import SettingsError
+            from analysis.errors import SettingsError
 
             raise SettingsError("model weights not found; retrain (mixbridge model train) or use "
                                 "--engine dsp", str(source))
@@ -161,7 +161,7 @@ class SettingsModel:
 
 
 def _feature_version() -> int:
-    from assistant.features import FEATURE_VERSION
+    from analysis.features import FEATURE_VERSION
 
     return FEATURE_VERSION
 

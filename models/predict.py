@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from assistant.spectrum import side_mid_ratio, smooth_bands  # leaf module
+from analysis.spectrum import side_mid_ratio, smooth_bands  # leaf module
 from effects.render import render
 from effects.response import eq_band_response_db
 from effects.schema import EQ_STAGES, ChainSettings

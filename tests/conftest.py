@@ -6,7 +6,7 @@ Level conventions used by every helper here:
   0 dBFS sine peaks at 1.0 and has a mean square of 0.5, i.e. -3.01 dB);
 - noise "at X dBFS" has an *RMS* of 10**(X/20) in every channel.
 
-Signals are float64 arrays shaped ``(channels, n)``, the layout of :class:`assistant.audio.Audio`.
+Signals are float64 arrays shaped ``(channels, n)``, the layout of :class:`analysis.audio.Audio`.
 """
 
 from __future__ import annotations

@@ -11,14 +11,14 @@ import pyloudnorm
 import pytest
 from scipy import signal
 
-from assistant.analyze import analyze, analyze_file
-from assistant.audio import Audio, save
-from assistant.dynamics import describe_dynamics
-from assistant.errors import SettingsError
-from assistant.features import Features, vector_names
-from assistant.loudness import LoudnessMeter
-from assistant.spectrum import BAND_CENTRES_HZ, BAND_EDGES_HZ, SpectrumAnalyzer
-from assistant.truepeak import TruePeakMeter
+from analysis.analyze import analyze, analyze_file
+from analysis.audio import Audio, save
+from analysis.dynamics import describe_dynamics
+from analysis.errors import SettingsError
+from analysis.features import Features, vector_names
+from analysis.loudness import LoudnessMeter
+from analysis.spectrum import BAND_CENTRES_HZ, BAND_EDGES_HZ, SpectrumAnalyzer
+from analysis.truepeak import TruePeakMeter
 
 CENTRES = np.asarray(BAND_CENTRES_HZ)
 SINE_POWER_DB = 10 * np.log10(0.5)  # mean square of a 0 dBFS sine: -3.0103 dB

@@ -1,5 +1,5 @@
 """Reading and writing audio: formats x sample rates x channels, bit depths, dither, atomic
-writes and the immutability of :class:`~assistant.audio.Audio`."""
+writes and the immutability of :class:`~analysis.audio.Audio`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from assistant.audio import Audio, info, load, quantize, save
-from assistant.errors import InvalidAudioError, OutputError
+from analysis.audio import Audio, info, load, quantize, save
+from analysis.errors import InvalidAudioError, OutputError
 
 RATES = (8000, 22050, 44100, 48000, 96000, 192000)
 CHANNELS = (1, 2)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from assistant.analyze import analyze, analyze_file
-from assistant.audio import Audio, iter_blocks, load, save
-from assistant.errors import (
+from analysis.analyze import analyze, analyze_file
+from analysis.audio import Audio, iter_blocks, load, save
+from analysis.errors import (
     InputNotFoundError,
     InvalidAudioError,
     MixbridgeError,

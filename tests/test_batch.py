@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from analysis.errors import UsageError
 from assistant.batch import BatchOptions, find_inputs, read_manifest, run_batch
 from assistant.cli import main
-from assistant.errors import UsageError
 from assistant.master import resolve_target
 
 OPTIONS = BatchOptions(engine="dsp", refine=False)

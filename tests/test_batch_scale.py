@@ -28,10 +28,10 @@ import pytest
 import soundfile as sf
 from test_batch import OPTIONS, _music
 
-from assistant.atomic import remove_leftovers
+from analysis.atomic import remove_leftovers
+from analysis.errors import UsageError
 from assistant.batch import RAY_MAX_RETRIES, WORKER_DIED, check_executor, run_batch
 from assistant.cli import main
-from assistant.errors import UsageError
 from assistant.master import resolve_target
 
 RAY_START_TIMEOUT_S = 90.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import assistant.analyze
+import analysis.analyze
 from assistant.cli import main
 
 
@@ -120,14 +120,14 @@ def test_an_internal_error_on_one_file_does_not_stop_the_batch(good, good_mono, 
     """cli.py's contract: exit code 1 is an internal error, and with several files the first
     failure's code is returned *after all ran*. An unexpected exception on one file (a bug)
     must not lose the other files' results."""
-    real = assistant.analyze.analyze_file
+    real = analysis.analyze.analyze_file
 
     def flaky(path):
         if str(path) == str(good):
             raise RuntimeError("simulated bug")
         return real(path)
 
-    monkeypatch.setattr(assistant.analyze, "analyze_file", flaky)
+    monkeypatch.setattr(analysis.analyze, "analyze_file", flaky)
     code, out, err = _run(capsys, "analyze", str(good), str(good_mono))
     assert code == 1
     assert str(good_mono) in out

@@ -18,13 +18,13 @@ import soundfile as sf
 from conftest import make_noise
 from test_master import _run
 
-from assistant.analyze import analyze
-from assistant.audio import Audio
-from assistant.errors import SettingsError, UsageError
+from analysis.analyze import analyze
+from analysis.audio import Audio
+from analysis.errors import SettingsError, UsageError
+from analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
 from assistant.judge import MASTER_LIMITS, Amounts, JudgeOptions, judge
 from assistant.master import master_file, resolve_target, suggest_settings
 from assistant.profile_choice import choose_profile, with_profile_for
-from assistant.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
 from assistant.targets import PROFILE_SCALARS, Profile, load_profile, profile_from_features, save_profile
 from effects.render import render
 from effects.schema import EQ_STAGES, ChainSettings

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import ebur128_true_peak_dbtp, make_noise
 
-from assistant.errors import InvalidAudioError
-from assistant.loudness import measure_loudness
-from assistant.truepeak import peak_envelope, true_peak_dbtp
+from analysis.errors import InvalidAudioError
+from analysis.loudness import measure_loudness
+from analysis.truepeak import peak_envelope, true_peak_dbtp
 from effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
 from effects.limiter import TruePeakLimiter, block_size
 

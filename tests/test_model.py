@@ -101,8 +101,8 @@ def test_default_engine_restores_a_damaged_example_toward_its_reference(tmp_path
 
     import soundfile as sf
 
-    from assistant.analyze import analyze_file
-    from assistant.audio import load
+    from analysis.analyze import analyze_file
+    from analysis.audio import load
     from assistant.master import master_file, resolve_target
     from effects.render import render
     from effects.schema import ChainSettings

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.analyze import analyze
-from assistant.audio import Audio
-from assistant.loudness import measure_loudness
-from assistant.spectrum import BAND_CENTRES_HZ, band_matrix
+from analysis.analyze import analyze
+from analysis.audio import Audio
+from analysis.loudness import measure_loudness
+from analysis.spectrum import BAND_CENTRES_HZ, band_matrix
 from effects.render import render
 from effects.response import eq_band_response_db
 from effects.schema import ChainSettings

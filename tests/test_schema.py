@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from assistant.errors import SettingsError
+from analysis.errors import SettingsError
 from effects.schema import (
     DEFAULT_ENABLED,
     EQ_STAGES,

@@ -20,9 +20,9 @@ from scipy.signal import butter, lfilter
 from test_master import _run, groove, unwritable_folder  # noqa: F401 (a fixture)
 
 import effects.compressor
-from assistant.analyze import analyze
-from assistant.audio import Audio
-from assistant.loudness import measure_loudness
+from analysis.analyze import analyze
+from analysis.audio import Audio
+from analysis.loudness import measure_loudness
 from assistant.master import resolve_target
 from assistant.stems import (
     SUBSONIC_HZ,

@@ -44,7 +44,7 @@ def test_list_scores_deterministic_and_multi_part():
 
 
 def test_clip_format_level_and_peak(clips):
-    from assistant.analyze import analyze_file
+    from analysis.analyze import analyze_file
 
     for path in (clips["a"], clips["b"]):
         assert path.is_file()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import vst3_fixture
 
-from assistant.errors import InputNotFoundError, InvalidAudioError, SettingsError
+from analysis.errors import InputNotFoundError, InvalidAudioError, SettingsError
 from effects import vst3
 from effects.plugin_map import PluginChainRenderer, export_presets, load_map
 from effects.render import render
@@ -255,7 +255,7 @@ EQ_COMP = ChainSettings.create(
 
 @needs_zam
 def test_zam_chain_matches_the_built_in_render():
-    from assistant.audio import Audio
+    from analysis.audio import Audio
     from assistant.bridge import render_match
 
     # music-like material with energy in every band (pink noise under the tones and beat): in
@@ -364,7 +364,7 @@ def test_learn_refuses_a_parameter_that_does_not_shape_the_response(stereo_bundl
 
 @needs_zam
 def test_zam_parallel_compression_matches_the_built_in():
-    from assistant.audio import Audio
+    from analysis.audio import Audio
     from assistant.bridge import render_match
 
     settings = EQ_COMP.replace({"compressor.amount_percent": 40.0, "compressor.threshold_db": -30.0})

@@ -24,8 +24,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import soundfile as sf
 
-from assistant.atomic import atomic_path
-from assistant.errors import (
+from analysis.atomic import atomic_path
+from analysis.errors import (
     InputNotFoundError,
     InvalidAudioError,
     OutputError,
@@ -415,7 +415,7 @@ class BlockWriter:
 
     Blocks of DITHER_BLOCK_FRAMES frames (the last may be shorter) give exactly the samples
     ``quantize`` gives for the whole signal. ``file`` is normally the temporary name from
-    :func:`~assistant.atomic.atomic_path`; ``path`` (the destination) names errors.
+    :func:`~analysis.atomic.atomic_path`; ``path`` (the destination) names errors.
     Use as a context manager; opening again truncates.
     """
 

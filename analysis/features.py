@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from assistant.errors import SettingsError
-from assistant.spectrum import BAND_CENTRES_HZ, FLOOR_DB
+from analysis.errors import SettingsError
+from analysis.spectrum import BAND_CENTRES_HZ, FLOOR_DB
 
 FEATURE_VERSION = 1
 # Values standing in for "undefined" (silence, too short) in the model vector only.
@@ -25,7 +25,7 @@ class Features:
     """What the analyzer measured in one piece of audio. Undefined values are ``-inf``.
 
     Loudness per ITU-R BS.1770-5 / EBU R128; band values over the 31 third-octave bands of
-    :data:`assistant.spectrum.BAND_CENTRES_HZ`; levels in dB re full scale (mean square).
+    :data:`analysis.spectrum.BAND_CENTRES_HZ`; levels in dB re full scale (mean square).
     """
 
     source: str

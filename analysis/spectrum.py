@@ -3,7 +3,7 @@
 One streaming STFT (Hann window, 50 % overlap, ~93 ms at any rate) feeds everything:
 per-bin sums of |L|^2, |R|^2 and Re(L R*) give mid/side spectra and per-band correlation
 and width; a per-frame band spectrum of the mid signal feeds the dynamics and ambience
-descriptors (see :mod:`assistant.dynamics`).
+descriptors (see :mod:`analysis.dynamics`).
 
 Bands are the 31 base-10 1/3-octave bands of IEC 61260 from 20 Hz to 20 kHz. A band's
 power is the integral of the bin powers over its edges (bins split in proportion), so no band

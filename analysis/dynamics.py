@@ -1,6 +1,6 @@
 """Dynamics and ambience descriptors from the analyzer's frame series.
 
-All inputs come from one pass (see :mod:`assistant.spectrum`): per-frame mid band levels,
+All inputs come from one pass (see :mod:`analysis.spectrum`): per-frame mid band levels,
 per-hop sample peak and mean square, hop length in seconds. Frames more than
 ``ACTIVE_RANGE_DB`` below the loudest frame are ignored, so fades and silence don't count.
 """

@@ -1,6 +1,6 @@
-"""The analyzer: one streaming pass over the audio -> :class:`~assistant.features.Features`.
+"""The analyzer: one streaming pass over the audio -> :class:`~analysis.features.Features`.
 
-``analyze(audio)`` measures an :class:`~assistant.audio.Audio` in memory; ``analyze_file(path)``
+``analyze(audio)`` measures an :class:`~analysis.audio.Audio` in memory; ``analyze_file(path)``
 streams a file in blocks so memory stays bounded for hour-long material. Both give the same
 numbers: every meter is block-size independent.
 """
@@ -16,20 +16,20 @@ from typing import Iterable
 
 import numpy as np
 
-from assistant import audio as audio_io
-from assistant.atomic import cache_root, write_text
-from assistant.audio import Audio
-from assistant.dynamics import describe_dynamics
-from assistant.errors import MixbridgeError
-from assistant.features import FEATURE_VERSION, Features
-from assistant.loudness import (
+from analysis import audio as audio_io
+from analysis.atomic import cache_root, write_text
+from analysis.audio import Audio
+from analysis.dynamics import describe_dynamics
+from analysis.errors import MixbridgeError
+from analysis.features import FEATURE_VERSION, Features
+from analysis.loudness import (
     ABSOLUTE_GATE_LUFS,
     LRA_RELATIVE_GATE_LU,
     STEP_S,
     LoudnessMeter,
 )
-from assistant.spectrum import SpectrumAnalyzer
-from assistant.truepeak import TruePeakMeter, amplitude_to_db
+from analysis.spectrum import SpectrumAnalyzer
+from analysis.truepeak import TruePeakMeter, amplitude_to_db
 
 log = logging.getLogger(__name__)
 

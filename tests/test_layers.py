@@ -1,0 +1,40 @@
+"""Imports point one way: assistant -> models -> effects -> analysis (ARCHITECTURE.md), for every
+import statement of every module, in-function imports included; analysis imports nothing
+else of ours."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("analysis", "effects", "models", "assistant")  # lowest first
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, top-level package) of every import in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module.split(".")[0]))
+    return found
+
+
+@pytest.mark.parametrize("package", LAYERS)
+def test_imports_point_down_the_layers(package):
+    rank = LAYERS.index(package)
+    upward = [f"{path.relative_to(ROOT)}:{line} imports {target}"
+              for path in sorted((ROOT / package).rglob("*.py"))
+              for line, target in _imports(path)
+              if target in LAYERS and LAYERS.index(target) > rank]
+    assert upward == []
+
+
+def test_the_check_sees_an_upward_import(tmp_path):
+    bad = tmp_path / "x.py"
+    bad.write_text("def f():\n    from assistant.master import master_file\n")
+    assert _imports(bad) == [(2, "assistant")]
