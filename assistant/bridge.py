@@ -1,5 +1,5 @@
-"""The DAW bridge pipeline: suggest a chain for a file, put it on VST3 plugins, measure how
-closely the plugins reproduce the built-in render, and export ``.vstpreset`` files.
+"""The DAW bridge: put a chain on VST3 plugins and measure how closely the plugins reproduce
+the built-in render (the suggestion itself is :func:`assistant.master.suggest_file`).
 
 The hosting itself lives in :mod:`effects.vst3` and the maps in :mod:`effects.plugin_map`;
 this module only joins them to the analyzer and the settings engines.
@@ -8,61 +8,22 @@ this module only joins them to the analyzer and the settings engines.
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from analysis.analyze import analyze, analyze_file
+from analysis.analyze import analyze
 from analysis.audio import Audio
-from analysis.errors import InvalidAudioError
 from analysis.features import Features
 from analysis.loudness import measure_loudness
 from analysis.spectrum import shape_mask
-from assistant.judge import JudgeOptions
-from assistant.profile_choice import with_profile_for
 from assistant.targets import Target
-from effects.finalize import MAX_LIMITING_DB
 from effects.plugin_map import PluginChainRenderer, load_map
 from effects.render import render
 from effects.schema import ChainSettings
 
-if TYPE_CHECKING:
-    from assistant.master import Decision
-
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    features: Features
-    decision: Decision  # the settings, the judgment and its evidence
-    excerpt: Audio  # the part of the track the settings were refined on
-    target: Target  # with --profile auto: the profile chosen for this mix
-
-    @property
-    def settings(self) -> ChainSettings:
-        return self.decision.settings
-
-
-def suggest_file(path: str | Path, target: Target, engine: str = "model", refine: bool = True,
-                 progress: Callable[[str], None] | None = None, judgment: JudgeOptions = JudgeOptions(),
-                 max_limiting_db: float = MAX_LIMITING_DB) -> Suggestion:
-    """Analyse ``path`` and suggest the chain that moves it toward ``target`` (no rendering)."""
-    from assistant.master import excerpt_of, suggest_settings
-
-    step = progress or (lambda message: None)
-    step("analysing")
-    features = analyze_file(path)
-    if not math.isfinite(features.integrated_lufs):
-        raise InvalidAudioError("is silent (no measurable loudness); nothing to suggest", path)
-    step("choosing settings")
-    excerpt = excerpt_of(path)
-    target = with_profile_for(target, features)
-    decision = suggest_settings(excerpt, features, target, engine, refine, judgment, max_limiting_db)
-    return Suggestion(features, decision, excerpt, target)
 
 
 def plugin_renderer(settings: ChainSettings, excerpt: Audio, plugins: str,

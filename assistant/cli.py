@@ -167,8 +167,8 @@ def _print_plugins(chain: list[str], match: dict) -> None:
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
-    from assistant.bridge import estimated_gain_db, plugin_renderer, render_match, suggest_file
-    from assistant.master import resolve_target
+    from assistant.bridge import estimated_gain_db, plugin_renderer, render_match
+    from assistant.master import resolve_target, suggest_file
     from effects.schema import describe
 
     judgment = _judgment(args)

@@ -32,6 +32,7 @@ from analysis.features import Features
 from analysis.loudness import measure_loudness
 from analysis.spectrum import SpectrumAnalyzer, band_shape, shape_mask
 from analysis.truepeak import true_peak_dbtp
+from assistant.bridge import plugin_renderer, render_match
 from assistant.judge import (
     Goal,
     JudgeOptions,
@@ -390,6 +391,34 @@ def master_audio(audio: Audio, target: Target, settings: ChainSettings, bit_dept
             result.warnings)
 
 
+@dataclass(frozen=True)
+class Suggestion:
+    features: Features
+    decision: Decision  # the settings, the judgment and its evidence
+    excerpt: Audio  # the part of the track the settings were refined on
+    target: Target  # with --profile auto: the profile chosen for this mix
+
+    @property
+    def settings(self) -> ChainSettings:
+        return self.decision.settings
+
+
+def suggest_file(path: str | Path, target: Target, engine: str = "model", refine: bool = True,
+                 progress: Callable[[str], None] | None = None, judgment: JudgeOptions = JudgeOptions(),
+                 max_limiting_db: float = MAX_LIMITING_DB) -> Suggestion:
+    """Analyse ``path`` and suggest the chain that moves it toward ``target`` (no rendering)."""
+    step = progress or (lambda message: None)
+    step("analysing")
+    features = analyze_file(path)
+    if not math.isfinite(features.integrated_lufs):
+        raise InvalidAudioError("is silent (no measurable loudness); nothing to suggest", path)
+    step("choosing settings")
+    excerpt = excerpt_of(path)
+    target = with_profile_for(target, features)
+    decision = suggest_settings(excerpt, features, target, engine, refine, judgment, max_limiting_db)
+    return Suggestion(features, decision, excerpt, target)
+
+
 def two_passes(audio: Audio, target: Target, engine: str = DEFAULT_ENGINE,
                judgment: JudgeOptions = JudgeOptions()) -> dict:
     """Master ``audio`` (in memory, as ``master`` would), then master the result again with the
@@ -452,8 +481,6 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     spec = FinalizeSpec(target.lufs, target.ceiling_dbtp, max_limiting_db)
     renderer, plugin_report = None, None
     if plugins:
-        from assistant.bridge import plugin_renderer, render_match
-
         step("loading and setting the plugins")
         renderer = plugin_renderer(settings, excerpt, plugins, plugin_dirs)
         plugin_report = {"map": plugins, "chain": renderer.describe(),
