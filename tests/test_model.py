@@ -11,11 +11,16 @@ import pytest
 from models.data import LEARNED, draw_learned, learned_values, settings_from_learned
 from models.net import SettingsModel, denormalise_values, input_names, normalise_values
 
-torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
+
+@pytest.fixture(scope="module")
+def torch():
+    """torch, for the tests of training and of numpy inference against torch; the tests of the
+    default engine and of the master path run without it."""
+    return pytest.importorskip("torch", reason="torch (the train extra) is not installed")
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
+def tiny_model(torch):
     from models.net import train_torch
 
     rng = np.random.default_rng(0)
@@ -25,7 +30,7 @@ def tiny_model():
     return model, history, x
 
 
-def _torch_forward(model: SettingsModel, x: np.ndarray) -> np.ndarray:
+def _torch_forward(torch, model: SettingsModel, x: np.ndarray) -> np.ndarray:
     layers = []
     for i, (w, b) in enumerate(model.layers):
         lin = torch.nn.Linear(w.shape[1], w.shape[0])
@@ -42,9 +47,9 @@ def _torch_forward(model: SettingsModel, x: np.ndarray) -> np.ndarray:
         return torch.sigmoid(net(z)).numpy()
 
 
-def test_numpy_inference_equals_torch(tiny_model):
+def test_numpy_inference_equals_torch(tiny_model, torch):
     model, _, x = tiny_model
-    assert np.max(np.abs(model.predict_unit(x) - _torch_forward(model, x))) < 1e-5
+    assert np.max(np.abs(model.predict_unit(x) - _torch_forward(torch, model, x))) < 1e-5
 
 
 def test_training_reduces_the_loss(tiny_model):
