@@ -26,6 +26,7 @@ import numpy as np
 from analysis.errors import UsageError
 from analysis.features import Features
 from analysis.spectrum import band_shape, shape_mask
+from assistant.judge import estimated_limiting_db, tone_bands_db, tone_excess_db
 from assistant.targets import Profile, Target, shipped_profiles
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,6 @@ def choose_profile(features: Features, profiles: Sequence[Profile],
     lower by ``limiting_db``) fit best, and one sentence saying why."""
     if not profiles:
         raise UsageError("--profile auto: the profile library is empty (no presets/profiles/*.toml)")
-    from assistant.judge import tone_excess_db
-
     mask = shape_mask(features.sample_rate)
     centres = np.array([_vector(p.band_shape_db, [getattr(p, k) for k in CHOICE_SCALARS], mask) for p in profiles])
     half = np.array([np.concatenate((
@@ -56,7 +55,7 @@ def choose_profile(features: Features, profiles: Sequence[Profile],
     scale = np.maximum(half.mean(axis=0), 1e-3)
     scalars = [_finite(features.crest_factor_db) - limiting_db if k == "crest_factor_db" else
                _finite(getattr(features, k)) for k in CHOICE_SCALARS]
-    mine = _vector(features.mid_band_db, scalars, mask)
+    mine = _vector(tone_bands_db(features), scalars, mask)
 
     def outside(p: Profile) -> float:  # RMS distance outside the ranges, in typical ranges
         tone = tone_excess_db(features, p)[mask]
@@ -91,8 +90,6 @@ def with_profile_for(target: Target, features: Features, profiles: Sequence[Prof
     """``target`` itself, or with ``--profile auto`` the profile chosen for this mix."""
     if not target.auto_profile:
         return target
-    from assistant.judge import estimated_limiting_db
-
     profile, why = choose_profile(features, shipped_profiles() if profiles is None else profiles,
                                   estimated_limiting_db(features, target))
     log.info("%s: --profile auto chose %s (%s)", features.source, profile.name, why)
