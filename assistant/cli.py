@@ -395,6 +395,37 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugin-dir", nargs="+", metavar="DIR", help="more folders to find the map's plugins in")
 
 
+def _target_options(p: argparse.ArgumentParser) -> None:
+    """What to master toward and how the settings are made: one declaration for master,
+    suggest, batch and stems."""
+    from assistant.master import DEFAULT_ENGINE, ENGINES
+
+    p.add_argument("--target", help="delivery target (e.g. spotify, apple-music, ebu-r128, cd); "
+                                    "default spotify unless --reference or --lufs is given")
+    p.add_argument("--reference", nargs="+", metavar="REF", help="reference track(s) to match")
+    p.add_argument("--profile", help="sound profile with normal ranges: a shipped name, 'auto' (the one the mix "
+                                     "fits best), or a .toml file")
+    p.add_argument("--lufs", type=float, help="integrated loudness target (overrides --target)")
+    p.add_argument("--ceiling", type=float, help="true-peak ceiling in dBTP (overrides --target)")
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
+                   help=f"how settings are sized: the learned model or the DSP baseline (default {DEFAULT_ENGINE})")
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
+                   help="closed-loop refinement of the model's prediction (render, measure, correct; "
+                        "measured better, see models/EVALUATION.md)")
+
+
+def _delivery_options(p: argparse.ArgumentParser, bit_depth_help: str = "output bit depth (16 and 24 dithered)"
+                      ) -> None:
+    """The written files' format and the finalizer's limiting budget (master, batch, stems)."""
+    from analysis.audio import BIT_DEPTHS
+    from effects.finalize import MAX_LIMITING_DB
+
+    p.add_argument("--bit-depth", default="24", choices=BIT_DEPTHS, help=bit_depth_help)
+    p.add_argument("--max-limiting-db", type=float, default=MAX_LIMITING_DB,
+                   help=f"most peak limiting allowed before the loudness target is given up "
+                        f"(default {MAX_LIMITING_DB:g} dB)")
+
+
 def _judgment_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("judgment", "how much of the measured change to make (loudness and the ceiling "
                                          "are always delivered)")
@@ -423,31 +454,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_analyze)
 
-    from analysis.audio import BIT_DEPTHS
-    from assistant.master import DEFAULT_ENGINE, ENGINES
-    from effects.finalize import MAX_LIMITING_DB
 
     p = sub.add_parser("master", parents=[common], help="master a mix to a delivery target and sound profile")
-    p.add_argument("input", metavar="IN")
+    p.add_argument("input", metavar="IN", help="the mix (wav, flac, aiff, ogg or mp3)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output .wav or .flac")
-    p.add_argument("--target", help="delivery target (e.g. spotify, apple-music, ebu-r128, cd); "
-                                    "default spotify unless --reference or --lufs is given")
-    p.add_argument("--reference", nargs="+", metavar="REF", help="reference track(s) to match")
-    p.add_argument("--profile", help="sound profile with normal ranges: a shipped name, 'auto' (the nearest to "
-                                     "the mix), or a .toml file")
-    p.add_argument("--lufs", type=float, help="integrated loudness target (overrides --target)")
-    p.add_argument("--ceiling", type=float, help="true-peak ceiling in dBTP (overrides --target)")
-    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
-                   help="how settings are chosen: the learned model or the DSP baseline")
-    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
-                   help="closed-loop refinement of the model's prediction (render, measure, correct; "
-                        "measured better, see models/EVALUATION.md)")
+    _target_options(p)
     p.add_argument("--chain", metavar="JSON", help="apply this saved chain instead of suggesting one")
     p.add_argument("--save-chain", metavar="JSON", help="save the chain used")
     p.add_argument("--report", metavar="JSON", help="write the full report")
-    p.add_argument("--bit-depth", default="24", choices=BIT_DEPTHS)
-    p.add_argument("--max-limiting-db", type=float, default=MAX_LIMITING_DB,
-                   help="most peak limiting allowed before the loudness target is given up")
+    _delivery_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _plugin_options(p)
     _judgment_options(p)
@@ -455,12 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("suggest", parents=[common], help="suggest a chain (stage by stage) without rendering; "
                                                         "optionally on your VST3 plugins, as .vstpreset files")
-    p.add_argument("input", metavar="IN")
-    for flag, kw in (("--target", {}), ("--reference", {"nargs": "+"}), ("--profile", {}),
-                     ("--lufs", {"type": float}), ("--ceiling", {"type": float})):
-        p.add_argument(flag, **kw)
-    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES)
-    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("input", metavar="IN", help="the mix (wav, flac, aiff, ogg or mp3)")
+    _target_options(p)
     p.add_argument("-o", "--output", metavar="JSON", help="write the chain (Mixbridge chain preset, JSON)")
     _plugin_options(p)
     p.add_argument("--export-presets", metavar="DIR",
@@ -490,15 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(run=cmd_plugins_learn)
 
     p = sub.add_parser("batch", parents=[common], help="master a folder tree in parallel; re-runs resume")
-    p.add_argument("input", metavar="IN_DIR")
-    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
-    for flag, kw in (("--target", {}), ("--reference", {"nargs": "+"}), ("--profile", {}),
-                     ("--lufs", {"type": float}), ("--ceiling", {"type": float})):
-        p.add_argument(flag, **kw)
-    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES)
-    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--bit-depth", default="24", choices=BIT_DEPTHS)
-    p.add_argument("--max-limiting-db", type=float, default=MAX_LIMITING_DB)
+    p.add_argument("input", metavar="IN_DIR", help="folder of mixes (searched recursively)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
+                   help="where the masters and manifest.jsonl (one row per file; re-runs resume) go")
+    _target_options(p)
+    _delivery_options(p)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="parallel processes, or CPUs of a local Ray instance (default: all cores)")
     p.add_argument("--album", action="store_true",
@@ -520,14 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="SONG_DIR", help="folder holding the stems (same rate and length)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
                    help="writes <stem>.wav per stem, mix-master.wav and stems-report.json")
-    for flag, kw in (("--target", {}), ("--reference", {"nargs": "+"}), ("--profile", {}),
-                     ("--lufs", {"type": float}), ("--ceiling", {"type": float})):
-        p.add_argument(flag, **kw)
-    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES)
-    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--bit-depth", default="24", choices=BIT_DEPTHS,
-                   help="24: each file dithered (residual at the dither floor); 32f: the exact float sum")
-    p.add_argument("--max-limiting-db", type=float, default=MAX_LIMITING_DB)
+    _target_options(p)
+    _delivery_options(p, bit_depth_help="24: each file dithered (residual at the dither floor); "
+                                         "32f: the exact float sum")
     p.add_argument("--pad", action="store_true",
                    help="pad shorter stems with silence at the end (default: different lengths are refused)")
     p.add_argument("--stem-corrections", action=argparse.BooleanOptionalAction, default=True,

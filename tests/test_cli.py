@@ -162,3 +162,19 @@ def test_an_internal_error_in_master_is_one_line_with_exit_1(monkeypatch, capsys
     err = capsys.readouterr().err
     assert code == 1
     assert "internal error" in err and "simulated bug" in err and "Traceback" not in err
+
+
+def test_every_option_of_the_mastering_commands_has_help():
+    """`mixbridge master/suggest/batch/stems --help` explains every option (the target and
+    delivery groups are declared once, with their help)."""
+    import argparse
+
+    from assistant.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    missing = [f"{name} {action.option_strings or action.dest}"
+               for name in ("master", "suggest", "batch", "stems")
+               for action in commands[name]._actions
+               if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert missing == []
