@@ -332,11 +332,16 @@ def _print_do_no_harm(files, clips: int, progress) -> None:
     target = resolve_target("spotify", profile="auto")
     rows = {"model": [], "dsp": []}
     files = sorted(files, key=lambda p: "score-clips" in Path(p).parts)  # real recordings first
-    for path in files[:clips]:
-        samples, rate = clips_from_file(Path(path), max_clips=1)[0]
+    for i, path in enumerate(files[:clips]):
+        try:
+            samples, rate = clips_from_file(Path(path), max_clips=1)[0]
+            figures = {engine: two_passes(Audio(samples, rate, str(path)), target, engine) for engine in rows}
+        except MixbridgeError as exc:  # one unusable clip (say, silent) does not end the evaluation
+            log.warning("do no harm: %s skipped (%s)", path, exc.message)
+            continue
         for engine, out in rows.items():
-            out.append(two_passes(Audio(samples, rate, str(path)), target, engine))
-        progress(f"do no harm: {len(rows['dsp'])}/{min(clips, len(files))} clips")
+            out.append(figures[engine])
+        progress(f"do no harm: {i + 1}/{min(clips, len(files))} clips")
     if not rows["dsp"]:
         return
     print(f"\ndo no harm and idempotence ({len(rows['dsp'])} held-out clips as finished masters, spotify, "
@@ -344,6 +349,7 @@ def _print_do_no_harm(files, clips: int, progress) -> None:
     print("| engine | pass 1: median / worst max band Δ dB | worst width Δ % | pass 2: worst max band Δ dB "
           "| worst width Δ % | worst crest Δ dB | worst LUFS Δ | clips pass 2 moves |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+
     def worst(out: list[dict], part: str, key: str) -> float:
         return max(abs(r[part][key]) for r in out)
 
