@@ -13,6 +13,7 @@ is ever empty at any FFT resolution; bands above Nyquist read the floor value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -37,8 +38,10 @@ def power_db(power: np.ndarray | float) -> np.ndarray:
     return np.maximum(10.0 * np.log10(np.maximum(power, 1e-30)), FLOOR_DB)
 
 
+@lru_cache(maxsize=16)
 def band_matrix(n_fft: int, sample_rate: int) -> np.ndarray:
-    """``(bins, bands)`` weights: bin power -> band power, splitting bins across band edges."""
+    """``(bins, bands)`` weights: bin power -> band power, splitting bins across band edges.
+    Cached (the EQ fits ask for the same one dozens of times per track), so read-only."""
     bins = n_fft // 2 + 1
     df = sample_rate / n_fft
     lower = np.maximum((np.arange(bins) - 0.5) * df, 0.0)
@@ -47,7 +50,9 @@ def band_matrix(n_fft: int, sample_rate: int) -> np.ndarray:
     lo = np.maximum(lower[:, None], edges[None, :-1])
     hi = np.minimum(upper[:, None], edges[None, 1:])
     overlap = np.clip(hi - lo, 0.0, None)
-    return overlap / np.maximum(upper - lower, 1e-12)[:, None]
+    weights = overlap / np.maximum(upper - lower, 1e-12)[:, None]
+    weights.flags.writeable = False
+    return weights
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,9 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from analysis.atomic import write_text
 from analysis.errors import SettingsError
+from analysis.loudness import measure_loudness
 from effects.render import ChainRenderer
 from effects.schema import EQ_STAGES, PARAM_INDEX, STAGE_LABELS, STAGES, ChainSettings, format_value
 from effects.vst3 import SYSTEM_DIRS, HostedPlugin, PluginError
@@ -309,8 +311,6 @@ class BoundInsert:
     def _calibrate(self, settings: ChainSettings, sample_rate: int, excerpt: np.ndarray) -> dict[str, float]:
         """Shift the calibrated parameter until the plugin's output loudness on ``excerpt``
         equals the built-in stage's (secant steps, then bisection; loudness is monotone in it)."""
-        from analysis.loudness import measure_loudness
-
         name = self.insert.calibrate
         # the plugin runs fully wet here: compare with the built-in stage fully wet too
         only = settings.replace({"compressor.amount_percent": 100.0}).only(self.insert.stages)
@@ -473,8 +473,6 @@ def export_presets(renderer: PluginChainRenderer, settings: ChainSettings, out_d
 
     With the map's ``[limiter]`` and ``gain_db`` / ``ceiling_dbtp`` (the finalizer's gain, as
     estimated by the caller, and the delivery ceiling), a last preset for that limiter."""
-    from analysis.atomic import write_text
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, lines = [], ["Mixbridge suggested chain: load these on the track's inserts, top to bottom.", ""]

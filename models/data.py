@@ -21,6 +21,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from analysis.audio import READ_EXTENSIONS, load
 from effects.render import render
 from effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings, ParamSpec
 from models.baseline import EQ_LAYOUT, NOMINAL_LUFS
@@ -178,8 +179,6 @@ def make_examples(samples: np.ndarray, sample_rate: int, source: str, seed: int,
 
 def clips_from_file(path: Path, clip_s: float = CLIP_S, max_clips: int = 4) -> list[tuple[np.ndarray, int]]:
     """Up to ``max_clips`` evenly spaced stereo clips of ``clip_s`` seconds from a file."""
-    from analysis.audio import load
-
     audio = load(path).as_stereo()
     n = int(clip_s * audio.sample_rate)
     if audio.frames < n:
@@ -189,8 +188,6 @@ def clips_from_file(path: Path, clip_s: float = CLIP_S, max_clips: int = 4) -> l
 
 
 def audio_files(folder: Path) -> list[Path]:
-    from analysis.audio import READ_EXTENSIONS
-
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in READ_EXTENSIONS and p.is_file())
 
 

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from analysis.spectrum import band_shape, shape_mask
 from effects.render import render
 from effects.schema import EQ_STAGES
 from models.data import clips_from_file, learned_values, make_examples, settings_from_learned
@@ -52,8 +53,6 @@ def mrstft_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _shape_error(fa, fb) -> float:
-    from analysis.spectrum import band_shape, shape_mask
-
     mask = shape_mask(fa.sample_rate)
     return float(np.mean(np.abs(band_shape(fa.mid_band_db, mask)[mask] - band_shape(fb.mid_band_db, mask)[mask])))
 

@@ -20,7 +20,10 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis.spectrum import band_shape, shape_mask
+from analysis.atomic import atomic_path
+from analysis.errors import SettingsError
+from analysis.features import FEATURE_VERSION
+from analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
 from models.data import LEARNED, learned_ranges, learned_specs
 
 log = logging.getLogger(__name__)
@@ -74,18 +77,12 @@ def input_vector(features, target: TargetDescriptor) -> np.ndarray:
     shape_x = np.maximum(band_shape(features.mid_band_db, mask), SHAPE_FLOOR_DB)
     shape_t = np.maximum(target.band_shape_db - np.mean(target.band_shape_db[mask]), SHAPE_FLOOR_DB)
     # Bands the file cannot hold (above 0.45 x its rate) carry no information: no change asked.
-    top = np.asarray([c <= 0.45 * features.sample_rate for c in _centres()])
+    top = np.asarray([c <= 0.45 * features.sample_rate for c in BAND_CENTRES_HZ])
     shape_x = np.where(top, shape_x, shape_t)
     scalars = [_finite(getattr(features, k)) for k in SCALARS]
     scalars.append(_finite(features.max_short_term_lufs - features.integrated_lufs))
     deltas = [_finite(getattr(target, k) - getattr(features, k)) for k in DESCRIPTOR]
     return np.concatenate((shape_x, shape_t - shape_x, scalars, deltas)).astype(np.float64)
-
-
-def _centres():
-    from analysis.spectrum import BAND_CENTRES_HZ
-
-    return BAND_CENTRES_HZ
 
 
 def normalise_values(values: dict[str, float]) -> np.ndarray:
@@ -110,7 +107,7 @@ class SettingsModel:
         self.input_high = np.asarray(meta.get("input_high", np.full(self.mean.shape, np.inf)))
         if tuple(meta.get("outputs", ())) != LEARNED or tuple(meta.get("inputs", ())) != input_names():
             raise ValueError("model weights were trained for another input/output layout; retrain them")
-        if meta.get("feature_version") != _feature_version():
+        if meta.get("feature_version") != FEATURE_VERSION:
             raise ValueError(f"model weights expect feature_version {meta.get('feature_version')}")
 
     def predict_unit(self, x: np.ndarray) -> np.ndarray:
@@ -136,8 +133,6 @@ class SettingsModel:
         arrays = {"mean": self.mean, "scale": self.scale, "meta": np.array(json.dumps(self.meta))}
         for i, (w, b) in enumerate(self.layers):
             arrays[f"w{i}"], arrays[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
-        from analysis.atomic import atomic_path
-
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, **arrays)
@@ -148,8 +143,6 @@ class SettingsModel:
         """The shipped weights, or a weights file."""
         source = path or resources.files("models").joinpath("weights", WEIGHTS_FILE)
         if not (Path(path).is_file() if path else source.is_file()):
-            from analysis.errors import SettingsError
-
             raise SettingsError("model weights not found; retrain (mixbridge model train) or use "
                                 "--engine dsp", str(source))
         with resources.as_file(source) if path is None else nullcontext(Path(path)) as real:
@@ -158,12 +151,6 @@ class SettingsModel:
                 count = sum(1 for k in data.files if k.startswith("w"))
                 layers = [(data[f"w{i}"], data[f"b{i}"]) for i in range(count)]
                 return cls(layers, data["mean"], data["scale"], meta)
-
-
-def _feature_version() -> int:
-    from analysis.features import FEATURE_VERSION
-
-    return FEATURE_VERSION
 
 
 # ---- torch training ------------------------------------------------------------------------------
@@ -223,7 +210,7 @@ def train_torch(x: np.ndarray, y: np.ndarray, *, hidden: int = 128, depth: int =
                                for m in net if isinstance(m, torch.nn.Linear)])
         if progress and (epoch % 20 == 0 or epoch == epochs - 1):
             progress(f"epoch {epoch + 1}/{epochs}: train {history['train'][-1]:.4f}, val {val_loss:.4f}")
-    meta = {"model_version": MODEL_VERSION, "feature_version": _feature_version(), "inputs": list(input_names()),
+    meta = {"model_version": MODEL_VERSION, "feature_version": FEATURE_VERSION, "inputs": list(input_names()),
             "outputs": list(LEARNED), "ranges": {k: list(v) for k, v in learned_ranges().items()},
             "input_low": low.tolist(), "input_high": high.tolist(),
             "hidden": hidden, "depth": depth, "epochs": epochs, "dropout": dropout, "weight_decay": weight_decay,

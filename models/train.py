@@ -20,7 +20,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from analysis.analyze import analyze
 from analysis.atomic import cache_root, write_text
+from analysis.audio import Audio
+from analysis.features import Features
 from models.data import LEARNED, audio_files, clips_from_file, make_examples, split_by_source
 from models.net import TargetDescriptor, input_vector, normalise_values
 
@@ -54,8 +57,6 @@ class Dataset:
 
     @classmethod
     def load(cls, path: Path) -> "Dataset":
-        from analysis.features import Features
-
         rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
         return cls([Features.from_dict(r["fx"]) for r in rows], [Features.from_dict(r["fy"]) for r in rows],
                    [r["values"] for r in rows], [r["source"] for r in rows], [r["seed"] for r in rows])
@@ -66,9 +67,6 @@ class Dataset:
 
 
 def _analyze_array(samples: np.ndarray, sample_rate: int):
-    from analysis.analyze import analyze
-    from analysis.audio import Audio
-
     return analyze(Audio(samples, sample_rate))
 
 
