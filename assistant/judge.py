@@ -569,8 +569,8 @@ def predicted_features(features: Features, settings: ChainSettings) -> Features:
     return with_band_change(features, gain_db, gain_db, side_gain)
 
 
-def reach_goal(goal: Goal, features: Features, profile: Profile,
-               settings: ChainSettings) -> tuple[Goal, ChainSettings]:
+def reach_goal(goal: Goal, features: Features, profile: Profile, settings: ChainSettings,
+               headroom_db: float = 0.0) -> tuple[Goal, ChainSettings]:
     """The chain's EQ and side gain corrected in a closed loop until the mix, as the judgment
     measures it (smoothed, aligned band shape; side share) after the chain's linear stages,
     lands where the goal aims, so that judging the result again finds nothing to move.
@@ -581,10 +581,13 @@ def reach_goal(goal: Goal, features: Features, profile: Profile,
     is only seen by measuring again. A region that the EQ limits cannot bring inside its
     tolerance is, for a master, kept as character after all (a half move would be repeated
     by every later pass); with a reference it is moved as far as the limits allow.
+    ``headroom_db`` lets an EQ gain exceed the limit by that much, for a prediction
+    (``features``) in which something else, the finalizer's limiter, takes part of the
+    EQ's move back: the limit holds for the move as delivered.
     Returns the goal as reached (statuses and changes updated) and the settings.
     """
     if goal.active("tone") or any(settings.is_on(s) for s in ("highpass", *EQ_STAGES)):
-        goal, settings = _reach_tone(goal, features, profile, settings)
+        goal, settings = _reach_tone(goal, features, profile, settings, headroom_db)
     lim = goal.limits
     width = goal.check("width")
     if width.status not in ("n/a", "amount-0") and goal.amounts.width > 0.0:
@@ -609,8 +612,8 @@ def _with_tone(goal: Goal, status: np.ndarray, change: np.ndarray) -> Goal:
     return replace(goal, band_status=tuple(str(v) for v in status), band_change_db=_r(change), tone_status=overall)
 
 
-def _reach_tone(goal: Goal, features: Features, profile: Profile,
-                settings: ChainSettings) -> tuple[Goal, ChainSettings]:
+def _reach_tone(goal: Goal, features: Features, profile: Profile, settings: ChainSettings,
+                headroom_db: float) -> tuple[Goal, ChainSettings]:
     lim = goal.limits
     amount = goal.amounts.fraction("tone")
     # where each band is to land, in the range's frame: the aim itself, not the change the
@@ -618,10 +621,11 @@ def _reach_tone(goal: Goal, features: Features, profile: Profile,
     aligned, _, _, _, full_change, _, _ = _tone(features, profile, amount, lim)
     wanted = aligned + np.where(np.asarray(goal.band_status) == "corrected", full_change, 0.0)
     status = np.asarray(goal.band_status, dtype=object)
-    locked = np.zeros(len(status), dtype=bool)  # regions given up as character
+    locked = status == "character"  # regions kept as character (by the judgment, or given up by an earlier loop)
     frozen: set[str] = set()  # stages held at 0 dB (their move was under the smallest mastering move)
     for _attempt in range(4):
-        goal, settings = _fit_tone(goal, features, profile, settings, status, wanted, aligned, locked, frozen)
+        goal, settings = _fit_tone(goal, features, profile, settings, status, wanted, aligned, locked, frozen,
+                                   lim.max_eq_db + headroom_db)
         small = {s for s in EQ_STAGES if 0.0 < abs(settings[f"{s}.gain_db"]) < lim.min_eq_move_db} - frozen
         if small:  # drop them, and let the other stages make up for it
             frozen |= small
@@ -635,7 +639,9 @@ def _reach_tone(goal: Goal, features: Features, profile: Profile,
         short = (status == "corrected") & (np.abs(excess) > lim.tone_trigger_db - REACH_MARGIN_DB)
         if not np.any(short):
             break
+        # the direction each corrected band moves in (a band the fit left short: back toward its range)
         moving = np.sign(np.round(wanted - aligned, 6))
+        moving = np.where(moving != 0.0, moving, -np.sign(np.round(excess, 6)))
         for run in _runs(np.where(status == "corrected", moving, 0.0)):
             if np.any(short[run]):
                 status[run], wanted[run], locked[run] = "character", aligned[run], True
@@ -647,7 +653,7 @@ def _reach_tone(goal: Goal, features: Features, profile: Profile,
 
 def _fit_tone(goal: Goal, features: Features, profile: Profile, settings: ChainSettings, status: np.ndarray,
               wanted: np.ndarray, aligned: np.ndarray, locked: np.ndarray,
-              frozen: set[str]) -> tuple[Goal, ChainSettings]:
+              frozen: set[str], max_gain_db: float) -> tuple[Goal, ChainSettings]:
     """The loop proper: judge the predicted output, refit the EQ stages not ``frozen`` on what
     is left, until the corrected bands land where ``wanted`` (updated in place, with
     ``status``, for regions the chain carries out of their range)."""
@@ -671,11 +677,14 @@ def _fit_tone(goal: Goal, features: Features, profile: Profile, settings: ChainS
         if not layout:
             break
         step = eq_values(fit_eq(-residual, mask, sr, band_matrix(RESPONSE_FFT, sr), free_level=False,
-                                limit_db=lim.max_eq_db, layout=layout, weights=goal.band_weights()), layout)
-        values = {k: v for k, v in step.items() if not k.endswith(".gain_db")}
+                                limit_db=max_gain_db, layout=layout, weights=goal.band_weights()), layout)
+        # a stage already moving keeps its frequency and Q (the step's own would reshape the gain
+        # it has: a small residual could then flip the fit to another solution); a new one takes the step's
+        values = {k: v for k, v in step.items()
+                  if not k.endswith(".gain_db") and settings[k.split(".")[0] + ".gain_db"] == 0.0}
         for stage in layout:
             key = f"{stage}.gain_db"
-            values[key] = round(float(np.clip(settings[key] + step[key], -lim.max_eq_db, lim.max_eq_db)), 2)
+            values[key] = round(float(np.clip(settings[key] + step[key], -max_gain_db, max_gain_db)), 2)
         settings = settings.replace(values, {s: True for s in layout})
     return goal, settings
 

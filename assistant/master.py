@@ -30,7 +30,7 @@ from analysis.audio import Audio
 from analysis.errors import InvalidAudioError, OutputError, UsageError
 from analysis.features import Features
 from analysis.loudness import measure_loudness
-from analysis.spectrum import SpectrumAnalyzer, band_shape, shape_mask
+from analysis.spectrum import BAND_CENTRES_HZ, SpectrumAnalyzer, band_matrix, band_shape, shape_mask
 from analysis.truepeak import true_peak_dbtp
 from assistant.bridge import plugin_renderer, render_match
 from assistant.judge import (
@@ -70,8 +70,9 @@ from effects.finalize import (
     limit_at_gain,
 )
 from effects.render import ChainRenderer, render
-from effects.schema import EQ_STAGES, ChainSettings
-from models.baseline import fit_change, predict_dsp
+from effects.response import eq_band_response_db
+from effects.schema import EQ_STAGES, STAGE_LABELS, ChainSettings
+from models.baseline import RESPONSE_FFT, fit_change, predict_dsp
 from models.net import DESCRIPTOR, TargetDescriptor
 from models.predict import ASPECTS, anchored_eq, excerpt, excerpt_spans, fit_compressor, predict_model
 from models.predict import refine as refine_loop
@@ -86,6 +87,8 @@ MIN_MASTER_S = 1.0
 DC_HIGHPASS_DBFS = -50.0  # a DC offset above this is removed by the high-pass...
 DC_HIGHPASS_HZ = 20.0  # ...at this cutoff (two first-order sections: no audible bass loss)
 LIMITER_SHAPE_MIN_DB = 1.0  # less limiting than this leaves the band shape alone
+DELIVERED_ITERATIONS = 2  # closed-loop rounds of the EQ against the finalizer's limiter
+DELIVERED_HEADROOM_DB = 2.0  # an EQ gain may exceed its limit by this much for what the limiter takes back
 STREAM_BLOCK_FRAMES = audio_io.DITHER_BLOCK_FRAMES  # ~24 s at 44.1 kHz; dither as in master_audio
 
 
@@ -210,7 +213,8 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
     judged = features if reference else as_delivered(audio, features, target, max_limiting_db)
     if judged is not features:
         change = band_shape(judged.mid_band_db) - band_shape(features.mid_band_db)
-        notes.append(f"judged as delivered: the finalizer's {estimated_limiting_db(features, target):.1f} dB of "
+        notes.append(f"judged as delivered: at the target loudness the peaks stand "
+                     f"{estimated_limiting_db(features, target):.1f} dB over the ceiling, and the finalizer's "
                      f"limiting changes the band shape by up to {np.max(np.abs(change[shape_mask(features.sample_rate)])):.1f} dB")
     goal = judge(judged, target, judgment)
     settings = ChainSettings.create()  # every stage neutral: the finalizer alone delivers the target
@@ -223,6 +227,8 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
             settings = _dc_highpass(features, target, settings, notes)
             if settings.is_on("highpass"):
                 goal, settings = reach_goal(goal, judged, target.profile, settings)
+        goal, settings = _reach_as_delivered(audio, features, judged, target, goal, settings, max_limiting_db,
+                                             notes)
     if goal.active("dynamics"):
         settings = _fit_compressor(audio, judged, goal, settings)
     if goal.active("space"):
@@ -237,26 +243,111 @@ def as_delivered(audio: Audio, features: Features, target: Target, max_limiting_
     input needs more than LIMITER_SHAPE_MIN_DB of limiting, the limiter (which acts on the
     loud, dense passages) reshapes the spectrum; measured on ``audio``, the excerpt, at the
     whole track's gain. The judgment judges the mix as it will be heard, so a second pass,
-    which needs no limiting, finds it where the first left it. (Measured without the chain:
-    measuring it again behind the chain's EQ and closing the loop on that was tried, and
-    made a second pass move more often, 7 of 84 tracks against 4.)"""
+    which needs no limiting, finds it where the first left it. This is the judgment's view,
+    measured without the chain (re-judging behind the chain's EQ was tried: a second pass
+    moved on 7 of 84 tracks against 4); what the limiter then does to the EQ's moves is
+    corrected by :func:`_reach_as_delivered`, which keeps the goal and refits the EQ."""
     if estimated_limiting_db(features, target) < LIMITER_SHAPE_MIN_DB:
         return features
-    gain_db = min(target.lufs - features.integrated_lufs,
-                  target.ceiling_dbtp - features.true_peak_dbtp + max_limiting_db)
     source = excerpt(audio.samples, audio.sample_rate)  # what the refinement renders too
-    limited, _ = limit_at_gain(source, audio.sample_rate, gain_db, target.ceiling_dbtp)
-
-    def bands(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        meter = SpectrumAnalyzer(audio.sample_rate, x.shape[0])
-        meter.process(x)
-        result = meter.result()
-        return result.mid_band_db, result.side_band_db
-
-    (mid0, side0), (mid1, side1) = bands(source), bands(limited)
+    source_lufs = measure_loudness(source, audio.sample_rate).integrated_lufs
+    limited, _ = _finalized_excerpt(source, audio.sample_rate, source_lufs + target.lufs - features.integrated_lufs,
+                                    target, max_limiting_db)
+    (mid0, side0), (mid1, side1) = _bands_db(source, audio.sample_rate), _bands_db(limited, audio.sample_rate)
     with np.errstate(invalid="ignore"):  # -inf - -inf in empty bands: no change
         mid, side = np.nan_to_num(mid1 - mid0), np.nan_to_num(side1 - side0)
-    return with_band_change(features, mid - gain_db, side - gain_db)
+    return with_band_change(features, mid, side)  # the level is removed where the shape is judged
+
+
+DELIVERED_LOUDNESS_TOLERANCE_LU = 0.1
+
+
+def _finalized_excerpt(samples: np.ndarray, sample_rate: int, lufs: float, target: Target,
+                       max_limiting_db: float) -> tuple[np.ndarray, float]:
+    """``samples`` (an excerpt) brought to ``lufs`` through the finalizer's limiter, as the
+    finalizer brings the whole track to the target: limiting takes loudness away, so the gain
+    rises until the limited excerpt is as loud as asked (within
+    DELIVERED_LOUDNESS_TOLERANCE_LU, a few rounds), or the limiting reaches its budget.
+    Returns the limited samples and the limiting (dB)."""
+    level = measure_loudness(samples, sample_rate).integrated_lufs
+    if not (math.isfinite(level) and math.isfinite(lufs)):
+        return samples, 0.0
+    gain_db = lufs - level
+    for _ in range(4):
+        limited, limiting_db = limit_at_gain(samples, sample_rate, gain_db, target.ceiling_dbtp)
+        short_lu = lufs - measure_loudness(limited, sample_rate).integrated_lufs
+        if abs(short_lu) < DELIVERED_LOUDNESS_TOLERANCE_LU or (short_lu > 0.0 and limiting_db >= max_limiting_db):
+            break
+        gain_db += short_lu
+    return limited, limiting_db
+
+
+def _bands_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mid and side band levels (dB) of ``samples``."""
+    meter = SpectrumAnalyzer(sample_rate, samples.shape[0])
+    meter.process(samples)
+    result = meter.result()
+    return np.asarray(result.mid_band_db), np.asarray(result.side_band_db)
+
+
+def _reach_as_delivered(audio: Audio, features: Features, judged: Features, target: Target, goal: Goal,
+                        settings: ChainSettings, max_limiting_db: float,
+                        notes: list[str]) -> tuple[Goal, ChainSettings]:
+    """:func:`assistant.judge.reach_goal` again, on the mix as the finalizer will deliver it
+    behind the chain's EQ. Where the finalizer limits much (for the input, or for the EQ's
+    boosts), it does not carry an EQ move through unchanged: a cut of the dense low end
+    lowers the peaks, so the low end is limited less and comes partly back; a boost is
+    limited harder. A second pass, which needs no limiting, would find the region where the
+    limiter left it and move it again. So the loop's linear prediction is corrected by what
+    the limiter adds to the EQ, measured on the excerpt: the chain's linear stages with and
+    without their EQ gains, each limited at the gain the finalizer will use. The EQ limit
+    then holds for the move as delivered: a gain may exceed it by up to DELIVERED_HEADROOM_DB
+    (with a note giving the delivered move). A region the EQ cannot bring inside as
+    delivered is kept as character."""
+    sr = audio.sample_rate
+    source = excerpt(audio.samples, sr)
+    lufs = measure_loudness(source, sr).integrated_lufs + target.lufs - features.integrated_lufs
+    linear = ("highpass", *EQ_STAGES)
+
+    def delivered(trial: ChainSettings) -> tuple[np.ndarray, np.ndarray, float]:
+        """Mid and side band levels of the trial's linear stages, finalized, and the limiting."""
+        limited, limiting_db = _finalized_excerpt(render(source, sr, trial.only(linear)), sr, lufs, target,
+                                                  max_limiting_db)
+        return (*_bands_db(limited, sr), limiting_db)
+
+    def eq_active(trial: ChainSettings) -> bool:
+        return any(trial.is_on(s) and trial[f"{s}.gain_db"] != 0.0 for s in EQ_STAGES)
+
+    if not eq_active(settings):
+        return goal, settings
+    flat_mid, flat_side, flat_limiting_db = delivered(settings.replace({f"{s}.gain_db": 0.0 for s in EQ_STAGES}))
+    matrix = band_matrix(RESPONSE_FFT, sr)
+    for _ in range(DELIVERED_ITERATIONS):
+        mid, side, limiting_db = delivered(settings)
+        if max(limiting_db, flat_limiting_db) < LIMITER_SHAPE_MIN_DB:
+            return goal, settings
+        eq_db = eq_band_response_db(settings, sr, matrix)
+        with np.errstate(invalid="ignore"):  # -inf - -inf in empty bands: no change
+            extra_mid = np.nan_to_num(mid - flat_mid - eq_db)
+            extra_side = np.nan_to_num(side - flat_side - eq_db)
+        goal, settings = reach_goal(goal, with_band_change(judged, extra_mid, extra_side), target.profile, settings,
+                                    DELIVERED_HEADROOM_DB)
+        if not eq_active(settings):
+            return goal, settings
+    over = [s for s in EQ_STAGES if settings.is_on(s) and abs(settings[f"{s}.gain_db"]) > goal.limits.max_eq_db]
+    if over:
+        mid = delivered(settings)[0]
+        with np.errstate(invalid="ignore"):
+            got = np.nan_to_num(mid - flat_mid)
+        mask = shape_mask(sr)
+        got = got - np.median((got - eq_band_response_db(settings, sr, matrix))[mask])  # the EQ's level
+        centres = np.asarray(BAND_CENTRES_HZ)
+        said = ", ".join(f"{STAGE_LABELS[s]} {settings[f'{s}.gain_db']:+.1f} dB delivers "
+                         f"{got[int(np.argmin(np.abs(centres - settings[f'{s}.freq_hz'])))]:+.1f} dB"
+                         for s in over)
+        notes.append(f"the finalizer's limiting takes part of the EQ back, so the EQ limit "
+                     f"(±{goal.limits.max_eq_db:g} dB) holds for the move as delivered: {said}")
+    return goal, settings
 
 
 def _dc_highpass(features: Features, target: Target, settings: ChainSettings, notes: list[str]) -> ChainSettings:

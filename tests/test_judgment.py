@@ -467,3 +467,35 @@ def test_profile_auto_judges_the_crest_as_delivered(base):
                     scalar_ranges=dict(open_.scalar_ranges, crest_factor_db=(crest - 8.0, crest - 4.0)))
     assert choose_profile(features, [open_, dense])[0].name == "open"
     assert choose_profile(features, [open_, dense], limiting_db=6.0)[0].name == "dense"
+
+
+def test_an_eq_move_the_limiter_takes_back_is_reached_as_delivered(tmp_path):
+    """Hi-hat bursts carry the peaks: the finalizer limits them hard, so a treble boost is
+    partly limited away (and raises the limiting further). The first pass must bring the
+    treble inside its range *as delivered*, or the second pass, which needs no limiting,
+    would boost again."""
+    from scipy.signal import butter, sosfilt
+
+    from assistant.master import LIMITER_SHAPE_MIN_DB, estimated_limiting_db
+
+    steady = _mix()
+    n = steady.shape[1]
+    rng = np.random.default_rng(5)
+    hats = sosfilt(butter(4, 4000.0, "high", fs=SR, output="sos"), make_noise(rng, SR, n / SR, -20.0, channels=1))[0]
+    gate = (np.arange(n) % (SR // 4) < SR // 80).astype(np.float32) * 3.0  # 12 ms bursts, 4 a second
+    mix = (steady + hats * gate).astype(np.float32)
+    features = analyze(Audio(mix, SR))
+    # ranges that want about 2.5 dB more treble (4-10 kHz) than the mix has
+    centres = np.asarray(BAND_CENTRES_HZ)
+    lift = np.where((centres >= 4000.0) & (centres <= 10000.0), 3.0, 0.0)
+    profile = _profile_around(features, band_half_db=3.0)
+    profile = replace(profile, band_shape_db=tuple(np.asarray(profile.band_shape_db) + lift),
+                      band_low_db=tuple(np.asarray(profile.band_low_db) + lift),
+                      band_high_db=tuple(np.asarray(profile.band_high_db) + lift))
+    target = _target(profile)
+    assert estimated_limiting_db(features, target) > LIMITER_SHAPE_MIN_DB
+    first = master_file(_write(tmp_path / "hats.wav", mix), tmp_path / "m1.wav", target)
+    assert first.goal.tone_status == "corrected" and first.limiting_db > 5.0
+    second = master_file(tmp_path / "m1.wav", tmp_path / "m2.wav", target)
+    assert second.goal.tone_status != "corrected", [m.text for m in second.moves]
+    assert all(abs(second.settings[f"{s}.gain_db"]) == 0.0 for s in EQ_STAGES)
