@@ -29,5 +29,5 @@ fi
 echo "setup: installing Mixbridge, its test tools and Ray (the cluster extra) into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,train,cluster]" 2>&1 \
   | grep -v "is ignored: it is neither a file nor a directory" || true
-.venv/bin/python -c "import assistant, effects, pedalboard, soundfile" \
+.venv/bin/python -c "import mixbridge.assistant.cli, mixbridge.effects.render, pedalboard, soundfile" \
   || { echo "setup: the installation is incomplete" >&2; exit 1; }

@@ -16,20 +16,20 @@ from typing import Iterable
 
 import numpy as np
 
-from analysis import audio as audio_io
-from analysis.atomic import cache_root, write_text
-from analysis.audio import Audio
-from analysis.dynamics import describe_dynamics
-from analysis.errors import MixbridgeError
-from analysis.features import FEATURE_VERSION, Features
-from analysis.loudness import (
+from mixbridge.analysis import audio as audio_io
+from mixbridge.analysis.atomic import cache_root, write_text
+from mixbridge.analysis.audio import Audio
+from mixbridge.analysis.dynamics import describe_dynamics
+from mixbridge.analysis.errors import MixbridgeError
+from mixbridge.analysis.features import FEATURE_VERSION, Features
+from mixbridge.analysis.loudness import (
     ABSOLUTE_GATE_LUFS,
     LRA_RELATIVE_GATE_LU,
     STEP_S,
     LoudnessMeter,
 )
-from analysis.spectrum import SpectrumAnalyzer
-from analysis.truepeak import TruePeakMeter, amplitude_to_db
+from mixbridge.analysis.spectrum import SpectrumAnalyzer
+from mixbridge.analysis.truepeak import TruePeakMeter, amplitude_to_db
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from analysis.errors import OutputError
+from mixbridge.analysis.errors import OutputError
 
 PART_SUFFIX = ".part"
 SCRATCH_SUFFIX = ".scratch.part"  # ends in PART_SUFFIX: remove_leftovers() finds these too

@@ -24,8 +24,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import soundfile as sf
 
-from analysis.atomic import atomic_path
-from analysis.errors import (
+from mixbridge.analysis.atomic import atomic_path
+from mixbridge.analysis.errors import (
     InputNotFoundError,
     InvalidAudioError,
     OutputError,

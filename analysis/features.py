@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from analysis.errors import SettingsError
-from analysis.spectrum import BAND_CENTRES_HZ, FLOOR_DB
+from mixbridge.analysis.errors import SettingsError
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, FLOOR_DB
 
 FEATURE_VERSION = 1
 # Values standing in for "undefined" (silence, too short) in the model vector only.

@@ -35,11 +35,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from analysis.atomic import remove_leftovers
-from analysis.audio import READ_EXTENSIONS
-from analysis.errors import MixbridgeError, UnreadableAudioError, UsageError
-from assistant.judge import JudgeOptions
-from assistant.targets import Target
+from mixbridge.analysis.atomic import remove_leftovers
+from mixbridge.analysis.audio import READ_EXTENSIONS
+from mixbridge.analysis.errors import MixbridgeError, UnreadableAudioError, UsageError
+from mixbridge.assistant.judge import JudgeOptions
+from mixbridge.assistant.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,8 @@ def file_hash(path: Path) -> str:
 
 
 def settings_hash(target: Target, options: BatchOptions) -> str:
-    from analysis.features import FEATURE_VERSION
-    from effects.schema import SCHEMA_VERSION
+    from mixbridge.analysis.features import FEATURE_VERSION
+    from mixbridge.effects.schema import SCHEMA_VERSION
 
     blob = json.dumps({"target": asdict(target), "options": asdict(options), "features": FEATURE_VERSION,
                        "schema": SCHEMA_VERSION}, sort_keys=True, default=str)
@@ -142,7 +142,7 @@ def album_targets(inputs: list[Path], target: Target) -> dict[Path, Target]:
 
     Files that cannot be measured are left out (their own mastering then reports the error).
     """
-    from analysis.analyze import analyze_file_cached
+    from mixbridge.analysis.analyze import analyze_file_cached
 
     loudness = {}
     for path in inputs:
@@ -170,7 +170,7 @@ def _failed_row(task: Task, error: str, code: str) -> dict:
 
 def _master_one(task: Task, options: BatchOptions) -> dict:
     """Worker: master one file; never raises (the error goes into the row)."""
-    from assistant.master import master_file
+    from mixbridge.assistant.master import master_file
 
     target = task.target
     row = _task_row(task)

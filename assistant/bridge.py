@@ -13,15 +13,15 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis.analyze import analyze
-from analysis.audio import Audio
-from analysis.features import Features
-from analysis.loudness import measure_loudness
-from analysis.spectrum import shape_mask
-from assistant.targets import Target
-from effects.plugin_map import PluginChainRenderer, load_map
-from effects.render import render
-from effects.schema import ChainSettings
+from mixbridge.analysis.analyze import analyze
+from mixbridge.analysis.audio import Audio
+from mixbridge.analysis.features import Features
+from mixbridge.analysis.loudness import measure_loudness
+from mixbridge.analysis.spectrum import shape_mask
+from mixbridge.assistant.targets import Target
+from mixbridge.effects.plugin_map import PluginChainRenderer, load_map
+from mixbridge.effects.render import render
+from mixbridge.effects.schema import ChainSettings
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from analysis.errors import MixbridgeError
+from mixbridge.analysis.errors import MixbridgeError
 
 log = logging.getLogger("mixbridge")
 NO_CHANGES = "(no changes: the mix is within the profile's normal ranges; the finalizer alone sets loudness and peaks)"
@@ -53,7 +53,7 @@ def features_table(features) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from analysis.analyze import analyze_file
+    from mixbridge.analysis.analyze import analyze_file
 
     status = 0
     results = []
@@ -98,8 +98,8 @@ def _row(label: str, before: float, after: float, unit: str, digits: int = 1) ->
 
 
 def cmd_master(args: argparse.Namespace) -> int:
-    from assistant.master import master_file, resolve_target, write_report
-    from effects.schema import ChainSettings, describe
+    from mixbridge.assistant.master import master_file, resolve_target, write_report
+    from mixbridge.effects.schema import ChainSettings, describe
 
     judgment = _judgment(args)  # refused before any work
     progress = _progress(args.verbose or sys.stderr.isatty())
@@ -149,7 +149,7 @@ def _print_judgment(target, moves, notes=()) -> None:
 
 
 def _judgment(args: argparse.Namespace):
-    from assistant.judge import Amounts, JudgeOptions
+    from mixbridge.assistant.judge import Amounts, JudgeOptions
 
     amounts = Amounts.from_options(args.amount, args.match, tone=args.tone, dynamics=args.dynamics,
                                    width=args.width, space=args.space)
@@ -167,9 +167,9 @@ def _print_plugins(chain: list[str], match: dict) -> None:
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
-    from assistant.bridge import estimated_gain_db, plugin_renderer, render_match
-    from assistant.master import resolve_target, suggest_file
-    from effects.schema import describe
+    from mixbridge.assistant.bridge import estimated_gain_db, plugin_renderer, render_match
+    from mixbridge.assistant.master import resolve_target, suggest_file
+    from mixbridge.effects.schema import describe
 
     judgment = _judgment(args)
     progress = _progress(args.verbose or sys.stderr.isatty())
@@ -195,7 +195,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         match = render_match(renderer, suggestion.settings, suggestion.excerpt)
         _print_plugins(renderer.describe(), match)
         if args.export_presets:
-            from effects.plugin_map import export_presets
+            from mixbridge.effects.plugin_map import export_presets
 
             gain_db = estimated_gain_db(suggestion.features, match, target)
             written = export_presets(renderer, suggestion.settings, args.export_presets,
@@ -206,7 +206,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_scan(args: argparse.Namespace) -> int:
-    from effects.vst3 import scan, scan_table
+    from mixbridge.effects.vst3 import scan, scan_table
 
     plugins, failures = scan(args.dirs, system=args.system, use_cache=args.cache, progress=_progress(True))
     if args.json:
@@ -221,8 +221,8 @@ def cmd_plugins_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_learn(args: argparse.Namespace) -> int:
-    from analysis.atomic import write_text
-    from effects.plugin_learn import learn_eq_stage
+    from mixbridge.analysis.atomic import write_text
+    from mixbridge.effects.plugin_learn import learn_eq_stage
 
     text, learned = learn_eq_stage(args.plugin, args.stage, args.gain, args.freq, args.width)
     for item in learned:
@@ -238,8 +238,8 @@ def cmd_plugins_learn(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from assistant.batch import MANIFEST, BatchOptions, check_executor, run_batch
-    from assistant.master import resolve_target
+    from mixbridge.assistant.batch import MANIFEST, BatchOptions, check_executor, run_batch
+    from mixbridge.assistant.master import resolve_target
 
     check_executor(args.executor, args.address)  # before references are measured: a bad address fails fast
     judgment = _judgment(args)
@@ -255,9 +255,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_stems(args: argparse.Namespace) -> int:
-    from assistant.master import resolve_target
-    from assistant.stems import REPORT_NAME, StemOptions, master_stems
-    from effects.schema import ChainSettings, describe
+    from mixbridge.assistant.master import resolve_target
+    from mixbridge.assistant.stems import REPORT_NAME, StemOptions, master_stems
+    from mixbridge.effects.schema import ChainSettings, describe
 
     judgment = _judgment(args)
     progress = _progress(args.verbose or sys.stderr.isatty())
@@ -295,8 +295,8 @@ def cmd_stems(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from analysis.analyze import analyze_file
-    from assistant.targets import profile_from_features, save_profile
+    from mixbridge.analysis.analyze import analyze_file
+    from mixbridge.assistant.targets import profile_from_features, save_profile
 
     progress = _progress(args.verbose or sys.stderr.isatty())
     features = []
@@ -313,7 +313,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_model_train(args: argparse.Namespace) -> int:
-    from models.train import train
+    from mixbridge.models.train import train
 
     summary = train(Path(args.out), [Path(a) for a in args.audio], args.score_clips, args.variants,
                     args.epochs, args.jobs, progress=_progress(True))
@@ -325,9 +325,9 @@ def cmd_model_train(args: argparse.Namespace) -> int:
 def _print_do_no_harm(files, clips: int, progress) -> None:
     """The judgment's do-no-harm and idempotence on held-out audio taken as finished: each
     clip mastered to spotify (its profile chosen automatically), then mastered again."""
-    from analysis.audio import Audio
-    from assistant.master import resolve_target, two_passes
-    from models.data import clips_from_file
+    from mixbridge.analysis.audio import Audio
+    from mixbridge.assistant.master import resolve_target, two_passes
+    from mixbridge.models.data import clips_from_file
 
     target = resolve_target("spotify", profile="auto")
     rows = {"model": [], "dsp": []}
@@ -362,12 +362,12 @@ def _print_do_no_harm(files, clips: int, progress) -> None:
 
 
 def cmd_model_evaluate(args: argparse.Namespace) -> int:
-    from analysis.analyze import analyze
-    from analysis.atomic import cache_root
-    from analysis.audio import Audio
-    from models.evaluate import METHODS, evaluate
-    from models.net import SettingsModel
-    from models.train import source_files
+    from mixbridge.analysis.analyze import analyze
+    from mixbridge.analysis.atomic import cache_root
+    from mixbridge.analysis.audio import Audio
+    from mixbridge.models.evaluate import METHODS, evaluate
+    from mixbridge.models.net import SettingsModel
+    from mixbridge.models.train import source_files
 
     progress = _progress(True)
     held = source_files(cache_root(), [Path(a) for a in args.audio], args.score_clips, args.jobs, progress)[1]
@@ -389,7 +389,7 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
         print(f"{key}: {value * 1000:.1f} ms (median)")
     _print_do_no_harm(held, args.do_no_harm_clips, progress)
     if args.json:
-        from analysis.atomic import write_text
+        from mixbridge.analysis.atomic import write_text
 
         write_text(args.json, json.dumps(result, indent=2, default=float) + "\n")
     return 0
@@ -404,7 +404,7 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
 def _target_options(p: argparse.ArgumentParser) -> None:
     """What to master toward and how the settings are made: one declaration for master,
     suggest, batch and stems."""
-    from assistant.master import DEFAULT_ENGINE, ENGINES
+    from mixbridge.assistant.master import DEFAULT_ENGINE, ENGINES
 
     p.add_argument("--target", help="delivery target (e.g. spotify, apple-music, ebu-r128, cd); "
                                     "default spotify unless --reference or --lufs is given")
@@ -423,8 +423,8 @@ def _target_options(p: argparse.ArgumentParser) -> None:
 def _delivery_options(p: argparse.ArgumentParser, bit_depth_help: str = "output bit depth (16 and 24 dithered)"
                       ) -> None:
     """The written files' format and the finalizer's limiting budget (master, batch, stems)."""
-    from analysis.audio import BIT_DEPTHS
-    from effects.finalize import MAX_LIMITING_DB
+    from mixbridge.analysis.audio import BIT_DEPTHS
+    from mixbridge.effects.finalize import MAX_LIMITING_DB
 
     p.add_argument("--bit-depth", default="24", choices=BIT_DEPTHS, help=bit_depth_help)
     p.add_argument("--max-limiting-db", type=float, default=MAX_LIMITING_DB,
@@ -517,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--album", action="store_true",
                    help="one loudness decision for the set: the loudest track at the target, the others "
                         "keep their level differences (AES TD1008)")
-    from assistant.batch import EXECUTORS, RAY_INSTALL_HINT
+    from mixbridge.assistant.batch import EXECUTORS, RAY_INSTALL_HINT
 
     p.add_argument("--executor", default="local", choices=EXECUTORS,
                    help="where files run: local processes, or Ray tasks (the issue's '--engine ray'; "

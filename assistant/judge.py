@@ -35,14 +35,21 @@ from typing import Mapping
 
 import numpy as np
 
-from analysis.errors import UsageError
-from analysis.features import Features
-from analysis.spectrum import BAND_CENTRES_HZ, band_matrix, band_shape, shape_mask, side_mid_ratio, smooth_bands
-from assistant.targets import Profile, Target
-from effects.response import eq_band_response_db
-from effects.schema import EQ_STAGES, PARAM_INDEX, STAGE_LABELS, ChainSettings, format_value
-from models.baseline import EQ_LAYOUT, RESPONSE_FFT, eq_values, fit_eq
-from models.predict import ASPECTS
+from mixbridge.analysis.errors import UsageError
+from mixbridge.analysis.features import Features
+from mixbridge.analysis.spectrum import (
+    BAND_CENTRES_HZ,
+    band_matrix,
+    band_shape,
+    shape_mask,
+    side_mid_ratio,
+    smooth_bands,
+)
+from mixbridge.assistant.targets import Profile, Target
+from mixbridge.effects.response import eq_band_response_db
+from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, STAGE_LABELS, ChainSettings, format_value
+from mixbridge.models.baseline import EQ_LAYOUT, RESPONSE_FFT, eq_values, fit_eq
+from mixbridge.models.predict import ASPECTS
 
 MATCH_NAMES = (*ASPECTS, "loudness")  # --match accepts loudness too: it is always delivered
 ASPECT_STAGES = {"tone": EQ_STAGES, "dynamics": ("compressor",), "width": ("stereo",), "space": ("reverb",)}

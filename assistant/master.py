@@ -23,17 +23,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from analysis import audio as audio_io
-from analysis.analyze import analyze, analyze_file, analyze_file_cached
-from analysis.atomic import atomic_path, scratch_path, write_text
-from analysis.audio import Audio
-from analysis.errors import InvalidAudioError, OutputError, UsageError
-from analysis.features import Features
-from analysis.loudness import measure_loudness
-from analysis.spectrum import BAND_CENTRES_HZ, SpectrumAnalyzer, band_matrix, band_shape, shape_mask
-from analysis.truepeak import true_peak_dbtp
-from assistant.bridge import plugin_renderer, render_match
-from assistant.judge import (
+from mixbridge.analysis import audio as audio_io
+from mixbridge.analysis.analyze import analyze, analyze_file, analyze_file_cached
+from mixbridge.analysis.atomic import atomic_path, scratch_path, write_text
+from mixbridge.analysis.audio import Audio
+from mixbridge.analysis.errors import InvalidAudioError, OutputError, UsageError
+from mixbridge.analysis.features import Features
+from mixbridge.analysis.loudness import measure_loudness
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, SpectrumAnalyzer, band_matrix, band_shape, shape_mask
+from mixbridge.analysis.truepeak import true_peak_dbtp
+from mixbridge.assistant.bridge import plugin_renderer, render_match
+from mixbridge.assistant.judge import (
     Goal,
     JudgeOptions,
     Move,
@@ -47,8 +47,8 @@ from assistant.judge import (
     reach_goal,
     with_band_change,
 )
-from assistant.profile_choice import with_profile_for
-from assistant.targets import (
+from mixbridge.assistant.profile_choice import with_profile_for
+from mixbridge.assistant.targets import (
     AUTO_PROFILE,
     DEFAULT_CEILING_DBTP,
     DEFAULT_PROFILE,
@@ -59,7 +59,7 @@ from assistant.targets import (
     reference_lufs,
     tonal_error_db,
 )
-from effects.finalize import (
+from mixbridge.effects.finalize import (
     MAX_LIMITING_DB,
     BlockStatsMeter,
     FinalizePlan,
@@ -69,13 +69,13 @@ from effects.finalize import (
     finalize_from_stats,
     limit_at_gain,
 )
-from effects.render import ChainRenderer, render
-from effects.response import eq_band_response_db
-from effects.schema import EQ_STAGES, STAGE_LABELS, ChainSettings
-from models.baseline import RESPONSE_FFT, fit_change, predict_dsp
-from models.net import DESCRIPTOR, TargetDescriptor
-from models.predict import ASPECTS, anchored_eq, excerpt, excerpt_spans, fit_compressor, predict_model
-from models.predict import refine as refine_loop
+from mixbridge.effects.render import ChainRenderer, render
+from mixbridge.effects.response import eq_band_response_db
+from mixbridge.effects.schema import EQ_STAGES, STAGE_LABELS, ChainSettings
+from mixbridge.models.baseline import RESPONSE_FFT, fit_change, predict_dsp
+from mixbridge.models.net import DESCRIPTOR, TargetDescriptor
+from mixbridge.models.predict import ASPECTS, anchored_eq, excerpt, excerpt_spans, fit_compressor, predict_model
+from mixbridge.models.predict import refine as refine_loop
 
 log = logging.getLogger(__name__)
 

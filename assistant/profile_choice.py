@@ -23,11 +23,11 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis.errors import UsageError
-from analysis.features import Features
-from analysis.spectrum import band_shape, shape_mask
-from assistant.judge import estimated_limiting_db, tone_bands_db, tone_excess_db
-from assistant.targets import Profile, Target, shipped_profiles
+from mixbridge.analysis.errors import UsageError
+from mixbridge.analysis.features import Features
+from mixbridge.analysis.spectrum import band_shape, shape_mask
+from mixbridge.assistant.judge import estimated_limiting_db, tone_bands_db, tone_excess_db
+from mixbridge.assistant.targets import Profile, Target, shipped_profiles
 
 log = logging.getLogger(__name__)
 

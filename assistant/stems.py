@@ -36,25 +36,25 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from analysis import audio as audio_io
-from analysis.analyze import OUT_OF_PHASE_CORRELATION, analyze
-from analysis.atomic import write_text
-from analysis.audio import READ_EXTENSIONS, Audio
-from analysis.errors import InputNotFoundError, InvalidAudioError, MixbridgeError, OutputError, UsageError
-from analysis.features import Features
-from analysis.loudness import measure_loudness
-from analysis.spectrum import BAND_CENTRES_HZ, band_matrix, fft_size
-from analysis.truepeak import amplitude_to_db, true_peak_dbtp
-from assistant.judge import Goal, JudgeOptions, Move
-from assistant.master import DC_HIGHPASS_DBFS, DEFAULT_ENGINE, MIN_MASTER_S, judgment_dict, suggest_settings
-from assistant.profile_choice import with_profile_for
-from assistant.targets import Target
-from effects.bus import render_bus
-from effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
-from effects.limiter import TruePeakLimiter
-from effects.render import build_board
-from effects.response import eq_band_response_db
-from effects.schema import EQ_STAGES, PARAM_INDEX, STAGE_LABELS, STAGES, ChainSettings, format_value
+from mixbridge.analysis import audio as audio_io
+from mixbridge.analysis.analyze import OUT_OF_PHASE_CORRELATION, analyze
+from mixbridge.analysis.atomic import write_text
+from mixbridge.analysis.audio import READ_EXTENSIONS, Audio
+from mixbridge.analysis.errors import InputNotFoundError, InvalidAudioError, MixbridgeError, OutputError, UsageError
+from mixbridge.analysis.features import Features
+from mixbridge.analysis.loudness import measure_loudness
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix, fft_size
+from mixbridge.analysis.truepeak import amplitude_to_db, true_peak_dbtp
+from mixbridge.assistant.judge import Goal, JudgeOptions, Move
+from mixbridge.assistant.master import DC_HIGHPASS_DBFS, DEFAULT_ENGINE, MIN_MASTER_S, judgment_dict, suggest_settings
+from mixbridge.assistant.profile_choice import with_profile_for
+from mixbridge.assistant.targets import Target
+from mixbridge.effects.bus import render_bus
+from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
+from mixbridge.effects.limiter import TruePeakLimiter
+from mixbridge.effects.render import build_board
+from mixbridge.effects.response import eq_band_response_db
+from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, STAGE_LABELS, STAGES, ChainSettings, format_value
 
 log = logging.getLogger(__name__)
 

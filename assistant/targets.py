@@ -23,10 +23,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import tomli_w
 
-from analysis.atomic import write_text
-from analysis.errors import InvalidAudioError, SettingsError, UsageError
-from analysis.features import Features
-from analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask, smooth_bands
+from mixbridge.analysis.atomic import write_text
+from mixbridge.analysis.errors import InvalidAudioError, SettingsError, UsageError
+from mixbridge.analysis.features import Features
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask, smooth_bands
 
 PRESETS_SCHEMA_VERSION = 1  # presets/targets.toml
 PROFILE_SCHEMA_VERSION = 2  # presets/profiles/*.toml: 2 added the normal ranges
@@ -186,7 +186,7 @@ def reference_lufs(features: Sequence[Features]) -> float:
 # ---- presets/ loader -------------------------------------------------------------------------
 
 def _preset_file(*parts: str):
-    return resources.files("presets").joinpath(*parts)
+    return resources.files("mixbridge.presets").joinpath(*parts)
 
 
 def _read_toml(resource, what: str, version: int = PRESETS_SCHEMA_VERSION) -> dict:

@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from common import BLOCK_FRAMES, cut_audio, publish  # noqa: E402
 
-from analysis.analyze import analyze, analyze_file  # noqa: E402
-from analysis.audio import load  # noqa: E402
+from mixbridge.analysis.analyze import analyze, analyze_file  # noqa: E402
+from mixbridge.analysis.audio import load  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
 EXAMPLE = ROOT / "examples" / "groove.flac"
@@ -50,7 +50,7 @@ GOAL_HOUR_RSS_GB = 1.5
 CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
-from analysis.analyze import analyze_file
+from mixbridge.analysis.analyze import analyze_file
 out = {{}}
 if {run!r}:
     t = time.perf_counter()

@@ -56,7 +56,7 @@ from bench_master import (  # noqa: E402
 )
 from common import BLOCK_FRAMES, publish  # noqa: E402
 
-from analysis.atomic import cache_root  # noqa: E402
+from mixbridge.analysis.atomic import cache_root  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
 FETCH_CORPUS = Path("/work/shared/corpus/fetch_dev_corpus.sh")

@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from common import cut_audio, publish  # noqa: E402
 
-from analysis.analyze import analyze_file  # noqa: E402
-from analysis.spectrum import band_shape, shape_mask  # noqa: E402
+from mixbridge.analysis.analyze import analyze_file  # noqa: E402
+from mixbridge.analysis.spectrum import band_shape, shape_mask  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
 RESULTS = ROOT / "bench" / "results" / "judgment.md"
@@ -59,7 +59,7 @@ MAX_LIMITING_DB = 10.0
 
 def changes(a, b) -> dict:
     """What changed from features ``a`` to ``b`` (the library's own measure)."""
-    from assistant.judge import measured_change
+    from mixbridge.assistant.judge import measured_change
 
     return measured_change(a, b)
 
@@ -67,8 +67,8 @@ def changes(a, b) -> dict:
 def one_track(args: tuple[str, str, str, str, float]) -> dict:
     """Worker: pass 1 and pass 2 of one track (cut to its first ``seconds``, 0: whole) to one target."""
     path, target_name, engine, tmp, seconds = args
-    from assistant.judge import estimated_limiting_db
-    from assistant.master import master_file, resolve_target
+    from mixbridge.assistant.judge import estimated_limiting_db
+    from mixbridge.assistant.master import master_file, resolve_target
 
     target = resolve_target(target_name)
     stem = Path(path).stem
@@ -138,9 +138,9 @@ def passes_summary(rows: list[dict]) -> list[str]:
 
 def degrade(src: Path, dest: Path, seed: int) -> dict:
     """A damaged copy of ``src``: seeded random shelves, a mid bell and compression."""
-    from analysis.audio import Audio, load, save
-    from effects.render import render
-    from effects.schema import ChainSettings
+    from mixbridge.analysis.audio import Audio, load, save
+    from mixbridge.effects.render import render
+    from mixbridge.effects.schema import ChainSettings
 
     rng = np.random.default_rng(seed)
     values = {"low_shelf.freq_hz": float(rng.uniform(80, 200)), "low_shelf.gain_db": float(rng.uniform(-6, 6)),
@@ -161,7 +161,7 @@ def run_cli(python_path: str | None, argv: list[str]) -> None:
     env = dict(os.environ)
     if python_path:
         env["PYTHONPATH"] = python_path
-    cmd = [sys.executable, "-c", "import sys; from assistant.cli import main; sys.exit(main(sys.argv[1:]))", *argv]
+    cmd = [sys.executable, "-c", "import sys; from mixbridge.assistant.cli import main; sys.exit(main(sys.argv[1:]))", *argv]
     # run from the code's own folder: `python -c` puts the working directory first on sys.path
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=python_path or ROOT)
     if done.returncode != 0:

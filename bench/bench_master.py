@@ -60,9 +60,9 @@ sys.path.insert(0, str(ROOT))
 
 from common import BLOCK_FRAMES, cut_audio, publish  # noqa: E402
 
-from analysis.analyze import analyze_file  # noqa: E402
-from analysis.features import Features  # noqa: E402
-from assistant.targets import profile_from_features, reference_lufs, tonal_error_db  # noqa: E402
+from mixbridge.analysis.analyze import analyze_file  # noqa: E402
+from mixbridge.analysis.features import Features  # noqa: E402
+from mixbridge.assistant.targets import profile_from_features, reference_lufs, tonal_error_db  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
 RESULTS = ROOT / "bench" / "results" / "master.md"
@@ -217,7 +217,7 @@ def file_md5(path: Path) -> str:
 # ---- the tools -------------------------------------------------------------------------------
 
 PACKAGES = ("assistant", "effects", "models", "presets")
-CLI_CODE = "import sys; from assistant.cli import main; sys.argv[0] = 'mixbridge'; sys.exit(main())"
+CLI_CODE = "import sys; from mixbridge.assistant.cli import main; sys.argv[0] = 'mixbridge'; sys.exit(main())"
 
 
 def snapshot_code(dest: Path) -> str:

@@ -31,14 +31,14 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analysis.analyze import analyze  # noqa: E402
-from analysis.audio import Audio  # noqa: E402
-from assistant.bridge import render_match  # noqa: E402
-from assistant.master import excerpt_of, resolve_target, suggest_settings  # noqa: E402
 from bench.common import publish  # noqa: E402
-from effects.plugin_map import PluginChainRenderer, load_map  # noqa: E402
-from effects.render import ChainRenderer  # noqa: E402
-from effects.schema import STAGES  # noqa: E402
+from mixbridge.analysis.analyze import analyze  # noqa: E402
+from mixbridge.analysis.audio import Audio  # noqa: E402
+from mixbridge.assistant.bridge import render_match  # noqa: E402
+from mixbridge.assistant.master import excerpt_of, resolve_target, suggest_settings  # noqa: E402
+from mixbridge.effects.plugin_map import PluginChainRenderer, load_map  # noqa: E402
+from mixbridge.effects.render import ChainRenderer  # noqa: E402
+from mixbridge.effects.schema import STAGES  # noqa: E402
 
 CORPUS = Path("/work/corpus/wav")
 BLOCK = 65536
@@ -66,7 +66,7 @@ def main() -> None:
              + " ".join(sys.argv[1:]), ""]
 
     if not args.skip_scan:
-        from effects.vst3 import scan
+        from mixbridge.effects.vst3 import scan
 
         with tempfile.TemporaryDirectory() as cache:
             os.environ["MIXBRIDGE_CACHE"] = cache

@@ -16,8 +16,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from ebu_signals import CASES  # noqa: E402
 
-from analysis.loudness import measure_loudness  # noqa: E402
-from analysis.truepeak import true_peak_dbtp  # noqa: E402
+from mixbridge.analysis.loudness import measure_loudness  # noqa: E402
+from mixbridge.analysis.truepeak import true_peak_dbtp  # noqa: E402
 
 
 def measured(case, sample_rate: int) -> str:

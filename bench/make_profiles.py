@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.analyze import analyze_file_cached  # noqa: E402
-from analysis.spectrum import BAND_CENTRES_HZ, band_shape  # noqa: E402
-from assistant.targets import profile_from_features, save_profile  # noqa: E402
+from mixbridge.analysis.analyze import analyze_file_cached  # noqa: E402
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape  # noqa: E402
+from mixbridge.assistant.targets import profile_from_features, save_profile  # noqa: E402
 
 EXCLUDED = {"pingus_rough_journey": "its channels are in opposite polarity (a mono fold-down cancels)"}
 CORPUS_NOTE = ("Mixbridge dev corpus (../shared/corpus/fetch_dev_corpus.sh: real recordings from Debian "

@@ -24,9 +24,9 @@ from typing import Sequence
 
 import numpy as np
 
-from effects.compressor import compressor_gain
-from effects.render import build_board, stereo_width
-from effects.schema import EQ_STAGES, ChainSettings
+from mixbridge.effects.compressor import compressor_gain
+from mixbridge.effects.render import build_board, stereo_width
+from mixbridge.effects.schema import EQ_STAGES, ChainSettings
 
 PRE_STAGES = ("trim", "highpass", *EQ_STAGES)  # before the compressor, linear
 

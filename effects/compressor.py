@@ -36,7 +36,7 @@ import math
 import numpy as np
 from scipy.signal import lfilter
 
-from effects.schema import ChainSettings
+from mixbridge.effects.schema import ChainSettings
 
 BLOCK_FRAMES = 1 << 16  # bounded temporaries; also keeps k*L small next to X in float64
 LEVEL_FLOOR = 1e-20  # |x| below this counts as this (-400 dBFS): log of zero avoided

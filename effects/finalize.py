@@ -26,10 +26,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from analysis.errors import InvalidAudioError
-from analysis.loudness import LoudnessMeter, WeightedPowerMeter, integrated_from_power
-from analysis.truepeak import PeakEnvelopeMeter, TruePeakMeter
-from effects.limiter import TruePeakLimiter, block_size
+from mixbridge.analysis.errors import InvalidAudioError
+from mixbridge.analysis.loudness import LoudnessMeter, WeightedPowerMeter, integrated_from_power
+from mixbridge.analysis.truepeak import PeakEnvelopeMeter, TruePeakMeter
+from mixbridge.effects.limiter import TruePeakLimiter, block_size
 
 log = logging.getLogger(__name__)
 

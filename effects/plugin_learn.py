@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from effects.render import ChainRenderer
-from effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings
-from effects.vst3 import HostedPlugin, PluginError
+from mixbridge.effects.render import ChainRenderer
+from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings
+from mixbridge.effects.vst3 import HostedPlugin, PluginError
 
 log = logging.getLogger(__name__)
 

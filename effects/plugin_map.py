@@ -35,12 +35,12 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from analysis.atomic import write_text
-from analysis.errors import SettingsError
-from analysis.loudness import measure_loudness
-from effects.render import ChainRenderer
-from effects.schema import EQ_STAGES, PARAM_INDEX, STAGE_LABELS, STAGES, ChainSettings, format_value
-from effects.vst3 import SYSTEM_DIRS, HostedPlugin, PluginError
+from mixbridge.analysis.atomic import write_text
+from mixbridge.analysis.errors import SettingsError
+from mixbridge.analysis.loudness import measure_loudness
+from mixbridge.effects.render import ChainRenderer
+from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, STAGE_LABELS, STAGES, ChainSettings, format_value
+from mixbridge.effects.vst3 import SYSTEM_DIRS, HostedPlugin, PluginError
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class PluginMap:
 # ---- loading ---------------------------------------------------------------------------------
 
 def map_names() -> list[str]:
-    folder = resources.files("presets").joinpath("plugins")
+    folder = resources.files("mixbridge.presets").joinpath("plugins")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -129,7 +129,7 @@ def load_map(name_or_path: str) -> PluginMap:
     if path.suffix == ".toml" and path.exists():
         resource, source = path, str(path)
     elif name_or_path in map_names():
-        resource = resources.files("presets").joinpath("plugins", f"{name_or_path}.toml")
+        resource = resources.files("mixbridge.presets").joinpath("plugins", f"{name_or_path}.toml")
         source = f"presets/plugins/{name_or_path}.toml"
     else:
         raise SettingsError(f"unknown plugin map {name_or_path!r}; valid: {', '.join(map_names())} "

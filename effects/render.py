@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pedalboard as pb
 
-from effects.schema import EQ_STAGES, ChainSettings
+from mixbridge.effects.schema import EQ_STAGES, ChainSettings
 
 
 def build_board(settings: ChainSettings) -> pb.Pedalboard:

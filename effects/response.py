@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from effects.render import build_board
-from effects.schema import EQ_STAGES, ChainSettings
+from mixbridge.effects.render import build_board
+from mixbridge.effects.schema import EQ_STAGES, ChainSettings
 
 
 def eq_band_response_db(settings: ChainSettings, sample_rate: int, band_matrix: np.ndarray) -> np.ndarray:

@@ -16,8 +16,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from analysis.atomic import write_text
-from analysis.errors import SettingsError
+from mixbridge.analysis.atomic import write_text
+from mixbridge.analysis.errors import SettingsError
 
 SCHEMA_VERSION = 1
 

@@ -33,8 +33,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from analysis.atomic import atomic_path, cache_root, write_text
-from analysis.errors import InputNotFoundError, InvalidAudioError, SettingsError, UnreadableAudioError
+from mixbridge.analysis.atomic import atomic_path, cache_root, write_text
+from mixbridge.analysis.errors import InputNotFoundError, InvalidAudioError, SettingsError, UnreadableAudioError
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def _read_cache(path: Path) -> dict:
 
 def _describe_in_child(bundle: Path, timeout_s: float) -> PluginInfo:
     try:
-        done = subprocess.run([sys.executable, "-m", "effects.vst3", str(bundle)], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-m", "mixbridge.effects.vst3", str(bundle)], capture_output=True, text=True,
                               timeout=timeout_s, env={**os.environ, "PYTHONPATH": _package_root()})
     except subprocess.TimeoutExpired:
         raise PluginError(f"did not load within {timeout_s:.0f} s", bundle) from None
@@ -479,7 +479,7 @@ def scan_table(plugins: Sequence[PluginInfo]) -> list[str]:
 
 
 def _child_main(path: str) -> None:
-    """``python -m effects.vst3 BUNDLE``: print the bundle's description (or error) as one JSON line.
+    """``python -m mixbridge.effects.vst3 BUNDLE``: print the bundle's description (or error) as one JSON line.
 
     Exits with ``os._exit`` so a plugin that misbehaves while unloading cannot change the result.
     """

@@ -22,9 +22,9 @@ from typing import Mapping
 
 import numpy as np
 
-from analysis.spectrum import band_matrix, band_shape, shape_mask, side_mid_ratio, smooth_bands  # leaf module
-from effects.response import eq_band_response_db
-from effects.schema import EQ_STAGES, ChainSettings
+from mixbridge.analysis.spectrum import band_matrix, band_shape, shape_mask, side_mid_ratio, smooth_bands  # leaf module
+from mixbridge.effects.response import eq_band_response_db
+from mixbridge.effects.schema import EQ_STAGES, ChainSettings
 
 NOMINAL_LUFS = -18.0
 EQ_LAYOUT = {  # stage: (freq_hz, q)

@@ -21,10 +21,10 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from analysis.audio import READ_EXTENSIONS, load
-from effects.render import render
-from effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings, ParamSpec
-from models.baseline import EQ_LAYOUT, NOMINAL_LUFS
+from mixbridge.analysis.audio import READ_EXTENSIONS, load
+from mixbridge.effects.render import render
+from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings, ParamSpec
+from mixbridge.models.baseline import EQ_LAYOUT, NOMINAL_LUFS
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from analysis.spectrum import band_shape, shape_mask
-from effects.render import render
-from effects.schema import EQ_STAGES
-from models.data import clips_from_file, learned_values, make_examples, settings_from_learned
-from models.net import SettingsModel, TargetDescriptor
+from mixbridge.analysis.spectrum import band_shape, shape_mask
+from mixbridge.effects.render import render
+from mixbridge.effects.schema import EQ_STAGES
+from mixbridge.models.data import clips_from_file, learned_values, make_examples, settings_from_learned
+from mixbridge.models.net import SettingsModel, TargetDescriptor
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ def evaluate(files: Sequence[Path], model: SettingsModel, analyze_array: Callabl
              clips_per_file: int = 2, seed: int = 7, refine_steps: int = 2,
              progress: Callable[[str], None] | None = None) -> dict:
     """Run every method on every held-out example; returns per-example rows and a summary."""
-    from models.baseline import predict_dsp
-    from models.predict import predict_model, refine
+    from mixbridge.models.baseline import predict_dsp
+    from mixbridge.models.predict import predict_model, refine
 
     rows = []
     timings = {"model_predict_s": [], "dsp_predict_s": []}

@@ -20,11 +20,11 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis.atomic import atomic_path
-from analysis.errors import SettingsError
-from analysis.features import FEATURE_VERSION
-from analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
-from models.data import LEARNED, learned_ranges, learned_specs
+from mixbridge.analysis.atomic import atomic_path
+from mixbridge.analysis.errors import SettingsError
+from mixbridge.analysis.features import FEATURE_VERSION
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
+from mixbridge.models.data import LEARNED, learned_ranges, learned_specs
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class SettingsModel:
     @classmethod
     def load(cls, path: str | Path | None = None) -> "SettingsModel":
         """The shipped weights, or a weights file."""
-        source = path or resources.files("models").joinpath("weights", WEIGHTS_FILE)
+        source = path or resources.files("mixbridge.models").joinpath("weights", WEIGHTS_FILE)
         if not (Path(path).is_file() if path else source.is_file()):
             raise SettingsError("model weights not found; retrain (mixbridge model train) or use "
                                 "--engine dsp", str(source))

@@ -17,13 +17,13 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from analysis.spectrum import side_mid_ratio, smooth_bands  # leaf module
-from effects.render import render
-from effects.response import eq_band_response_db
-from effects.schema import EQ_STAGES, ChainSettings
-from models.baseline import EQ_LAYOUT, _band_tools, fit_change, fit_eq, has_anchors
-from models.data import DRAW_RANGES, learned_values, settings_from_learned
-from models.net import SettingsModel, TargetDescriptor
+from mixbridge.analysis.spectrum import side_mid_ratio, smooth_bands  # leaf module
+from mixbridge.effects.render import render
+from mixbridge.effects.response import eq_band_response_db
+from mixbridge.effects.schema import EQ_STAGES, ChainSettings
+from mixbridge.models.baseline import EQ_LAYOUT, _band_tools, fit_change, fit_eq, has_anchors
+from mixbridge.models.data import DRAW_RANGES, learned_values, settings_from_learned
+from mixbridge.models.net import SettingsModel, TargetDescriptor
 
 log = logging.getLogger(__name__)
 

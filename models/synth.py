@@ -46,8 +46,8 @@ from typing import Callable, Sequence
 import numpy as np
 import soundfile as sf
 
-from analysis.audio import Audio, save
-from analysis.errors import MixbridgeError
+from mixbridge.analysis.audio import Audio, save
+from mixbridge.analysis.errors import MixbridgeError
 
 log = logging.getLogger(__name__)
 

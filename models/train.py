@@ -20,12 +20,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from analysis.analyze import analyze
-from analysis.atomic import cache_root, write_text
-from analysis.audio import Audio
-from analysis.features import Features
-from models.data import LEARNED, audio_files, clips_from_file, make_examples, split_by_source
-from models.net import TargetDescriptor, input_vector, normalise_values
+from mixbridge.analysis.analyze import analyze
+from mixbridge.analysis.atomic import cache_root, write_text
+from mixbridge.analysis.audio import Audio
+from mixbridge.analysis.features import Features
+from mixbridge.models.data import LEARNED, audio_files, clips_from_file, make_examples, split_by_source
+from mixbridge.models.net import TargetDescriptor, input_vector, normalise_values
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs
     every audio file in ``audio_dirs``, each source split on its own (every 5th file held out)."""
     groups: list[list[Path]] = []
     if score_clips > 0:
-        from models.synth import render_clips
+        from mixbridge.models.synth import render_clips
 
         def clip_progress(done: int, total: int) -> None:
             if progress and (done % 10 == 0 or done == total):
@@ -130,7 +130,7 @@ def train(out_dir: Path, audio_dirs: Sequence[Path] = (), score_clips: int = DEF
           variants: int = DEFAULT_VARIANTS, epochs: int = 300, jobs: int = 2, cache: Path | None = None,
           progress: Callable[[str], None] | None = None) -> dict:
     """Build the dataset (cached), train, write ``out_dir/model.npz`` and ``training.json``."""
-    from models.net import train_torch
+    from mixbridge.models.net import train_torch
 
     say = progress or (lambda m: None)
     cache = cache or cache_root()

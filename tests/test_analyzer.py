@@ -11,14 +11,14 @@ import pyloudnorm
 import pytest
 from scipy import signal
 
-from analysis.analyze import analyze, analyze_file
-from analysis.audio import Audio, save
-from analysis.dynamics import describe_dynamics
-from analysis.errors import SettingsError
-from analysis.features import Features, vector_names
-from analysis.loudness import LoudnessMeter
-from analysis.spectrum import BAND_CENTRES_HZ, BAND_EDGES_HZ, SpectrumAnalyzer
-from analysis.truepeak import TruePeakMeter
+from mixbridge.analysis.analyze import analyze, analyze_file
+from mixbridge.analysis.audio import Audio, save
+from mixbridge.analysis.dynamics import describe_dynamics
+from mixbridge.analysis.errors import SettingsError
+from mixbridge.analysis.features import Features, vector_names
+from mixbridge.analysis.loudness import LoudnessMeter
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, BAND_EDGES_HZ, SpectrumAnalyzer
+from mixbridge.analysis.truepeak import TruePeakMeter
 
 CENTRES = np.asarray(BAND_CENTRES_HZ)
 SINE_POWER_DB = 10 * np.log10(0.5)  # mean square of a 0 dBFS sine: -3.0103 dB

@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from analysis.audio import Audio, info, load, quantize, save
-from analysis.errors import InvalidAudioError, OutputError
+from mixbridge.analysis.audio import Audio, info, load, quantize, save
+from mixbridge.analysis.errors import InvalidAudioError, OutputError
 
 RATES = (8000, 22050, 44100, 48000, 96000, 192000)
 CHANNELS = (1, 2)

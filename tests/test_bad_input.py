@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from analysis.analyze import analyze, analyze_file
-from analysis.audio import Audio, iter_blocks, load, save
-from analysis.errors import (
+from mixbridge.analysis.analyze import analyze, analyze_file
+from mixbridge.analysis.audio import Audio, iter_blocks, load, save
+from mixbridge.analysis.errors import (
     InputNotFoundError,
     InvalidAudioError,
     MixbridgeError,
@@ -328,7 +328,7 @@ def test_truncated_lossy_files_are_refused_with_both_durations(entry, ext, subty
 # ---- float samples beyond full scale --------------------------------------------------------
 def test_float_samples_over_full_scale_are_normal_work(write_audio, tmp_path):
     """A float mix peaking at +20 dBFS is legitimate: analysed without a warning, mastered."""
-    from assistant.master import master_file, resolve_target
+    from mixbridge.assistant.master import master_file, resolve_target
 
     rng = np.random.default_rng(3)
     x = (rng.standard_normal((2, 48000 * 4)) * 2.0).astype(np.float32)  # peaks near +18 dBFS

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from analysis.errors import UsageError
-from assistant.batch import BatchOptions, find_inputs, read_manifest, run_batch
-from assistant.cli import main
-from assistant.master import resolve_target
+from mixbridge.analysis.errors import UsageError
+from mixbridge.assistant.batch import BatchOptions, find_inputs, read_manifest, run_batch
+from mixbridge.assistant.cli import main
+from mixbridge.assistant.master import resolve_target
 
 OPTIONS = BatchOptions(engine="dsp", refine=False)
 
@@ -64,7 +64,7 @@ def test_batch_mirrors_the_tree_records_failures_and_resumes(tree, tmp_path):
 
 
 def test_resume_trusts_the_recorded_stamp_and_hashes_only_touched_files(tree, tmp_path, monkeypatch):
-    import assistant.batch as batch
+    import mixbridge.assistant.batch as batch
 
     out = tmp_path / "out"
     target = resolve_target("spotify")

@@ -28,11 +28,11 @@ import pytest
 import soundfile as sf
 from test_batch import OPTIONS, _music
 
-from analysis.atomic import remove_leftovers
-from analysis.errors import UsageError
-from assistant.batch import RAY_MAX_RETRIES, WORKER_DIED, check_executor, run_batch
-from assistant.cli import main
-from assistant.master import resolve_target
+from mixbridge.analysis.atomic import remove_leftovers
+from mixbridge.analysis.errors import UsageError
+from mixbridge.assistant.batch import RAY_MAX_RETRIES, WORKER_DIED, check_executor, run_batch
+from mixbridge.assistant.cli import main
+from mixbridge.assistant.master import resolve_target
 
 RAY_START_TIMEOUT_S = 90.0
 
@@ -228,7 +228,7 @@ def ray_head(ray_env):
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     """`mixbridge` in a fresh process: Ray reads its authentication settings once per process."""
-    return subprocess.run([sys.executable, "-c", "import sys; from assistant.cli import main; sys.exit(main())",
+    return subprocess.run([sys.executable, "-c", "import sys; from mixbridge.assistant.cli import main; sys.exit(main())",
                            *args], capture_output=True, text=True, timeout=300)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import analysis.analyze
-from assistant.cli import main
+import mixbridge.analysis.analyze
+from mixbridge.assistant.cli import main
 
 
 @pytest.fixture
@@ -120,14 +120,14 @@ def test_an_internal_error_on_one_file_does_not_stop_the_batch(good, good_mono, 
     """cli.py's contract: exit code 1 is an internal error, and with several files the first
     failure's code is returned *after all ran*. An unexpected exception on one file (a bug)
     must not lose the other files' results."""
-    real = analysis.analyze.analyze_file
+    real = mixbridge.analysis.analyze.analyze_file
 
     def flaky(path):
         if str(path) == str(good):
             raise RuntimeError("simulated bug")
         return real(path)
 
-    monkeypatch.setattr(analysis.analyze, "analyze_file", flaky)
+    monkeypatch.setattr(mixbridge.analysis.analyze, "analyze_file", flaky)
     code, out, err = _run(capsys, "analyze", str(good), str(good_mono))
     assert code == 1
     assert str(good_mono) in out
@@ -152,7 +152,7 @@ def test_console_script_is_installed_and_never_shows_a_traceback(good, corrupt):
 
 
 def test_an_internal_error_in_master_is_one_line_with_exit_1(monkeypatch, capsys, tmp_path):
-    import assistant.master as master
+    import mixbridge.assistant.master as master
 
     def boom(*args, **kwargs):
         raise RuntimeError("simulated bug")
@@ -169,7 +169,7 @@ def test_every_option_of_the_mastering_commands_has_help():
     delivery groups are declared once, with their help)."""
     import argparse
 
-    from assistant.cli import build_parser
+    from mixbridge.assistant.cli import build_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices

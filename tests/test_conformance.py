@@ -25,8 +25,8 @@ from ebu_signals import (
     EbuCase,
 )
 
-from analysis.loudness import LoudnessResult, measure_loudness
-from analysis.truepeak import true_peak_dbtp
+from mixbridge.analysis.loudness import LoudnessResult, measure_loudness
+from mixbridge.analysis.truepeak import true_peak_dbtp
 
 SAMPLE_RATES = (48000, 44100)
 EPS_S = 1e-9  # float slack when selecting series entries by time

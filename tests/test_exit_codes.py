@@ -36,7 +36,7 @@ def _case(code: int, tmp: Path, monkeypatch) -> list[str]:
     if code == 0:
         return ["analyze", str(good)]
     if code == 1:  # a bug: any exception that is not ours
-        monkeypatch.setattr("analysis.analyze.analyze_file", lambda *a, **k: 1 / 0)
+        monkeypatch.setattr("mixbridge.analysis.analyze.analyze_file", lambda *a, **k: 1 / 0)
         return ["analyze", str(good)]
     if code == 2:
         return ["master", str(good), "-o", str(tmp / "o.wav"), "--target", "no-such-target"]
@@ -61,7 +61,7 @@ def _case(code: int, tmp: Path, monkeypatch) -> list[str]:
         def interrupted(*a, **k):
             raise KeyboardInterrupt
 
-        monkeypatch.setattr("analysis.analyze.analyze_file", interrupted)
+        monkeypatch.setattr("mixbridge.analysis.analyze.analyze_file", interrupted)
         return ["analyze", str(good)]
     raise AssertionError(code)
 

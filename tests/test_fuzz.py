@@ -13,8 +13,8 @@ import pytest
 import soundfile as sf
 from test_master import _run
 
-from analysis.analyze import analyze_file
-from analysis.errors import MixbridgeError
+from mixbridge.analysis.analyze import analyze_file
+from mixbridge.analysis.errors import MixbridgeError
 
 SR = 22050
 DOCUMENTED = {0, 2, 3, 4, 5, 6, 7}  # a single-file command: no batch (8), no bug (1)

@@ -18,16 +18,16 @@ import soundfile as sf
 from conftest import make_noise
 from test_master import _run
 
-from analysis.analyze import analyze
-from analysis.audio import Audio
-from analysis.errors import SettingsError, UsageError
-from analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
-from assistant.judge import MASTER_LIMITS, Amounts, JudgeOptions, judge
-from assistant.master import master_file, resolve_target, suggest_settings
-from assistant.profile_choice import choose_profile, with_profile_for
-from assistant.targets import PROFILE_SCALARS, Profile, load_profile, profile_from_features, save_profile
-from effects.render import render
-from effects.schema import EQ_STAGES, ChainSettings
+from mixbridge.analysis.analyze import analyze
+from mixbridge.analysis.audio import Audio
+from mixbridge.analysis.errors import SettingsError, UsageError
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
+from mixbridge.assistant.judge import MASTER_LIMITS, Amounts, JudgeOptions, judge
+from mixbridge.assistant.master import master_file, resolve_target, suggest_settings
+from mixbridge.assistant.profile_choice import choose_profile, with_profile_for
+from mixbridge.assistant.targets import PROFILE_SCALARS, Profile, load_profile, profile_from_features, save_profile
+from mixbridge.effects.render import render
+from mixbridge.effects.schema import EQ_STAGES, ChainSettings
 
 SR = 44100
 
@@ -252,7 +252,7 @@ def test_a_profile_of_several_tracks_spans_them(base):
 
 
 def test_shipped_profiles_have_ranges_and_say_how_they_were_made():
-    from assistant.targets import shipped_profiles
+    from mixbridge.assistant.targets import shipped_profiles
 
     profiles = shipped_profiles()
     assert {"balanced", "bass-heavy", "bright", "dark", "electronic", "orchestral"} <= {p.name for p in profiles}
@@ -331,7 +331,7 @@ def test_a_reference_far_away_is_matched_as_far_as_the_limits_allow(base):
     goal = judge(features, _target(reference))
     assert goal.context == "reference" and goal.tone_status == "corrected"
     assert "character" not in goal.band_status
-    from assistant.judge import REFERENCE_LIMITS
+    from mixbridge.assistant.judge import REFERENCE_LIMITS
 
     assert max(goal.band_change_db) == pytest.approx(REFERENCE_LIMITS.max_eq_db, abs=1e-6)
     master_profile = replace(reference, is_reference=False)  # the same ranges as a master profile
@@ -394,7 +394,7 @@ def test_the_limiting_the_delivery_needs_is_judged_as_heard(tmp_path):
     down, so the delivered mix is darker than the raw one, and the judgment sees that."""
     from scipy.signal import butter, sosfilt
 
-    from assistant.master import LIMITER_SHAPE_MIN_DB, as_delivered, estimated_limiting_db
+    from mixbridge.assistant.master import LIMITER_SHAPE_MIN_DB, as_delivered, estimated_limiting_db
 
     rng = np.random.default_rng(4)
     n = SR * 12
@@ -417,7 +417,7 @@ def test_the_limiting_the_delivery_needs_is_judged_as_heard(tmp_path):
 
 def test_two_passes_gives_the_do_no_harm_and_idempotence_figures(base):
     """The figures `model evaluate` prints: a bumped mix moves in pass 1, not in pass 2."""
-    from assistant.master import two_passes
+    from mixbridge.assistant.master import two_passes
 
     audio, features, _ = base
     target = _target(_profile_around(features, band_half_db=1.5))
@@ -428,7 +428,7 @@ def test_two_passes_gives_the_do_no_harm_and_idempotence_figures(base):
 
 
 def test_model_evaluate_prints_do_no_harm_for_both_engines(tmp_path, capsys):
-    from assistant.cli import _print_do_no_harm
+    from mixbridge.assistant.cli import _print_do_no_harm
 
     path = _write(tmp_path / "finished.wav", _mix(seconds=6.0))
     _print_do_no_harm([path], 4, lambda message: None)
@@ -476,7 +476,7 @@ def test_an_eq_move_the_limiter_takes_back_is_reached_as_delivered(tmp_path):
     would boost again."""
     from scipy.signal import butter, sosfilt
 
-    from assistant.master import LIMITER_SHAPE_MIN_DB, estimated_limiting_db
+    from mixbridge.assistant.master import LIMITER_SHAPE_MIN_DB, estimated_limiting_db
 
     steady = _mix()
     n = steady.shape[1]

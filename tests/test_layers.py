@@ -1,27 +1,33 @@
 """Imports point one way: assistant -> models -> effects -> analysis (ARCHITECTURE.md), for every
 import statement of every module, in-function imports included; analysis imports nothing
-else of ours; and no two of our modules import each other, however indirectly."""
+else of ours; no two of our modules import each other, however indirectly; and everything
+of ours is imported under the one ``mixbridge`` namespace (never as a bare ``models`` or
+``effects``, which a user's own package could shadow)."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("analysis", "effects", "models", "assistant")  # lowest first
+OURS = (*LAYERS, "presets")
 
 
 def _modules(path: Path) -> list[tuple[int, str]]:
-    """(line, module) of every import in ``path``; ``from a.b import c`` counts as ``a.b``."""
+    """(line, module) of every import in ``path``; ``from a.b import c`` counts as ``a.b``, and
+    ``mixbridge.`` is taken off (``mixbridge.models.net`` is ``models.net``)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node.lineno, node.module))
-    return found
+    return [(line, module.removeprefix("mixbridge.")) for line, module in found]
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -41,7 +47,7 @@ def test_imports_point_down_the_layers(package):
 
 def test_the_check_sees_an_upward_import(tmp_path):
     bad = tmp_path / "x.py"
-    bad.write_text("def f():\n    from assistant.master import master_file\n")
+    bad.write_text("def f():\n    from mixbridge.assistant.master import master_file\n")
     assert _imports(bad) == [(2, "assistant")]
 
 
@@ -66,3 +72,42 @@ def test_no_import_cycles():
     for node in sorted(graph):
         visit(node, [])
     assert cycles == []
+
+
+def _bare(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import in ``path`` of one of our packages without the
+    ``mixbridge.`` namespace."""
+    bare = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+        bare += [(node.lineno, n) for n in names if n.split(".")[0] in OURS]
+    return bare
+
+
+def test_everything_imports_through_the_mixbridge_namespace():
+    files = [p for d in (*OURS, "tests", "bench", "examples") for p in sorted((ROOT / d).rglob("*.py"))]
+    assert [f"{p.relative_to(ROOT)}:{line} imports {name}" for p in files for line, name in _bare(p)] == []
+
+
+def test_the_namespace_check_sees_a_bare_import(tmp_path):
+    bad = tmp_path / "x.py"
+    bad.write_text("import models.net\nfrom mixbridge.models import net\nfrom effects import render\n")
+    assert _bare(bad) == [(1, "models.net"), (3, "effects")]
+
+
+def test_a_users_own_models_package_does_not_shadow_ours(tmp_path):
+    """A project folder with its own ``models`` and ``effects`` packages (as many have):
+    Mixbridge, imported and run from there, is still itself, and so is the user's code."""
+    for name in ("models", "effects", "analysis"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"MINE = {name!r}\n")
+    code = ("import models, effects, analysis, mixbridge, mixbridge.models.net\n"
+            "from mixbridge import master_file, resolve_target\n"
+            "assert models.MINE == 'models' and effects.MINE == 'effects' and analysis.MINE == 'analysis'\n"
+            "assert resolve_target('spotify').lufs == -14.0\n"
+            "assert mixbridge.models.net.__name__ == 'mixbridge.models.net'\n")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+    cli = subprocess.run([sys.executable, "-m", "mixbridge.assistant.cli", "--help"], cwd=tmp_path,
+                         capture_output=True, text=True, check=True)
+    assert "usage: mixbridge" in cli.stdout

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import ebur128_true_peak_dbtp, make_noise
 
-from analysis.errors import InvalidAudioError
-from analysis.loudness import measure_loudness
-from analysis.truepeak import peak_envelope, true_peak_dbtp
-from effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
-from effects.limiter import TruePeakLimiter, block_size
+from mixbridge.analysis.errors import InvalidAudioError
+from mixbridge.analysis.loudness import measure_loudness
+from mixbridge.analysis.truepeak import peak_envelope, true_peak_dbtp
+from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
+from mixbridge.effects.limiter import TruePeakLimiter, block_size
 
 RATES = (8000, 44100, 48000, 96000)
 INDEPENDENT_TP_TOLERANCE_DB = 0.2  # two BS.1770 interpolators may differ by this (EBU Tech 3341: +0.2/-0.4 dB)
@@ -316,7 +316,7 @@ def test_too_short_input_is_refused(seconds, noise):
 def test_limit_at_gain_previews_exactly_what_the_finalizer_does(rng):
     """At the finalizer's own gain, the preview is the finalizer's output (it only skips the
     loudness solve), so a part of a track can be limited as the whole will be."""
-    from effects.finalize import limit_at_gain
+    from mixbridge.effects.finalize import limit_at_gain
 
     sr = 48000
     x = _dynamic(rng, sr, 2)

@@ -19,13 +19,13 @@ import pytest
 import soundfile as sf
 from conftest import ebur128_integrated_lufs, ebur128_true_peak_dbtp
 
-import analysis.audio
-from analysis.analyze import analyze_file
-from analysis.features import Features
-from assistant.cli import NO_CHANGES, main
-from assistant.master import master_file, resolve_target
-from assistant.targets import load_profile, load_target, target_names
-from effects.schema import ChainSettings, describe
+import mixbridge.analysis.audio
+from mixbridge.analysis.analyze import analyze_file
+from mixbridge.analysis.features import Features
+from mixbridge.assistant.cli import NO_CHANGES, main
+from mixbridge.assistant.master import master_file, resolve_target
+from mixbridge.assistant.targets import load_profile, load_target, target_names
+from mixbridge.effects.schema import ChainSettings, describe
 
 REPO = Path(__file__).resolve().parents[1]
 DSP = ("--engine", "dsp")
@@ -462,13 +462,13 @@ def test_unwritable_output_folder(mix, unwritable_folder, tmp_path):
 
 
 def test_a_failed_write_leaves_no_partial_file(mix, tmp_path, monkeypatch):
-    real_write = analysis.audio.sf.SoundFile.write
+    real_write = mixbridge.analysis.audio.sf.SoundFile.write
 
     def failing_write(self, data):  # half a block reaches the disk, then the disk is full
         real_write(self, data[: len(data) // 2])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(analysis.audio.sf.SoundFile, "write", failing_write)
+    monkeypatch.setattr(mixbridge.analysis.audio.sf.SoundFile, "write", failing_write)
     out = tmp_path / "out.wav"
     code, _, err = _run("master", mix, "-o", out, "--target", "spotify", *DSP)
     assert code == 6 and str(out) in err
@@ -476,8 +476,8 @@ def test_a_failed_write_leaves_no_partial_file(mix, tmp_path, monkeypatch):
 
 
 def test_reference_features_are_cached_and_refreshed_when_the_file_changes(tmp_path, monkeypatch):
-    import analysis.analyze as analyze_module
-    from analysis.analyze import analyze_file_cached
+    import mixbridge.analysis.analyze as analyze_module
+    from mixbridge.analysis.analyze import analyze_file_cached
 
     ref = Path(__file__).resolve().parent.parent / "examples" / "groove.flac"
     copy = tmp_path / "ref.flac"

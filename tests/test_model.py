@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from models.data import LEARNED, draw_learned, learned_values, settings_from_learned
-from models.net import SettingsModel, denormalise_values, input_names, normalise_values
+from mixbridge.models.data import LEARNED, draw_learned, learned_values, settings_from_learned
+from mixbridge.models.net import SettingsModel, denormalise_values, input_names, normalise_values
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def torch():
 
 @pytest.fixture(scope="module")
 def tiny_model(torch):
-    from models.net import train_torch
+    from mixbridge.models.net import train_torch
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((300, len(input_names())))
@@ -89,14 +89,14 @@ def test_learned_values_round_trip_through_settings():
 
 
 def test_master_path_does_not_import_torch():
-    code = ("import sys, assistant.cli, assistant.master, models.predict, models.net; "
+    code = ("import sys, mixbridge.assistant.cli, mixbridge.assistant.master, mixbridge.models.predict, mixbridge.models.net; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_target_descriptor_is_what_a_profile_holds():
-    from assistant.targets import PROFILE_SCALARS
-    from models.net import DESCRIPTOR
+    from mixbridge.assistant.targets import PROFILE_SCALARS
+    from mixbridge.models.net import DESCRIPTOR
 
     assert DESCRIPTOR == PROFILE_SCALARS
 
@@ -106,11 +106,11 @@ def test_default_engine_restores_a_damaged_example_toward_its_reference(tmp_path
 
     import soundfile as sf
 
-    from analysis.analyze import analyze_file
-    from analysis.audio import load
-    from assistant.master import master_file, resolve_target
-    from effects.render import render
-    from effects.schema import ChainSettings
+    from mixbridge.analysis.analyze import analyze_file
+    from mixbridge.analysis.audio import load
+    from mixbridge.assistant.master import master_file, resolve_target
+    from mixbridge.effects.render import render
+    from mixbridge.effects.schema import ChainSettings
 
     example = Path(__file__).resolve().parent.parent / "examples" / "groove.flac"
     original = load(example)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.analyze import analyze
-from analysis.audio import Audio
-from analysis.loudness import measure_loudness
-from analysis.spectrum import BAND_CENTRES_HZ, band_matrix
-from effects.render import render
-from effects.response import eq_band_response_db
-from effects.schema import ChainSettings
+from mixbridge.analysis.analyze import analyze
+from mixbridge.analysis.audio import Audio
+from mixbridge.analysis.loudness import measure_loudness
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix
+from mixbridge.effects.render import render
+from mixbridge.effects.response import eq_band_response_db
+from mixbridge.effects.schema import ChainSettings
 
 CENTRES = np.asarray(BAND_CENTRES_HZ)
 I_1K = int(np.argmin(np.abs(CENTRES - 1000.0)))

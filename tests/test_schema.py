@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis.errors import SettingsError
-from effects.schema import (
+from mixbridge.analysis.errors import SettingsError
+from mixbridge.effects.schema import (
     DEFAULT_ENABLED,
     EQ_STAGES,
     PARAM_INDEX,

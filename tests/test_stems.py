@@ -19,12 +19,12 @@ from conftest import ebur128_integrated_lufs
 from scipy.signal import butter, lfilter
 from test_master import _run, groove, unwritable_folder  # noqa: F401 (a fixture)
 
-import effects.compressor
-from analysis.analyze import analyze
-from analysis.audio import Audio
-from analysis.loudness import measure_loudness
-from assistant.master import resolve_target
-from assistant.stems import (
+import mixbridge.effects.compressor
+from mixbridge.analysis.analyze import analyze
+from mixbridge.analysis.audio import Audio
+from mixbridge.analysis.loudness import measure_loudness
+from mixbridge.assistant.master import resolve_target
+from mixbridge.assistant.stems import (
     SUBSONIC_HZ,
     StemOptions,
     eq_moves,
@@ -32,12 +32,12 @@ from assistant.stems import (
     master_stems,
     measure_correction,
 )
-from effects.bus import render_bus
-from effects.compressor import ballistics_coefficient, compressor_gain, peak_envelope
-from effects.finalize import FinalizeSpec, finalize
-from effects.limiter import TruePeakLimiter
-from effects.render import render
-from effects.schema import ChainSettings
+from mixbridge.effects.bus import render_bus
+from mixbridge.effects.compressor import ballistics_coefficient, compressor_gain, peak_envelope
+from mixbridge.effects.finalize import FinalizeSpec, finalize
+from mixbridge.effects.limiter import TruePeakLimiter
+from mixbridge.effects.render import render
+from mixbridge.effects.schema import ChainSettings
 
 SR = 44100
 DSP = ("--engine", "dsp")
@@ -226,7 +226,7 @@ def test_rumble_gets_a_highpass_a_clean_stem_does_not():
     assert dirty.subsonic_share_db == pytest.approx(-12.0, abs=0.5)
     # cutoff: the highest up to 30 Hz costing <= 0.5 dB at 220 Hz -> the 30 Hz cap
     assert dirty.highpass_hz == pytest.approx(30.0) and dirty.loss_at_low_edge_db < 0.5
-    from assistant.stems import apply_correction
+    from mixbridge.assistant.stems import apply_correction
 
     fixed = apply_correction(Audio(rumble, SR), dirty).samples
     freqs, power, _ = low_spectrum(fixed, SR)
@@ -296,7 +296,7 @@ def _reference_envelope(x: np.ndarray, sample_rate: int, attack_ms: float, relea
 def test_envelope_matches_the_per_sample_recursion_across_blocks(monkeypatch, rng):
     x = rng.standard_normal((2, 6000)) * np.repeat(np.exp(-np.arange(6000) / 800.0)[None], 2, 0)
     x[:, 3000:3100] = 0.0  # silence inside: the held peak decays through it
-    monkeypatch.setattr(effects.compressor, "BLOCK_FRAMES", 777)  # many blocks: the carries matter
+    monkeypatch.setattr(mixbridge.effects.compressor, "BLOCK_FRAMES", 777)  # many blocks: the carries matter
     ours = peak_envelope(x, 8000, attack_ms=2.0, release_ms=30.0)
     np.testing.assert_allclose(ours, _reference_envelope(x, 8000, 2.0, 30.0), rtol=1e-9, atol=1e-15)
 

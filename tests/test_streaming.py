@@ -14,20 +14,20 @@ import soundfile as sf
 from conftest import ebur128_integrated_lufs
 from test_master import groove
 
-import analysis.audio
-import assistant.master
-from analysis.analyze import analyze, analyze_file
-from analysis.audio import Audio, load, load_spans
-from analysis.errors import OutputError
-from analysis.loudness import WeightedPowerMeter, measure_loudness, weighted_power
-from analysis.truepeak import PeakEnvelopeMeter, peak_envelope, true_peak_dbtp
-from assistant.master import master_audio, master_file, resolve_target, suggest_settings
-from assistant.targets import profile_from_features
-from effects.finalize import BlockStatsMeter, FinalizeSpec, apply_stream, finalize, finalize_from_stats
-from effects.limiter import TruePeakLimiter
-from effects.render import ChainRenderer, render
-from effects.schema import ChainSettings
-from models.predict import excerpt, excerpt_spans
+import mixbridge.analysis.audio
+import mixbridge.assistant.master
+from mixbridge.analysis.analyze import analyze, analyze_file
+from mixbridge.analysis.audio import Audio, load, load_spans
+from mixbridge.analysis.errors import OutputError
+from mixbridge.analysis.loudness import WeightedPowerMeter, measure_loudness, weighted_power
+from mixbridge.analysis.truepeak import PeakEnvelopeMeter, peak_envelope, true_peak_dbtp
+from mixbridge.assistant.master import master_audio, master_file, resolve_target, suggest_settings
+from mixbridge.assistant.targets import profile_from_features
+from mixbridge.effects.finalize import BlockStatsMeter, FinalizeSpec, apply_stream, finalize, finalize_from_stats
+from mixbridge.effects.limiter import TruePeakLimiter
+from mixbridge.effects.render import ChainRenderer, render
+from mixbridge.effects.schema import ChainSettings
+from mixbridge.models.predict import excerpt, excerpt_spans
 
 ODD_CHUNKS = (1000, 4097, 44_107)  # none divides the lengths used below
 
@@ -206,7 +206,7 @@ def mix(tmp_path):
     """54 s at 22.05 kHz: two stream blocks, so a failure can strike after the first."""
     path = tmp_path / "mix.wav"
     sf.write(str(path), np.tile(groove(22050, 6.0), 9).T, 22050, subtype="PCM_24")
-    assert sf.info(str(path)).frames > assistant.master.STREAM_BLOCK_FRAMES
+    assert sf.info(str(path)).frames > mixbridge.assistant.master.STREAM_BLOCK_FRAMES
     return path
 
 
@@ -232,8 +232,8 @@ def test_a_failure_mid_way_leaves_no_temporary_or_partial_file(where, exc, exist
     if where == "render":  # pass 1, after a block has been rendered and spilled
         monkeypatch.setattr(ChainRenderer, "process", _fail_on_call(2, ChainRenderer.process, exc))
     else:  # pass 2, after a block has reached the output's temporary file
-        monkeypatch.setattr(analysis.audio.BlockWriter, "write",
-                            _fail_on_call(2, analysis.audio.BlockWriter.write, exc))
+        monkeypatch.setattr(mixbridge.analysis.audio.BlockWriter, "write",
+                            _fail_on_call(2, mixbridge.analysis.audio.BlockWriter.write, exc))
     with pytest.raises(type(exc)):
         master_file(mix, out, resolve_target("spotify"), chain=EVERY_STAGE, overwrite=existing)
     assert sorted(p.name for p in folder.iterdir()) == (["master.wav", "mix.wav"] if existing else ["mix.wav"])
@@ -245,7 +245,7 @@ def test_an_output_folder_that_cannot_hold_the_scratch_file_is_an_output_error(m
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(analysis.atomic.tempfile, "mkstemp", no_space)
+    monkeypatch.setattr(mixbridge.analysis.atomic.tempfile, "mkstemp", no_space)
     out = mix.parent / "master.wav"
     with pytest.raises(OutputError, match="cannot write in") as err:
         master_file(mix, out, resolve_target("spotify"), chain=EVERY_STAGE)
@@ -256,4 +256,4 @@ def test_an_output_folder_that_cannot_hold_the_scratch_file_is_an_output_error(m
 def test_success_leaves_only_the_output(mix):
     master_file(mix, mix.parent / "master.wav", resolve_target("spotify"), chain=EVERY_STAGE)
     assert sorted(p.name for p in mix.parent.iterdir()) == ["master.wav", "mix.wav"]
-    assert assistant.master.STREAM_BLOCK_FRAMES == analysis.audio.DITHER_BLOCK_FRAMES
+    assert mixbridge.assistant.master.STREAM_BLOCK_FRAMES == mixbridge.analysis.audio.DITHER_BLOCK_FRAMES

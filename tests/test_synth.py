@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from models import synth
+from mixbridge.models import synth
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("fluidsynth") is None,
@@ -44,7 +44,7 @@ def test_list_scores_deterministic_and_multi_part():
 
 
 def test_clip_format_level_and_peak(clips):
-    from analysis.analyze import analyze_file
+    from mixbridge.analysis.analyze import analyze_file
 
     for path in (clips["a"], clips["b"]):
         assert path.is_file()

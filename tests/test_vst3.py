@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import vst3_fixture
 
-from analysis.errors import InputNotFoundError, InvalidAudioError, SettingsError
-from effects import vst3
-from effects.plugin_map import PluginChainRenderer, export_presets, load_map
-from effects.render import render
-from effects.schema import ChainSettings
-from effects.vst3 import HostedPlugin, PluginError, read_preset_header, scan
+from mixbridge.analysis.errors import InputNotFoundError, InvalidAudioError, SettingsError
+from mixbridge.effects import vst3
+from mixbridge.effects.plugin_map import PluginChainRenderer, export_presets, load_map
+from mixbridge.effects.render import render
+from mixbridge.effects.schema import ChainSettings
+from mixbridge.effects.vst3 import HostedPlugin, PluginError, read_preset_header, scan
 
 ZAM_DIR = Path("/usr/lib/vst3")
 needs_dpf = pytest.mark.skipif(vst3_fixture.missing_tools() is not None,
@@ -177,7 +177,7 @@ def test_scan_lists_parameters_caches_and_records_failures(fixture_dir, tmp_path
 
 @needs_dpf
 def test_cli_plugins_scan_json(fixture_dir, capsys):
-    from assistant.cli import main
+    from mixbridge.assistant.cli import main
 
     assert main(["plugins", "scan", str(fixture_dir), "--no-system", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -255,8 +255,8 @@ EQ_COMP = ChainSettings.create(
 
 @needs_zam
 def test_zam_chain_matches_the_built_in_render():
-    from analysis.audio import Audio
-    from assistant.bridge import render_match
+    from mixbridge.analysis.audio import Audio
+    from mixbridge.assistant.bridge import render_match
 
     # music-like material with energy in every band (pink noise under the tones and beat): in
     # empty bands the two compressors' different distortion products would dominate the figure
@@ -303,7 +303,7 @@ def test_zam_presets_load_back_with_every_mapped_value(tmp_path):
 
 @needs_zam
 def test_cli_master_and_suggest_with_zam_plugins(tmp_path, write_audio):
-    from assistant.cli import main
+    from mixbridge.assistant.cli import main
 
     src = write_audio("mix.wav", _music(6.0), 44100)
     report = tmp_path / "report.json"
@@ -331,7 +331,7 @@ def test_zam_chain_on_mono_and_extreme_rates(sample_rate, channels):
 
 @needs_zam
 def test_learn_measures_zameq2s_band_and_the_draft_map_renders(tmp_path):
-    from assistant.cli import main
+    from mixbridge.assistant.cli import main
 
     draft = tmp_path / "draft.toml"
     assert main(["plugins", "learn", str(ZAM_DIR / "ZamEQ2.vst3"), "--stage", "peak2", "--gain", "boost_cut_2_db",
@@ -350,7 +350,7 @@ def test_learn_measures_zameq2s_band_and_the_draft_map_renders(tmp_path):
 
 @needs_dpf
 def test_learn_refuses_a_parameter_that_does_not_shape_the_response(stereo_bundle):
-    from effects.plugin_learn import learn_eq_stage
+    from mixbridge.effects.plugin_learn import learn_eq_stage
 
     text, (gain,) = learn_eq_stage(stereo_bundle, "trim", "gain_db")
     assert gain.identity and 'gain_db = { from = "trim.gain_db"' in text
@@ -364,8 +364,8 @@ def test_learn_refuses_a_parameter_that_does_not_shape_the_response(stereo_bundl
 
 @needs_zam
 def test_zam_parallel_compression_matches_the_built_in():
-    from analysis.audio import Audio
-    from assistant.bridge import render_match
+    from mixbridge.analysis.audio import Audio
+    from mixbridge.assistant.bridge import render_match
 
     settings = EQ_COMP.replace({"compressor.amount_percent": 40.0, "compressor.threshold_db": -30.0})
     rng = np.random.default_rng(4)
