@@ -1,7 +1,7 @@
 """The DAW bridge: put a chain on VST3 plugins and measure how closely the plugins reproduce
 the built-in render (the suggestion itself is :func:`assistant.master.suggest_file`).
 
-The hosting itself lives in :mod:`effects.vst3` and the maps in :mod:`effects.plugin_map`;
+The hosting itself lives in :mod:`effects.vst3` and the maps in :mod:`effects.plugins`;
 this module only joins them to the analyzer and the settings engines.
 """
 
@@ -19,7 +19,7 @@ from mixbridge.analysis.features import Features
 from mixbridge.analysis.loudness import measure_loudness
 from mixbridge.analysis.spectrum import shape_mask
 from mixbridge.assistant.targets import Target
-from mixbridge.effects.plugin_map import PluginChainRenderer, load_map
+from mixbridge.effects.plugins import PluginChainRenderer, load_map
 from mixbridge.effects.render import render
 from mixbridge.effects.schema import ChainSettings
 

@@ -195,7 +195,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         match = render_match(renderer, suggestion.settings, suggestion.excerpt)
         _print_plugins(renderer.describe(), match)
         if args.export_presets:
-            from mixbridge.effects.plugin_map import export_presets
+            from mixbridge.effects.plugins import export_presets
 
             gain_db = estimated_gain_db(suggestion.features, match, target)
             written = export_presets(renderer, suggestion.settings, args.export_presets,
@@ -222,7 +222,7 @@ def cmd_plugins_scan(args: argparse.Namespace) -> int:
 
 def cmd_plugins_learn(args: argparse.Namespace) -> int:
     from mixbridge.analysis.atomic import write_text
-    from mixbridge.effects.plugin_learn import learn_eq_stage
+    from mixbridge.effects.plugins.learn import learn_eq_stage
 
     text, learned = learn_eq_stage(args.plugin, args.stage, args.gain, args.freq, args.width)
     for item in learned:

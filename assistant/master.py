@@ -541,7 +541,7 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     ``judgment``: the amounts per aspect and the EQ limit (see :mod:`assistant.judge`).
 
     ``plugins``: render the chain through the VST3 plugins of this map (see
-    :mod:`effects.plugin_map`); the report then says how closely they match the built-in render.
+    :mod:`effects.plugins`); the report then says how closely they match the built-in render.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     if output_path.exists() and output_path.resolve() == input_path.resolve() and not overwrite:

@@ -15,7 +15,7 @@ import vst3_fixture
 
 from mixbridge.analysis.errors import InputNotFoundError, InvalidAudioError, SettingsError
 from mixbridge.effects import vst3
-from mixbridge.effects.plugin_map import PluginChainRenderer, export_presets, load_map
+from mixbridge.effects.plugins import PluginChainRenderer, export_presets, load_map
 from mixbridge.effects.render import render
 from mixbridge.effects.schema import ChainSettings
 from mixbridge.effects.vst3 import HostedPlugin, PluginError, read_preset_header, scan
@@ -350,7 +350,7 @@ def test_learn_measures_zameq2s_band_and_the_draft_map_renders(tmp_path):
 
 @needs_dpf
 def test_learn_refuses_a_parameter_that_does_not_shape_the_response(stereo_bundle):
-    from mixbridge.effects.plugin_learn import learn_eq_stage
+    from mixbridge.effects.plugins.learn import learn_eq_stage
 
     text, (gain,) = learn_eq_stage(stereo_bundle, "trim", "gain_db")
     assert gain.identity and 'gain_db = { from = "trim.gain_db"' in text
