@@ -101,38 +101,15 @@ def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: in
     sr = spec.result()
     dyn = describe_dynamics(sr.frame_band_db, sr.frame_peak, sr.frame_mean_square, sr.hop_s)
 
-    notes = []
     duration_s = frames / sample_rate
     sample_peak_dbfs = amplitude_to_db(float(peak.sample_peak.max()))
     # Every sample lies in exactly one hop of the spectrum's frame series.
     total_square = float(np.sum(sr.frame_mean_square)) * round(sr.hop_s * sample_rate) * channels
     rms = math.sqrt(total_square / max(frames * channels, 1))
     rms_dbfs = amplitude_to_db(rms)
-    if rms == 0.0:
-        notes.append("silent: loudness, peaks and crest factor are undefined")
-    elif not math.isfinite(lr.integrated_lufs):
-        if duration_s < MIN_LOUDNESS_S:
-            notes.append(f"shorter than {MIN_LOUDNESS_S} s: integrated loudness is undefined (BS.1770)")
-        else:
-            notes.append(f"below the {ABSOLUTE_GATE_LUFS:.0f} LUFS gate throughout: loudness undefined")
-    if duration_s < 3.0:
-        notes.append("shorter than 3 s: short-term loudness and loudness range are undefined")
-    if clipped:
-        notes.append(f"{clipped} samples at or above full scale (clipped)")
-    if channels == 2 and sr.correlation < OUT_OF_PHASE_CORRELATION:
-        notes.append(f"channels largely out of phase (correlation {sr.correlation:.2f}): "
-                     "they cancel when summed to mono")
-    dc = float(np.max(np.abs(sr.sample_sum))) / max(frames, 1)
-    dc_dbfs = amplitude_to_db(dc)
-    if dc_dbfs > DC_NOTE_DBFS:
-        notes.append(f"DC offset of {dc_dbfs:.1f} dBFS")
-
-    st = lr.short_term_lufs[lr.series_times_s >= 3.0]
-    st = st[st > ABSOLUTE_GATE_LUFS]
-    if st.size:
-        mean_power_lufs = 10 * np.log10(np.mean(10 ** (st / 10)))
-        st = st[st > mean_power_lufs + LRA_RELATIVE_GATE_LU]
-    spread = float(np.std(st)) if st.size > 1 else 0.0
+    dc_dbfs = amplitude_to_db(float(np.max(np.abs(sr.sample_sum))) / max(frames, 1))
+    notes = _notes(rms, lr.integrated_lufs, duration_s, clipped, channels, sr.correlation, dc_dbfs)
+    spread = _short_term_spread(lr.short_term_lufs, lr.series_times_s)
 
     true_peak = peak.true_peak_dbtp
     return Features(
@@ -170,6 +147,39 @@ def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: in
         series_hop_s=STEP_S,
         notes=tuple(notes),
     )
+
+
+def _notes(rms: float, integrated_lufs: float, duration_s: float, clipped: int, channels: int,
+           correlation: float, dc_dbfs: float) -> list[str]:
+    """What a reader of the figures must know: undefined measures, clipping, phase, DC."""
+    notes = []
+    if rms == 0.0:
+        notes.append("silent: loudness, peaks and crest factor are undefined")
+    elif not math.isfinite(integrated_lufs):
+        if duration_s < MIN_LOUDNESS_S:
+            notes.append(f"shorter than {MIN_LOUDNESS_S} s: integrated loudness is undefined (BS.1770)")
+        else:
+            notes.append(f"below the {ABSOLUTE_GATE_LUFS:.0f} LUFS gate throughout: loudness undefined")
+    if duration_s < 3.0:
+        notes.append("shorter than 3 s: short-term loudness and loudness range are undefined")
+    if clipped:
+        notes.append(f"{clipped} samples at or above full scale (clipped)")
+    if channels == 2 and correlation < OUT_OF_PHASE_CORRELATION:
+        notes.append(f"channels largely out of phase (correlation {correlation:.2f}): "
+                     "they cancel when summed to mono")
+    if dc_dbfs > DC_NOTE_DBFS:
+        notes.append(f"DC offset of {dc_dbfs:.1f} dBFS")
+    return notes
+
+
+def _short_term_spread(short_term_lufs: np.ndarray, times_s: np.ndarray) -> float:
+    """Standard deviation of the short-term loudness over the gated blocks (as LRA gates them)."""
+    st = short_term_lufs[times_s >= 3.0]
+    st = st[st > ABSOLUTE_GATE_LUFS]
+    if st.size:
+        mean_power_lufs = 10 * np.log10(np.mean(10 ** (st / 10)))
+        st = st[st > mean_power_lufs + LRA_RELATIVE_GATE_LU]
+    return float(np.std(st)) if st.size > 1 else 0.0
 
 
 def _difference(a: float, b: float) -> float:

@@ -10,46 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from mixbridge.analysis.errors import MixbridgeError
+from mixbridge.assistant import text
 
 log = logging.getLogger("mixbridge")
-NO_CHANGES = "(no changes: the mix is within the profile's normal ranges; the finalizer alone sets loudness and peaks)"
-
-
-def _fmt(value: float, unit: str = "", digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    return f"{value:.{digits}f}{(' ' + unit) if unit else ''}"
-
-
-def features_table(features) -> str:
-    """A readable summary of a Features value."""
-    f = features
-    rows = [
-        ("file", f.source),
-        ("format", f"{f.sample_rate} Hz, {'stereo' if f.channels == 2 else 'mono'}, {f.duration_s:.2f} s"),
-        ("integrated loudness", _fmt(f.integrated_lufs, "LUFS")),
-        ("max momentary / short-term", f"{_fmt(f.max_momentary_lufs)} / {_fmt(f.max_short_term_lufs)} LUFS"),
-        ("loudness range", _fmt(f.loudness_range_lu, "LU")),
-        ("true peak / sample peak", f"{_fmt(f.true_peak_dbtp, 'dBTP', 2)} / {_fmt(f.sample_peak_dbfs, 'dBFS', 2)}"),
-        ("crest / PLR / PSR", f"{_fmt(f.crest_factor_db)} / {_fmt(f.plr_db)} / {_fmt(f.psr_db)} dB"),
-        ("clipped samples", str(f.clipped_samples)),
-        ("DC offset", _fmt(f.dc_offset_dbfs, "dBFS")),
-        ("spectral tilt / centroid", f"{_fmt(f.tilt_db_per_octave, 'dB/oct', 2)} / {_fmt(f.centroid_hz, 'Hz', 0)}"),
-        ("stereo correlation / width", f"{f.correlation:.2f} / {f.width:.2f}"),
-        ("transients", _fmt(f.transient_density_per_s, "per s", 2)),
-        ("decay rate / tail level", f"{_fmt(f.decay_rate_db_per_s, 'dB/s', 0)} / {_fmt(f.tail_level_db, 'dB')}"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    lines = [f"  {k:<{width}}  {v}" for k, v in rows]
-    lines += [f"  note: {n}" for n in f.notes]
-    return "\n".join(lines)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -74,7 +43,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if args.json:
             results.append(features.to_dict())
         else:
-            print(features_table(features))
+            print(text.features_table(features))
             print()
     if args.json:
         print(json.dumps(results if len(results) != 1 else results[0], indent=2, allow_nan=False))
@@ -93,13 +62,9 @@ def _progress(enabled: bool):
     return report
 
 
-def _row(label: str, before: float, after: float, unit: str, digits: int = 1) -> str:
-    return f"  {label:<22} {_fmt(before, '', digits):>9} → {_fmt(after, '', digits):>9} {unit}"
-
-
 def cmd_master(args: argparse.Namespace) -> int:
     from mixbridge.assistant.master import master_file, resolve_target, write_report
-    from mixbridge.effects.schema import ChainSettings, describe
+    from mixbridge.effects.schema import ChainSettings
 
     judgment = _judgment(args)  # refused before any work
     progress = _progress(args.verbose or sys.stderr.isatty())
@@ -109,43 +74,12 @@ def cmd_master(args: argparse.Namespace) -> int:
                          refine=args.refine, bit_depth=args.bit_depth, overwrite=args.overwrite,
                          max_limiting_db=args.max_limiting_db, progress=progress,
                          plugins=args.plugins, plugin_dirs=args.plugin_dir or (), judgment=judgment)
-    target = report.target
     if args.save_chain:
         report.settings.save(args.save_chain)
     if args.report:
         write_report(report, args.report)
-    b, a = report.input_features, report.output_features
-    print(f"{report.input_path} → {report.output_path}")
-    print(f"  target: {target.name} ({target.lufs:.1f} LUFS, ceiling {target.ceiling_dbtp:.1f} dBTP, "
-          f"profile {target.profile.name}), engine {report.engine}")
-    print(_row("integrated loudness", b.integrated_lufs, a.integrated_lufs, "LUFS"))
-    print(_row("true peak", b.true_peak_dbtp, a.true_peak_dbtp, "dBTP", 2))
-    print(_row("loudness range", b.loudness_range_lu, a.loudness_range_lu, "LU"))
-    print(_row("crest factor", b.crest_factor_db, a.crest_factor_db, "dB"))
-    print(_row("tonal error vs target", report.tonal_error_before_db, report.tonal_error_after_db, "dB"))
-    print(f"  finalizer: gain {report.gain_db:+.2f} dB, peak limiting {report.limiting_db:.1f} dB")
-    _print_judgment(target, report.moves, report.notes)
-    print("  settings:")
-    for line in describe(report.settings) or [NO_CHANGES]:
-        print(f"    {line}")
-    if report.plugins:
-        _print_plugins(report.plugins["chain"], report.plugins["match"])
-    for warning in report.warnings:
-        print(f"  warning: {warning}")
+    print("\n".join(text.master_lines(report)))
     return 0
-
-
-def _print_judgment(target, moves, notes=()) -> None:
-    """The evidence behind the settings: one line per stage or measurement (from the report's records)."""
-    if target.profile_choice:
-        print(f"  profile {target.profile_choice}")
-    if not moves:
-        return
-    print(f"  judgment against the {target.profile.name} profile's normal ranges:")
-    for move in moves:
-        print(f"    - {move.text}")
-    for note in notes:
-        print(f"    note: {note}")
 
 
 def _judgment(args: argparse.Namespace):
@@ -156,36 +90,16 @@ def _judgment(args: argparse.Namespace):
     return JudgeOptions(amounts, args.max_eq_db)
 
 
-def _print_plugins(chain: list[str], match: dict) -> None:
-    print("  on the plugins:")
-    for line in chain:
-        print(f"    {line}")
-    bands = match["band_difference_db"]
-    print(f"  plugins vs built-in render ({match['excerpt_s']:.0f} s excerpt): band spectrum "
-          f"{bands['mean_abs']:.2f} dB mean / {bands['max_abs']:.2f} dB max, "
-          f"loudness {match['lufs_difference_lu']:+.2f} LU")
-
-
 def cmd_suggest(args: argparse.Namespace) -> int:
     from mixbridge.assistant.bridge import estimated_gain_db, plugin_renderer, render_match
     from mixbridge.assistant.master import resolve_target, suggest_file
-    from mixbridge.effects.schema import describe
 
     judgment = _judgment(args)
     progress = _progress(args.verbose or sys.stderr.isatty())
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
     suggestion = suggest_file(args.input, target, args.engine, args.refine, progress, judgment)
     target = suggestion.target
-    f = suggestion.features
-    print(f"{args.input}: {_fmt(f.integrated_lufs, 'LUFS')}, true peak {_fmt(f.true_peak_dbtp, 'dBTP', 2)}, "
-          f"LRA {_fmt(f.loudness_range_lu, 'LU')}")
-    print(f"  toward: {target.name} ({target.lufs:.1f} LUFS, ceiling {target.ceiling_dbtp:.1f} dBTP, "
-          f"profile {target.profile.name}), engine {args.engine}")
-    _print_judgment(target, suggestion.decision.moves, suggestion.decision.notes)
-    print("  suggested chain, in signal order:")
-    for line in describe(suggestion.settings) or [NO_CHANGES]:
-        print(f"    {line}")
-    print("  then: gain to the loudness target and a true-peak limiter at the ceiling")
+    print("\n".join(text.suggestion_lines(args.input, suggestion, args.engine)))
     if args.output:
         suggestion.settings.save(args.output)
         print(f"  chain saved to {args.output} (apply with: mixbridge master IN -o OUT --chain {args.output})")
@@ -193,7 +107,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         progress("loading and setting the plugins")
         renderer = plugin_renderer(suggestion.settings, suggestion.excerpt, args.plugins, args.plugin_dir or ())
         match = render_match(renderer, suggestion.settings, suggestion.excerpt)
-        _print_plugins(renderer.describe(), match)
+        print("\n".join(text.plugins_lines(renderer.describe(), match)))
         if args.export_presets:
             from mixbridge.effects.plugins import export_presets
 
@@ -257,7 +171,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_stems(args: argparse.Namespace) -> int:
     from mixbridge.assistant.master import resolve_target
     from mixbridge.assistant.stems import REPORT_NAME, StemOptions, master_stems
-    from mixbridge.effects.schema import ChainSettings, describe
+    from mixbridge.effects.schema import ChainSettings
 
     judgment = _judgment(args)
     progress = _progress(args.verbose or sys.stderr.isatty())
@@ -267,30 +181,7 @@ def cmd_stems(args: argparse.Namespace) -> int:
                           overwrite=args.overwrite, chain=ChainSettings.load(args.chain) if args.chain else None,
                           judgment=judgment)
     report = master_stems(args.input, args.output, target, options, progress)
-    target = report.target
-    b, a, r = report.mix_input, report.mix_output, report.residual
-    print(f"{report.input_dir} ({len(report.stems)} stems) → {report.output_dir}")
-    print(f"  target: {target.name} ({target.lufs:.1f} LUFS, ceiling {target.ceiling_dbtp:.1f} dBTP, "
-          f"profile {target.profile.name}), engine {report.engine}; one bus decision for all stems")
-    print(_row("mix loudness", b.integrated_lufs, a.integrated_lufs, "LUFS"))
-    print(_row("mix true peak", b.true_peak_dbtp, a.true_peak_dbtp, "dBTP", 2))
-    print(f"  finalizer: gain {report.gain_db:+.2f} dB, peak limiting {report.limiting_db:.1f} dB "
-          f"(the same gain curve on every stem)")
-    _print_judgment(target, report.moves, report.notes)
-    print("  bus settings:")
-    for line in describe(report.settings) or [NO_CHANGES]:
-        print(f"    {line}")
-    print("  stems (loudness before → after, LUFS):")
-    for s in report.stems:
-        print(f"    {s.name:<14} {_fmt(s.input_lufs):>7} → {_fmt(s.output_lufs):>7}  ({_fmt(s.change_db, 'dB')})")
-        for line in s.suggestions:
-            print(f"      - {line}")
-    print(f"  sum of stems − mix master: {_fmt(r.rms_below_master_db, 'dB', 1)} below the master (RMS), "
-          f"residual peak {_fmt(r.peak_dbfs, 'dBFS', 1)} ({report.bit_depth}); the mix rendered alone "
-          f"differs by {_fmt(report.direct_deviation_db, 'dB', 1)}")
-    for warning in report.warnings:
-        print(f"  warning: {warning}")
-    print(f"  report: {Path(report.output_dir) / REPORT_NAME}")
+    print("\n".join(text.stems_lines(report, REPORT_NAME)))
     return 0
 
 
@@ -322,49 +213,11 @@ def cmd_model_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_do_no_harm(files, clips: int, progress) -> None:
-    """The judgment's do-no-harm and idempotence on held-out audio taken as finished: each
-    clip mastered to spotify (its profile chosen automatically), then mastered again."""
-    from mixbridge.analysis.audio import Audio
-    from mixbridge.assistant.master import resolve_target, two_passes
-    from mixbridge.models.data import clips_from_file
-
-    target = resolve_target("spotify", profile="auto")
-    rows = {"model": [], "dsp": []}
-    files = sorted(files, key=lambda p: "score-clips" in Path(p).parts)  # real recordings first
-    for i, path in enumerate(files[:clips]):
-        try:
-            samples, rate = clips_from_file(Path(path), max_clips=1)[0]
-            figures = {engine: two_passes(Audio(samples, rate, str(path)), target, engine) for engine in rows}
-        except MixbridgeError as exc:  # one unusable clip (say, silent) does not end the evaluation
-            log.warning("do no harm: %s skipped (%s)", path, exc.message)
-            continue
-        for engine, out in rows.items():
-            out.append(figures[engine])
-        progress(f"do no harm: {i + 1}/{min(clips, len(files))} clips")
-    if not rows["dsp"]:
-        return
-    print(f"\ndo no harm and idempotence ({len(rows['dsp'])} held-out clips as finished masters, spotify, "
-          "profile auto):")
-    print("| engine | pass 1: median / worst max band Δ dB | worst width Δ % | pass 2: worst max band Δ dB "
-          "| worst width Δ % | worst crest Δ dB | worst LUFS Δ | clips pass 2 moves |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-
-    def worst(out: list[dict], part: str, key: str) -> float:
-        return max(abs(r[part][key]) for r in out)
-
-    for engine, out in rows.items():
-        band1 = sorted(r["pass1"]["band_max_db"] for r in out)
-        print(f"| {engine} | {band1[len(band1) // 2]:.2f} / {band1[-1]:.2f} | {worst(out, 'pass1', 'width_pct'):.1f} | "
-              f"{worst(out, 'pass2', 'band_max_db'):.2f} | {worst(out, 'pass2', 'width_pct'):.1f} | "
-              f"{worst(out, 'pass2', 'crest_db'):.2f} | {worst(out, 'pass2', 'lufs_change'):.3f} | "
-              f"{sum(r['pass2_moves'] for r in out)} of {len(out)} |")
-
-
 def cmd_model_evaluate(args: argparse.Namespace) -> int:
     from mixbridge.analysis.analyze import analyze
     from mixbridge.analysis.atomic import cache_root
     from mixbridge.analysis.audio import Audio
+    from mixbridge.assistant.evaluation import do_no_harm
     from mixbridge.models.evaluate import METHODS, evaluate
     from mixbridge.models.net import SettingsModel
     from mixbridge.models.train import source_files
@@ -381,13 +234,12 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
     keys = ("eq_gain_mae_db", "threshold_error_db", "reverb_wet_error", "width_error_percent",
             "band_shape_error_db", "crest_error_db", "frame_crest_error_db", "lra_error_lu", "mrstft_ratio")
     print(f"held-out files: {len(held)}; examples: {summary['model']['examples']}")
-    print("| metric | " + " | ".join(METHODS) + " |")
-    print("| --- |" + " --- |" * len(METHODS))
-    for key in keys:
-        print(f"| {key} | " + " | ".join(f"{summary[m][key]:.3f}" for m in METHODS) + " |")
+    print("\n".join(text.metrics_table(summary, METHODS, keys)))
     for key, value in result["timings"].items():
         print(f"{key}: {value * 1000:.1f} ms (median)")
-    _print_do_no_harm(held, args.do_no_harm_clips, progress)
+    rows = do_no_harm(held, args.do_no_harm_clips, progress)
+    if any(rows.values()):
+        print("\n" + "\n".join(text.do_no_harm_table(rows)))
     if args.json:
         from mixbridge.analysis.atomic import write_text
 
@@ -454,13 +306,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mixbridge", description="Mixbridge production assistant",
                                      parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_analyze(sub, common)
+    _add_master(sub, common)
+    _add_suggest(sub, common)
+    _add_plugins(sub, common)
+    _add_batch(sub, common)
+    _add_stems(sub, common)
+    _add_profile(sub, common)
+    _add_model(sub, common)
+    return parser
 
+
+def _add_analyze(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("analyze", parents=[common], help="measure loudness, peaks, spectrum, stereo and dynamics")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, aiff, ogg or mp3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_analyze)
 
 
+def _add_master(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("master", parents=[common], help="master a mix to a delivery target and sound profile")
     p.add_argument("input", metavar="IN", help="the mix (wav, flac, aiff, ogg or mp3)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output .wav or .flac")
@@ -474,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     _judgment_options(p)
     p.set_defaults(run=cmd_master)
 
+
+def _add_suggest(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("suggest", parents=[common], help="suggest a chain (stage by stage) without rendering; "
                                                         "optionally on your VST3 plugins, as .vstpreset files")
     p.add_argument("input", metavar="IN", help="the mix (wav, flac, aiff, ogg or mp3)")
@@ -485,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     _judgment_options(p)
     p.set_defaults(run=cmd_suggest)
 
+
+def _add_plugins(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("plugins", parents=[common], help="VST3 plugins: scan, learn a map")
     psub = p.add_subparsers(dest="plugins_command", required=True)
     m = psub.add_parser("scan", parents=[common], help="list VST3 plugins with their parameters (cached)")
@@ -493,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also the standard folders (~/.vst3, /usr/lib/vst3, /usr/local/lib/vst3)")
     m.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
                    help="reuse what earlier scans learned (a bundle is re-read when its files change)")
-    m.add_argument("--json", action="store_true")
+    m.add_argument("--json", action="store_true", help="print JSON instead of a table")
     m.set_defaults(run=cmd_plugins_scan)
     m = psub.add_parser("learn", parents=[common],
                         help="draft a map for an EQ plugin by sweeping its parameters and measuring the response")
@@ -506,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-o", "--output", metavar="TOML", help="write the draft map (default: print it)")
     m.set_defaults(run=cmd_plugins_learn)
 
+
+def _add_batch(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("batch", parents=[common], help="master a folder tree in parallel; re-runs resume")
     p.add_argument("input", metavar="IN_DIR", help="folder of mixes (searched recursively)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
@@ -528,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     _judgment_options(p)
     p.set_defaults(run=cmd_batch)
 
+
+def _add_stems(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("stems", parents=[common],
                        help="master one song's stems with one shared bus: they keep their balance and sum to the master")
     p.add_argument("input", metavar="SONG_DIR", help="folder holding the stems (same rate and length)")
@@ -545,27 +417,32 @@ def build_parser() -> argparse.ArgumentParser:
     _judgment_options(p)
     p.set_defaults(run=cmd_stems)
 
+
+def _add_profile(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("profile", parents=[common], help="measure a tonal-balance profile from reference tracks")
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("-o", "--output", required=True, metavar="TOML")
-    p.add_argument("--name", required=True)
-    p.add_argument("--description", default="")
+    p.add_argument("files", nargs="+", metavar="FILE", help="the reference tracks (one gives a range of its own "
+                                                            "values +- the reference tolerances)")
+    p.add_argument("-o", "--output", required=True, metavar="TOML", help="the profile file to write")
+    p.add_argument("--name", required=True, help="the profile's name (what --profile NAME finds)")
+    p.add_argument("--description", default="", help="one line on what the profile sounds like")
     p.add_argument("--derivation", default="", help="how the tracks were chosen (stored in the file)")
     p.set_defaults(run=cmd_profile)
 
+
+def _add_model(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("model", parents=[common], help="train or evaluate the learned settings model")
     msub = p.add_subparsers(dest="model_command", required=True)
-    for name, run, text in (("train", cmd_model_train, "build the self-supervised dataset and train"),
+    for name, run, help_text in (("train", cmd_model_train, "build the self-supervised dataset and train"),
                             ("evaluate", cmd_model_evaluate, "compare none / dsp / model / model+refine "
                                                              "on held-out audio")):
-        m = msub.add_parser(name, parents=[common], help=text)
+        m = msub.add_parser(name, parents=[common], help=help_text)
         m.add_argument("--audio", nargs="*", default=[], metavar="DIR", help="folders of real music to use too")
         m.add_argument("--score-clips", type=int, default=160, help="clips rendered from music21 scores")
-        m.add_argument("--jobs", type=int, default=2)
+        m.add_argument("--jobs", type=int, default=2, help="parallel processes for rendering the dataset")
         m.set_defaults(run=run)
         if name == "train":
             m.add_argument("--variants", type=int, default=12, help="settings drawn per clip")
-            m.add_argument("--epochs", type=int, default=300)
+            m.add_argument("--epochs", type=int, default=300, help="training epochs")
             m.add_argument("--out", default="models/weights", help="folder for model.npz")
         else:
             m.add_argument("--weights", help="a model.npz (default: the shipped weights)")
@@ -575,7 +452,6 @@ def build_parser() -> argparse.ArgumentParser:
                            help="held-out clips (real recordings first) mastered twice for the do-no-harm and "
                                 "idempotence figures (0: skip)")
             m.add_argument("--json", metavar="OUT", help="write every row and the summary as JSON")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

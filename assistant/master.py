@@ -43,7 +43,6 @@ from mixbridge.assistant.judge import (
     explain,
     goal_to_dict,
     judge,
-    measured_change,
     reach_goal,
     with_band_change,
 )
@@ -508,25 +507,6 @@ def suggest_file(path: str | Path, target: Target, engine: str = "model", refine
     target = with_profile_for(target, features)
     decision = suggest_settings(excerpt, features, target, engine, refine, judgment, max_limiting_db)
     return Suggestion(features, decision, excerpt, target)
-
-
-def two_passes(audio: Audio, target: Target, engine: str = DEFAULT_ENGINE,
-               judgment: JudgeOptions = JudgeOptions()) -> dict:
-    """Master ``audio`` (in memory, as ``master`` would), then master the result again with the
-    same target: the do-no-harm and idempotence figures of the judgment. Returns the
-    measured change of each pass (:func:`assistant.judge.measured_change`) and whether the
-    second pass set any stage."""
-    features = analyze(audio)
-    if not math.isfinite(features.integrated_lufs):
-        raise InvalidAudioError("is silent (no measurable loudness); nothing to master", audio.source)
-    first = suggest_settings(audio, features, with_profile_for(target, features), engine, judgment=judgment)
-    once = master_audio(audio, target, first.settings)[0]
-    once_features = analyze(once)
-    second = suggest_settings(once, once_features, with_profile_for(target, once_features), engine,
-                              judgment=judgment)
-    twice_features = analyze(master_audio(once, target, second.settings)[0])
-    return {"pass1": measured_change(features, once_features), "pass2": measured_change(once_features, twice_features),
-            "pass2_moves": any(m.values for m in second.moves) or second.settings.is_on("highpass")}
 
 
 def master_file(input_path: str | Path, output_path: str | Path, target: Target, engine: str = DEFAULT_ENGINE,

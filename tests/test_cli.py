@@ -164,17 +164,23 @@ def test_an_internal_error_in_master_is_one_line_with_exit_1(monkeypatch, capsys
     assert "internal error" in err and "simulated bug" in err and "Traceback" not in err
 
 
-def test_every_option_of_the_mastering_commands_has_help():
-    """`mixbridge master/suggest/batch/stems --help` explains every option (the target and
-    delivery groups are declared once, with their help)."""
+def test_every_option_of_every_command_has_help():
+    """`mixbridge COMMAND [SUBCOMMAND] --help` explains every option and argument (the target,
+    delivery and judgment groups are declared once, with their help)."""
     import argparse
 
     from mixbridge.assistant.cli import build_parser
 
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    missing = [f"{name} {action.option_strings or action.dest}"
-               for name in ("master", "suggest", "batch", "stems")
-               for action in commands[name]._actions
-               if not isinstance(action, argparse._HelpAction) and not action.help]
+    def parsers(parser: argparse.ArgumentParser, name: str):
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child_name, child in action.choices.items():
+                    yield from parsers(child, f"{name} {child_name}".strip())
+
+    found = list(parsers(build_parser(), ""))
+    assert {"master", "suggest", "batch", "stems", "plugins scan", "model evaluate"} <= {n for n, _ in found}
+    missing = [f"{name}: {action.option_strings or action.dest}" for name, parser in found
+               for action in parser._actions
+               if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) and not action.help]
     assert missing == []

@@ -417,7 +417,7 @@ def test_the_limiting_the_delivery_needs_is_judged_as_heard(tmp_path):
 
 def test_two_passes_gives_the_do_no_harm_and_idempotence_figures(base):
     """The figures `model evaluate` prints: a bumped mix moves in pass 1, not in pass 2."""
-    from mixbridge.assistant.master import two_passes
+    from mixbridge.assistant.evaluation import two_passes
 
     audio, features, _ = base
     target = _target(_profile_around(features, band_half_db=1.5))
@@ -427,15 +427,20 @@ def test_two_passes_gives_the_do_no_harm_and_idempotence_figures(base):
     assert abs(figures["pass2"]["lufs_change"]) <= 0.1
 
 
-def test_model_evaluate_prints_do_no_harm_for_both_engines(tmp_path, capsys):
-    from mixbridge.assistant.cli import _print_do_no_harm
+def test_do_no_harm_gives_both_engines_figures_and_a_table(tmp_path):
+    """What `model evaluate` prints: both engines' two-pass figures per clip, as a table; a
+    clip that cannot be used is skipped, not fatal."""
+    from mixbridge.assistant.evaluation import do_no_harm
+    from mixbridge.assistant.text import do_no_harm_table
 
     path = _write(tmp_path / "finished.wav", _mix(seconds=6.0))
-    _print_do_no_harm([path], 4, lambda message: None)
-    out = capsys.readouterr().out
-    assert "do no harm and idempotence (1 held-out clips" in out
-    rows = [line for line in out.splitlines() if line.startswith(("| model |", "| dsp |"))]
-    assert len(rows) == 2 and all(row.endswith("of 1 |") for row in rows)
+    silent = _write(tmp_path / "silent.wav", np.zeros((2, SR * 6), dtype=np.float32))
+    rows = do_no_harm([path, silent], 4)
+    assert set(rows) == {"model", "dsp"} and all(len(r) == 1 for r in rows.values())
+    out = do_no_harm_table(rows)
+    assert "do no harm and idempotence (1 held-out clips" in out[0]
+    table = [line for line in out if line.startswith(("| model |", "| dsp |"))]
+    assert len(table) == 2 and all(row.endswith("of 1 |") for row in table)
 
 
 def test_a_reverb_is_added_only_if_it_completes_the_move(base):

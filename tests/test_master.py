@@ -22,9 +22,10 @@ from conftest import ebur128_integrated_lufs, ebur128_true_peak_dbtp
 import mixbridge.analysis.audio
 from mixbridge.analysis.analyze import analyze_file
 from mixbridge.analysis.features import Features
-from mixbridge.assistant.cli import NO_CHANGES, main
+from mixbridge.assistant.cli import main
 from mixbridge.assistant.master import master_file, resolve_target
 from mixbridge.assistant.targets import load_profile, load_target, target_names
+from mixbridge.assistant.text import NO_CHANGES
 from mixbridge.effects.schema import ChainSettings, describe
 
 REPO = Path(__file__).resolve().parents[1]
