@@ -38,7 +38,7 @@ _API = {
     "suggest_settings": "mixbridge.assistant.master",
     "MasterReport": "mixbridge.assistant.master",
     "run_batch": "mixbridge.assistant.batch",
-    "BatchOptions": "mixbridge.assistant.batch",
+    "MasterOptions": "mixbridge.assistant.options",
     "master_stems": "mixbridge.assistant.stems",
     "StemOptions": "mixbridge.assistant.stems",
 }

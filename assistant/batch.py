@@ -31,14 +31,14 @@ import socket
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from mixbridge.analysis.atomic import remove_leftovers
 from mixbridge.analysis.audio import READ_EXTENSIONS
 from mixbridge.analysis.errors import MixbridgeError, UnreadableAudioError, UsageError
-from mixbridge.assistant.judge import JudgeOptions
+from mixbridge.assistant.options import MasterOptions
 from mixbridge.assistant.targets import Target
 
 log = logging.getLogger(__name__)
@@ -52,15 +52,6 @@ RAY_MAX_RETRIES = 1  # a Ray task whose worker or node died is tried once more, 
 WORKER_DIED = ("worker process died while this file was in flight (killed from outside, e.g. by the "
                "out-of-memory killer; the death of one pool worker stops every file in flight); "
                "re-run the batch to retry it")
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    engine: str = "model"
-    refine: bool = True
-    bit_depth: str = "24"
-    max_limiting_db: float = 10.0
-    judgment: JudgeOptions = field(default_factory=JudgeOptions)
 
 
 @dataclass(frozen=True)
@@ -104,7 +95,7 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def settings_hash(target: Target, options: BatchOptions) -> str:
+def settings_hash(target: Target, options: MasterOptions) -> str:
     from mixbridge.analysis.features import FEATURE_VERSION
     from mixbridge.effects.schema import SCHEMA_VERSION
 
@@ -168,7 +159,7 @@ def _failed_row(task: Task, error: str, code: str) -> dict:
     return {**_task_row(task), "status": "failed", "error": error, "code": code}
 
 
-def _master_one(task: Task, options: BatchOptions) -> dict:
+def _master_one(task: Task, options: MasterOptions) -> dict:
     """Worker: master one file; never raises (the error goes into the row)."""
     from mixbridge.assistant.master import master_file
 
@@ -184,9 +175,7 @@ def _master_one(task: Task, options: BatchOptions) -> dict:
                 "code": UnreadableAudioError.code}
     try:
         Path(task.output_path).parent.mkdir(parents=True, exist_ok=True)
-        report = master_file(task.input_path, task.output_path, target, engine=options.engine,
-                             refine=options.refine, bit_depth=options.bit_depth, overwrite=True,
-                             max_limiting_db=options.max_limiting_db, judgment=options.judgment)
+        report = master_file(task.input_path, task.output_path, target, replace(options, overwrite=True))
     except MixbridgeError as exc:
         return {**row, "status": "failed", "error": str(exc), "code": exc.code}
     except Exception as exc:  # a bug on one file must not stop the batch
@@ -215,7 +204,7 @@ def _one_thread_per_worker() -> None:
 
 # ---- executors: each turns tasks into manifest rows, in the order the files finish ----------
 
-def _serial_rows(tasks: list[Task], options: BatchOptions) -> Iterator[dict]:
+def _serial_rows(tasks: list[Task], options: MasterOptions) -> Iterator[dict]:
     for task in tasks:
         yield _master_one(task, options)
 
@@ -229,12 +218,12 @@ def _init_pool_worker(started) -> None:
     _one_thread_per_worker()
 
 
-def _pool_master_one(task: Task, options: BatchOptions) -> dict:
+def _pool_master_one(task: Task, options: MasterOptions) -> dict:
     _started.put(task.input_path)
     return _master_one(task, options)
 
 
-def _pool_rows(tasks: list[Task], options: BatchOptions, jobs: int) -> Iterator[dict]:
+def _pool_rows(tasks: list[Task], options: MasterOptions, jobs: int) -> Iterator[dict]:
     """Local process pool. If a worker dies, ``concurrent.futures`` breaks the whole pool: the
     files that had started and not finished (each worker says when it starts one) are recorded
     as failed, and the files not started yet go on in a fresh pool."""
@@ -316,12 +305,12 @@ def check_executor(executor: str, address: str | None = None,
                          "`ray start --head` running there, and is the port open from this machine?") from exc
 
 
-def _ray_master_one(task: Task, options: BatchOptions) -> dict:
+def _ray_master_one(task: Task, options: MasterOptions) -> dict:
     _one_thread_per_worker()
     return _master_one(task, options)
 
 
-def _ray_rows(tasks: list[Task], options: BatchOptions, jobs: int, address: str | None) -> Iterator[dict]:
+def _ray_rows(tasks: list[Task], options: MasterOptions, jobs: int, address: str | None) -> Iterator[dict]:
     """Ray tasks: on a local Ray instance with ``jobs`` CPUs, or on the cluster at ``address``
     (inputs and outputs must then be at the same paths on every node: a shared filesystem)."""
     import ray
@@ -367,7 +356,7 @@ def _size_bytes(task: Task) -> int:
         return 0  # gone since it was hashed: its own mastering reports that
 
 
-def _rows(tasks: list[Task], options: BatchOptions, jobs: int, executor: str, address: str | None) -> Iterable[dict]:
+def _rows(tasks: list[Task], options: MasterOptions, jobs: int, executor: str, address: str | None) -> Iterable[dict]:
     if not tasks:
         return ()  # nothing to master: no pool, no Ray session (a resume that finds nothing new is quick)
     if executor == "ray" or jobs > 1:
@@ -386,7 +375,7 @@ class BatchSummary:
     seconds: float
 
 
-def run_batch(in_dir: Path, out_dir: Path, target: Target, options: BatchOptions = BatchOptions(),
+def run_batch(in_dir: Path, out_dir: Path, target: Target, options: MasterOptions = MasterOptions(), *,
               jobs: int = 1, progress: Callable[[str], None] | None = None, album: bool = False,
               executor: str = "local", address: str | None = None) -> BatchSummary:
     """Master a folder tree; see the module docstring. ``album``: see :func:`album_targets`.

@@ -64,22 +64,31 @@ def _progress(enabled: bool):
 
 def cmd_master(args: argparse.Namespace) -> int:
     from mixbridge.assistant.master import master_file, resolve_target, write_report
-    from mixbridge.effects.schema import ChainSettings
+    from mixbridge.assistant.options import MasterOptions
 
-    judgment = _judgment(args)  # refused before any work
+    options = _master_options(args, MasterOptions)  # refused before any work
     progress = _progress(args.verbose or sys.stderr.isatty())
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
-    chain = ChainSettings.load(args.chain) if args.chain else None
-    report = master_file(args.input, args.output, target, engine=args.engine, chain=chain,
-                         refine=args.refine, bit_depth=args.bit_depth, overwrite=args.overwrite,
-                         max_limiting_db=args.max_limiting_db, progress=progress,
-                         plugins=args.plugins, plugin_dirs=args.plugin_dir or (), judgment=judgment)
+    report = master_file(args.input, args.output, target, options, progress=progress,
+                         plugins=args.plugins, plugin_dirs=args.plugin_dir or ())
     if args.save_chain:
         report.settings.save(args.save_chain)
     if args.report:
         write_report(report, args.report)
     print("\n".join(text.master_lines(report)))
     return 0
+
+
+def _master_options(args: argparse.Namespace, kind, **extra):
+    """``kind`` (MasterOptions or StemOptions) from the shared option groups; a bad judgment
+    option or an unreadable chain file is refused here, before any work."""
+    from mixbridge.effects.schema import ChainSettings
+
+    chain = getattr(args, "chain", None)
+    return kind(engine=args.engine, refine=args.refine, bit_depth=args.bit_depth,
+                max_limiting_db=args.max_limiting_db, judgment=_judgment(args),
+                chain=ChainSettings.load(chain) if chain else None,
+                overwrite=getattr(args, "overwrite", False), **extra)
 
 
 def _judgment(args: argparse.Namespace):
@@ -97,7 +106,8 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     judgment = _judgment(args)
     progress = _progress(args.verbose or sys.stderr.isatty())
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
-    suggestion = suggest_file(args.input, target, args.engine, args.refine, progress, judgment)
+    suggestion = suggest_file(args.input, target, engine=args.engine, refine=args.refine, judgment=judgment,
+                              progress=progress)
     target = suggestion.target
     print("\n".join(text.suggestion_lines(args.input, suggestion, args.engine)))
     if args.output:
@@ -152,17 +162,16 @@ def cmd_plugins_learn(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from mixbridge.assistant.batch import MANIFEST, BatchOptions, check_executor, run_batch
+    from mixbridge.assistant.batch import MANIFEST, check_executor, run_batch
     from mixbridge.assistant.master import resolve_target
+    from mixbridge.assistant.options import MasterOptions
 
     check_executor(args.executor, args.address)  # before references are measured: a bad address fails fast
-    judgment = _judgment(args)
+    options = _master_options(args, MasterOptions)
     progress = _progress(True)
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
-    options = BatchOptions(engine=args.engine, refine=args.refine, bit_depth=args.bit_depth,
-                           max_limiting_db=args.max_limiting_db, judgment=judgment)
-    summary = run_batch(Path(args.input), Path(args.output), target, options, args.jobs, progress, args.album,
-                        executor=args.executor, address=args.address)
+    summary = run_batch(Path(args.input), Path(args.output), target, options, jobs=args.jobs, progress=progress,
+                        album=args.album, executor=args.executor, address=args.address)
     print(f"{summary.done} mastered, {summary.skipped} unchanged (skipped), {summary.failed} failed "
           f"in {summary.seconds:.1f} s; manifest: {Path(args.output) / MANIFEST}")
     return 8 if summary.failed else 0
@@ -171,16 +180,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_stems(args: argparse.Namespace) -> int:
     from mixbridge.assistant.master import resolve_target
     from mixbridge.assistant.stems import REPORT_NAME, StemOptions, master_stems
-    from mixbridge.effects.schema import ChainSettings
 
-    judgment = _judgment(args)
+    options = _master_options(args, StemOptions, pad=args.pad, corrections=args.stem_corrections)
     progress = _progress(args.verbose or sys.stderr.isatty())
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
-    options = StemOptions(engine=args.engine, refine=args.refine, bit_depth=args.bit_depth,
-                          max_limiting_db=args.max_limiting_db, pad=args.pad, corrections=args.stem_corrections,
-                          overwrite=args.overwrite, chain=ChainSettings.load(args.chain) if args.chain else None,
-                          judgment=judgment)
-    report = master_stems(args.input, args.output, target, options, progress)
+    report = master_stems(args.input, args.output, target, options, progress=progress)
     print("\n".join(text.stems_lines(report, REPORT_NAME)))
     return 0
 
@@ -256,7 +260,7 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
 def _target_options(p: argparse.ArgumentParser) -> None:
     """What to master toward and how the settings are made: one declaration for master,
     suggest, batch and stems."""
-    from mixbridge.assistant.master import DEFAULT_ENGINE, ENGINES
+    from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
 
     p.add_argument("--target", help="delivery target (e.g. spotify, apple-music, ebu-r128, cd); "
                                     "default spotify unless --reference or --lufs is given")

@@ -15,7 +15,8 @@ from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import InvalidAudioError, MixbridgeError
 from mixbridge.assistant.judge import JudgeOptions, measured_change
-from mixbridge.assistant.master import DEFAULT_ENGINE, ENGINES, master_audio, resolve_target, suggest_settings
+from mixbridge.assistant.master import master_audio, resolve_target, suggest_settings
+from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
 from mixbridge.assistant.profile_choice import with_profile_for
 from mixbridge.assistant.targets import Target
 from mixbridge.models.data import clips_from_file

@@ -46,6 +46,7 @@ from mixbridge.assistant.judge import (
     reach_goal,
     with_band_change,
 )
+from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES, MasterOptions
 from mixbridge.assistant.profile_choice import with_profile_for
 from mixbridge.assistant.targets import (
     AUTO_PROFILE,
@@ -80,8 +81,6 @@ log = logging.getLogger(__name__)
 
 REPORT_VERSION = 1
 DEFAULT_TARGET = "spotify"  # when neither --target, --reference nor --lufs is given
-ENGINES = ("model", "dsp")
-DEFAULT_ENGINE = "model"
 MIN_MASTER_S = 1.0
 DC_HIGHPASS_DBFS = -50.0  # a DC offset above this is removed by the high-pass...
 DC_HIGHPASS_HZ = 20.0  # ...at this cutoff (two first-order sections: no audible bass loss)
@@ -493,9 +492,9 @@ class Suggestion:
         return self.decision.settings
 
 
-def suggest_file(path: str | Path, target: Target, engine: str = "model", refine: bool = True,
-                 progress: Callable[[str], None] | None = None, judgment: JudgeOptions = JudgeOptions(),
-                 max_limiting_db: float = MAX_LIMITING_DB) -> Suggestion:
+def suggest_file(path: str | Path, target: Target, *, engine: str = DEFAULT_ENGINE, refine: bool = True,
+                 judgment: JudgeOptions = JudgeOptions(), max_limiting_db: float = MAX_LIMITING_DB,
+                 progress: Callable[[str], None] | None = None) -> Suggestion:
     """Analyse ``path`` and suggest the chain that moves it toward ``target`` (no rendering)."""
     step = progress or (lambda message: None)
     step("analysing")
@@ -509,26 +508,21 @@ def suggest_file(path: str | Path, target: Target, engine: str = "model", refine
     return Suggestion(features, decision, excerpt, target)
 
 
-def master_file(input_path: str | Path, output_path: str | Path, target: Target, engine: str = DEFAULT_ENGINE,
-                chain: ChainSettings | None = None, refine: bool = True, bit_depth: str = "24",
-                overwrite: bool = False,
-                max_limiting_db: float = MAX_LIMITING_DB,
-                progress: Callable[[str], None] | None = None,
-                plugins: str | None = None, plugin_dirs: Sequence[str | Path] = (),
-                judgment: JudgeOptions = JudgeOptions()) -> MasterReport:
-    """Master one file to ``target``; see the module docstring.
-
-    ``judgment``: the amounts per aspect and the EQ limit (see :mod:`assistant.judge`).
+def master_file(input_path: str | Path, output_path: str | Path, target: Target,
+                options: MasterOptions = MasterOptions(), *, progress: Callable[[str], None] | None = None,
+                plugins: str | None = None, plugin_dirs: Sequence[str | Path] = ()) -> MasterReport:
+    """Master one file to ``target`` as ``options`` say; see the module docstring.
 
     ``plugins``: render the chain through the VST3 plugins of this map (see
     :mod:`effects.plugins`); the report then says how closely they match the built-in render.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    if output_path.exists() and output_path.resolve() == input_path.resolve() and not overwrite:
+    o = options
+    if output_path.exists() and output_path.resolve() == input_path.resolve() and not o.overwrite:
         raise OutputError("is the input file; choose another output or pass --overwrite", output_path)
-    if output_path.exists() and not overwrite:
+    if output_path.exists() and not o.overwrite:
         raise OutputError("already exists; pass --overwrite to replace it", output_path)
-    audio_io.output_format(output_path, bit_depth)  # refuse before any work
+    audio_io.output_format(output_path, o.bit_depth)  # refuse before any work
     step = progress or (lambda message: None)
     meta = audio_io.info(input_path)
     if meta.duration_s < MIN_MASTER_S:
@@ -541,15 +535,15 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     sr = meta.sample_rate
     target = with_profile_for(target, before)
     # the excerpt the model refines on is also what plugins are calibrated and compared on
-    excerpt = excerpt_of(input_path) if chain is None or plugins else None
+    excerpt = excerpt_of(input_path) if o.chain is None or plugins else None
     decision = None
-    if chain is None:
+    if o.chain is None:
         step("choosing settings")
-        decision = suggest_settings(excerpt, before, target, engine, refine, judgment, max_limiting_db)
+        decision = suggest_settings(excerpt, before, target, o.engine, o.refine, o.judgment, o.max_limiting_db)
         settings = decision.settings
     else:
-        settings = chain
-    spec = FinalizeSpec(target.lufs, target.ceiling_dbtp, max_limiting_db)
+        settings = o.chain
+    spec = FinalizeSpec(target.lufs, target.ceiling_dbtp, o.max_limiting_db)
     renderer, plugin_report = None, None
     if plugins:
         step("loading and setting the plugins")
@@ -558,7 +552,7 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
                          "match": render_match(renderer, settings, excerpt)}
     del excerpt
     plan = _render_and_finalize(input_path, output_path, meta, renderer or ChainRenderer(settings, sr), spec,
-                                bit_depth, step)
+                                o.bit_depth, step)
     warnings = plan.warnings
     step("measuring the output")
     after = analyze_file(output_path)
@@ -569,9 +563,9 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
         warnings += (f"output reads {after.integrated_lufs:.2f} LUFS, not {target.lufs:.1f}",)
     return MasterReport(
         input_path=str(input_path), output_path=str(output_path), target=target,
-        engine="chain-file" if chain is not None else engine, settings=settings,
+        engine="chain-file" if o.chain is not None else o.engine, settings=settings,
         input_features=before, output_features=after, gain_db=plan.gain_db, limiting_db=plan.limiting_db,
-        bit_depth=bit_depth,
+        bit_depth=o.bit_depth,
         tonal_error_before_db=tonal_error_db(before.mid_band_db, target.profile, sr),
         tonal_error_after_db=tonal_error_db(after.mid_band_db, target.profile, sr),
         warnings=tuple(warnings) + tuple(before.notes),

@@ -50,6 +50,7 @@ from common import cut_audio, publish  # noqa: E402
 
 from mixbridge.analysis.analyze import analyze_file  # noqa: E402
 from mixbridge.analysis.spectrum import band_shape, shape_mask  # noqa: E402
+from mixbridge.assistant.options import MasterOptions
 
 CORPUS = Path("/work/corpus/wav")
 RESULTS = ROOT / "bench" / "results" / "judgment.md"
@@ -75,8 +76,8 @@ def one_track(args: tuple[str, str, str, str, float]) -> dict:
     m1, m2 = Path(tmp) / f"{stem}-{target_name}-1.wav", Path(tmp) / f"{stem}-{target_name}-2.wav"
     if seconds:
         path, _ = cut_audio(Path(path), seconds, Path(tmp) / f"{stem}-{target_name}-0.wav")
-    r1 = master_file(path, m1, target, engine=engine, overwrite=True)
-    r2 = master_file(m1, m2, target, engine=engine, overwrite=True)
+    r1 = master_file(path, m1, target, MasterOptions(engine=engine, overwrite=True))
+    r2 = master_file(m1, m2, target, MasterOptions(engine=engine, overwrite=True))
     a, b, c = r1.input_features, r1.output_features, r2.output_features
     needs = estimated_limiting_db(a, target)
     row = {"track": stem, "target": target_name, "input_lufs": a.integrated_lufs, "needs_limiting_db": needs,

@@ -24,6 +24,7 @@ from mixbridge.analysis.errors import (
     OutputError,
     UnreadableAudioError,
 )
+from mixbridge.assistant.options import MasterOptions
 
 ENTRY_POINTS = {"load": load, "analyze_file": analyze_file}
 
@@ -337,7 +338,7 @@ def test_float_samples_over_full_scale_are_normal_work(write_audio, tmp_path):
         warnings.simplefilter("error")
         features = analyze_file(path)
     assert features.sample_peak_dbfs > 12.0 and math.isfinite(features.integrated_lufs)
-    report = master_file(path, tmp_path / "m.wav", resolve_target("spotify"), engine="dsp")
+    report = master_file(path, tmp_path / "m.wav", resolve_target("spotify"), MasterOptions(engine="dsp"))
     assert abs(report.output_features.integrated_lufs + 14.0) <= 0.1
 
 

@@ -11,11 +11,12 @@ import pytest
 import soundfile as sf
 
 from mixbridge.analysis.errors import UsageError
-from mixbridge.assistant.batch import BatchOptions, find_inputs, read_manifest, run_batch
+from mixbridge.assistant.batch import find_inputs, read_manifest, run_batch
 from mixbridge.assistant.cli import main
 from mixbridge.assistant.master import resolve_target
+from mixbridge.assistant.options import MasterOptions
 
-OPTIONS = BatchOptions(engine="dsp", refine=False)
+OPTIONS = MasterOptions(engine="dsp", refine=False)
 
 
 def _music(path: Path, seed: int, seconds: float = 2.0, rate: int = 44100) -> Path:

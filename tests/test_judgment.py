@@ -24,6 +24,7 @@ from mixbridge.analysis.errors import SettingsError, UsageError
 from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
 from mixbridge.assistant.judge import MASTER_LIMITS, Amounts, JudgeOptions, judge
 from mixbridge.assistant.master import master_file, resolve_target, suggest_settings
+from mixbridge.assistant.options import MasterOptions
 from mixbridge.assistant.profile_choice import choose_profile, with_profile_for
 from mixbridge.assistant.targets import PROFILE_SCALARS, Profile, load_profile, profile_from_features, save_profile
 from mixbridge.effects.render import render
@@ -143,7 +144,7 @@ def test_amount_zero_gives_loudness_and_ceiling_only(base, tmp_path):
     audio, features, profile = base
     src = _write(tmp_path / "bumped.wav", _bump(audio.samples))
     report = master_file(src, tmp_path / "out.wav", _target(profile),
-                         judgment=JudgeOptions(Amounts.from_options(0.0)))
+                         MasterOptions(judgment=JudgeOptions(Amounts.from_options(0.0))))
     assert report.settings == ChainSettings.create()
     assert abs(report.output_features.integrated_lufs - (-14.0)) <= 0.1
     assert report.output_features.true_peak_dbtp <= -1.0

@@ -111,3 +111,33 @@ def test_a_users_own_models_package_does_not_shadow_ours(tmp_path):
     cli = subprocess.run([sys.executable, "-m", "mixbridge.assistant.cli", "--help"], cwd=tmp_path,
                          capture_output=True, text=True, check=True)
     assert "usage: mixbridge" in cli.stdout
+
+
+def test_library_entry_points_take_one_options_object_and_keywords():
+    """master_file, run_batch and master_stems share one options object (StemOptions adds the
+    stem-set policy to MasterOptions); everything after the target and the options is keyword-only."""
+    import dataclasses
+    import inspect
+
+    from mixbridge.assistant.batch import run_batch
+    from mixbridge.assistant.master import master_file, suggest_file
+    from mixbridge.assistant.options import MasterOptions
+    from mixbridge.assistant.stems import StemOptions, master_stems
+
+    assert issubclass(StemOptions, MasterOptions)
+    assert {f.name for f in dataclasses.fields(StemOptions)} - {f.name for f in dataclasses.fields(MasterOptions)} \
+        == {"pad", "corrections"}
+    for entry, positional in ((master_file, 4), (run_batch, 4), (master_stems, 4), (suggest_file, 2)):
+        params = list(inspect.signature(entry).parameters.values())
+        assert all(p.kind == p.POSITIONAL_OR_KEYWORD for p in params[:positional]), entry.__name__
+        assert all(p.kind == p.KEYWORD_ONLY for p in params[positional:]), entry.__name__
+        if positional == 4:
+            assert params[3].name == "options", entry.__name__
+
+
+def test_the_public_api_resolves():
+    import mixbridge
+
+    assert mixbridge.__all__ and all(getattr(mixbridge, name) is not None for name in mixbridge.__all__)
+    with pytest.raises(AttributeError):
+        mixbridge.no_such_name  # noqa: B018

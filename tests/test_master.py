@@ -24,6 +24,7 @@ from mixbridge.analysis.analyze import analyze_file
 from mixbridge.analysis.features import Features
 from mixbridge.assistant.cli import main
 from mixbridge.assistant.master import master_file, resolve_target
+from mixbridge.assistant.options import MasterOptions
 from mixbridge.assistant.targets import load_profile, load_target, target_names
 from mixbridge.assistant.text import NO_CHANGES
 from mixbridge.effects.schema import ChainSettings, describe
@@ -236,7 +237,7 @@ def test_saved_chain_is_reapplied_exactly(spotify_run, tmp_path):
 def test_library_master_file_with_a_chain(mix, tmp_path):
     chain = ChainSettings.create({"peak2.freq_hz": 700.0, "peak2.gain_db": 2.0, "trim.gain_db": -3.0})
     target = resolve_target("apple-music")
-    report = master_file(mix, tmp_path / "out.flac", target, engine="dsp", chain=chain, bit_depth="16")
+    report = master_file(mix, tmp_path / "out.flac", target, MasterOptions(engine="dsp", chain=chain, bit_depth="16"))
     assert report.engine == "chain-file" and report.settings == chain
     assert report.output_features.integrated_lufs == pytest.approx(-16.0, abs=0.1)
     assert sf.info(str(tmp_path / "out.flac")).format == "FLAC"

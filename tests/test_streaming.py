@@ -22,6 +22,7 @@ from mixbridge.analysis.errors import OutputError
 from mixbridge.analysis.loudness import WeightedPowerMeter, measure_loudness, weighted_power
 from mixbridge.analysis.truepeak import PeakEnvelopeMeter, peak_envelope, true_peak_dbtp
 from mixbridge.assistant.master import master_audio, master_file, resolve_target, suggest_settings
+from mixbridge.assistant.options import MasterOptions
 from mixbridge.assistant.targets import profile_from_features
 from mixbridge.effects.finalize import BlockStatsMeter, FinalizeSpec, apply_stream, finalize, finalize_from_stats
 from mixbridge.effects.limiter import TruePeakLimiter
@@ -126,7 +127,7 @@ def test_master_file_writes_what_master_audio_computes(tmp_path):
     sf.write(str(path), np.tile(groove(sr, 7.0), 10).T, sr, subtype="PCM_24")
     target = resolve_target("spotify")
     out = tmp_path / "master.wav"
-    report = master_file(path, out, target, chain=EVERY_STAGE)
+    report = master_file(path, out, target, MasterOptions(chain=EVERY_STAGE))
     expected, gain_db, limiting_db, _ = master_audio(load(path), target, EVERY_STAGE)
     written = load(out).samples
     assert report.gain_db == pytest.approx(gain_db, abs=1e-6)
@@ -173,7 +174,7 @@ def test_a_ten_minute_file_masters_to_spec_in_bounded_memory(tmp_path):
     target = resolve_target("spotify")
     tracemalloc.start()
     try:
-        report = master_file(path, out, target, chain=chain)
+        report = master_file(path, out, target, MasterOptions(chain=chain))
         peak_bytes = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -193,7 +194,7 @@ def test_the_written_output_meets_the_spec_by_libebur128(tmp_path):
     sr = 48000
     path, out = tmp_path / "mix.wav", tmp_path / "master.flac"
     _long_mix(path, sr, 1.5)
-    master_file(path, out, resolve_target("ebu-r128"), chain=EVERY_STAGE, bit_depth="16")
+    master_file(path, out, resolve_target("ebu-r128"), MasterOptions(chain=EVERY_STAGE, bit_depth="16"))
     data, rate = sf.read(str(out), always_2d=True)
     assert ebur128_integrated_lufs(data.T, rate) == pytest.approx(-23.0, abs=0.1)
     assert true_peak_dbtp(data.T, rate) <= -1.0
@@ -235,7 +236,7 @@ def test_a_failure_mid_way_leaves_no_temporary_or_partial_file(where, exc, exist
         monkeypatch.setattr(mixbridge.analysis.audio.BlockWriter, "write",
                             _fail_on_call(2, mixbridge.analysis.audio.BlockWriter.write, exc))
     with pytest.raises(type(exc)):
-        master_file(mix, out, resolve_target("spotify"), chain=EVERY_STAGE, overwrite=existing)
+        master_file(mix, out, resolve_target("spotify"), MasterOptions(chain=EVERY_STAGE, overwrite=existing))
     assert sorted(p.name for p in folder.iterdir()) == (["master.wav", "mix.wav"] if existing else ["mix.wav"])
     if existing:
         assert out.read_bytes() == b"previous master"
@@ -248,12 +249,12 @@ def test_an_output_folder_that_cannot_hold_the_scratch_file_is_an_output_error(m
     monkeypatch.setattr(mixbridge.analysis.atomic.tempfile, "mkstemp", no_space)
     out = mix.parent / "master.wav"
     with pytest.raises(OutputError, match="cannot write in") as err:
-        master_file(mix, out, resolve_target("spotify"), chain=EVERY_STAGE)
+        master_file(mix, out, resolve_target("spotify"), MasterOptions(chain=EVERY_STAGE))
     assert str(out) in str(err.value)
     assert sorted(p.name for p in mix.parent.iterdir()) == ["mix.wav"]
 
 
 def test_success_leaves_only_the_output(mix):
-    master_file(mix, mix.parent / "master.wav", resolve_target("spotify"), chain=EVERY_STAGE)
+    master_file(mix, mix.parent / "master.wav", resolve_target("spotify"), MasterOptions(chain=EVERY_STAGE))
     assert sorted(p.name for p in mix.parent.iterdir()) == ["master.wav", "mix.wav"]
     assert mixbridge.assistant.master.STREAM_BLOCK_FRAMES == mixbridge.analysis.audio.DITHER_BLOCK_FRAMES

@@ -7,7 +7,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,8 +20,8 @@ from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import InvalidAudioError, OutputError
 from mixbridge.analysis.loudness import measure_loudness
 from mixbridge.analysis.truepeak import amplitude_to_db, true_peak_dbtp
-from mixbridge.assistant.judge import JudgeOptions
-from mixbridge.assistant.master import DEFAULT_ENGINE, MIN_MASTER_S, suggest_settings
+from mixbridge.assistant.master import MIN_MASTER_S, suggest_settings
+from mixbridge.assistant.options import MasterOptions
 from mixbridge.assistant.profile_choice import with_profile_for
 from mixbridge.assistant.stems.attribution import eq_moves, stem_suggestions
 from mixbridge.assistant.stems.lowend import apply_correction, measure_correction
@@ -36,28 +36,21 @@ from mixbridge.assistant.stems.report import (
 from mixbridge.assistant.stems.stemset import find_stems, load_stems
 from mixbridge.assistant.targets import Target
 from mixbridge.effects.bus import render_bus
-from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
+from mixbridge.effects.finalize import FinalizeSpec, finalize
 from mixbridge.effects.limiter import TruePeakLimiter
-from mixbridge.effects.schema import ChainSettings
 
 log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
-class StemOptions:
-    """How ``master_stems`` works; the CLI's defaults come from here."""
+class StemOptions(MasterOptions):
+    """How ``master_stems`` works: the master's options (``chain``: bus settings to apply instead
+    of suggesting them) and the stem-set policy; the CLI's defaults come from here."""
 
-    engine: str = DEFAULT_ENGINE
-    refine: bool = True
-    bit_depth: str = "24"
-    max_limiting_db: float = MAX_LIMITING_DB
     pad: bool = False  # pad shorter stems with silence at the end instead of refusing the set
     corrections: bool = True  # apply the per-stem high-pass where it is measured to be needed
-    overwrite: bool = False
-    chain: ChainSettings | None = None  # bus settings to apply instead of suggesting them
-    judgment: JudgeOptions = field(default_factory=JudgeOptions)  # amounts and limits of the bus judgment
 
 
-def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, options: StemOptions = StemOptions(),
+def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, options: StemOptions = StemOptions(), *,
                  progress: Callable[[str], None] | None = None) -> StemsReport:
     """Master one song's stems with one shared bus decision; see the module docstring.
 
