@@ -1,4 +1,4 @@
-"""The ``Features`` hand-over object: named measurements with units, JSON and a model vector."""
+"""The ``Features`` hand-over object: named measurements with units, and their JSON."""
 
 from __future__ import annotations
 
@@ -6,18 +6,10 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 
-import numpy as np
-
 from mixbridge.analysis.errors import SettingsError
-from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, FLOOR_DB
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ
 
 FEATURE_VERSION = 1
-# Values standing in for "undefined" (silence, too short) in the model vector only.
-VECTOR_FLOOR_LUFS = -70.0
-VECTOR_FLOOR_DB = FLOOR_DB
-BAND_FIELDS = ("mid_band_db", "side_band_db", "correlation_band", "width_band")
-SERIES_FIELDS = ("short_term_lufs",)
-META_FIELDS = ("source", "sample_rate", "channels", "duration_s", "series_hop_s", "notes")
 
 
 @dataclass(frozen=True)
@@ -95,32 +87,6 @@ class Features:
         return cls(**kwargs)
 
     # ---- model vector --------------------------------------------------------------
-    def to_vector(self) -> np.ndarray:
-        """Fixed-order float vector (see :func:`vector_names`); undefined values floored."""
-        values = []
-        for name in vector_names():
-            base, _, index = name.partition("[")
-            value = getattr(self, base)
-            if index:
-                value = value[int(index[:-1])]
-            if not math.isfinite(value):
-                value = VECTOR_FLOOR_LUFS if base.endswith("lufs") else 0.0 if base.endswith("_lu") \
-                    else VECTOR_FLOOR_DB
-            values.append(float(value))
-        return np.asarray(values, dtype=np.float64)
-
-
-def vector_names() -> tuple[str, ...]:
-    """Names of :meth:`Features.to_vector` entries, in order (versioned by FEATURE_VERSION)."""
-    names = []
-    for f in fields(Features):
-        if f.name in META_FIELDS or f.name in SERIES_FIELDS:
-            continue
-        if f.name in BAND_FIELDS:
-            names.extend(f"{f.name}[{i}]" for i in range(len(BAND_CENTRES_HZ)))
-        else:
-            names.append(f.name)
-    return tuple(names)
 
 
 def _jsonable(value):

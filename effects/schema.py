@@ -14,8 +14,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping, Sequence
 
-import numpy as np
-
 from mixbridge.analysis.atomic import write_text
 from mixbridge.analysis.errors import SettingsError
 
@@ -155,18 +153,6 @@ class ChainSettings:
         """These settings with every stage not in ``stages`` switched off (to render a part of the chain)."""
         return self.replace(enabled={s: self.enabled[s] and s in stages for s in STAGES})
 
-    # ---- model normalisation -------------------------------------------------------
-    def to_normalised(self) -> np.ndarray:
-        """Values in PARAMS order, each mapped to 0..1 on its own scale."""
-        return np.array([p.normalise(self.values[p.name]) for p in PARAMS])
-
-    @classmethod
-    def from_normalised(cls, vector: np.ndarray, enabled: Mapping[str, bool] | None = None) -> "ChainSettings":
-        if len(vector) != len(PARAMS):
-            raise SettingsError(f"expected {len(PARAMS)} normalised values, got {len(vector)}")
-        return cls({p.name: p.denormalise(v) for p, v in zip(PARAMS, vector)}, dict(enabled or {}))
-
-    # ---- JSON preset -----------------------------------------------------------------
     def to_dict(self) -> dict:
         stages = {}
         for stage in STAGES:

@@ -92,22 +92,6 @@ def test_known_values_on_each_scale():
     assert PARAM_INDEX["peak1.gain_db"].normalise(6.0) == pytest.approx(0.75, abs=1e-12)
 
 
-def test_chain_normalised_vector_round_trip(rng):
-    settings = _random_settings(rng)
-    vector = settings.to_normalised()
-    assert vector.shape == (len(PARAMS),)
-    assert np.all((vector >= 0.0) & (vector <= 1.0))
-    again = ChainSettings.from_normalised(vector, dict(settings.enabled))
-    for p in PARAMS:
-        assert again[p.name] == pytest.approx(settings[p.name], rel=1e-12, abs=1e-12)
-    assert dict(again.enabled) == dict(settings.enabled)
-
-
-def test_from_normalised_refuses_a_vector_of_the_wrong_length():
-    with pytest.raises(SettingsError, match=str(len(PARAMS))):
-        ChainSettings.from_normalised(np.zeros(len(PARAMS) - 1))
-
-
 # ---- JSON round trip -----------------------------------------------------------------------
 def test_to_dict_has_the_documented_layout():
     data = ChainSettings.create({"trim.gain_db": 2.0}).to_dict()
