@@ -314,7 +314,7 @@ def _reach_as_delivered(audio: Audio, features: Features, judged: Features, targ
         return (*_bands_db(limited, sr), limiting_db)
 
     def eq_active(trial: ChainSettings) -> bool:
-        return any(trial.is_on(s) and trial[f"{s}.gain_db"] != 0.0 for s in EQ_STAGES)
+        return any(trial.active(s) for s in EQ_STAGES)
 
     if not eq_active(settings):
         return goal, settings

@@ -26,9 +26,9 @@ import numpy as np
 
 from mixbridge.effects.compressor import compressor_gain
 from mixbridge.effects.render import build_board, stereo_width
-from mixbridge.effects.schema import EQ_STAGES, ChainSettings
+from mixbridge.effects.schema import LINEAR_STAGES, STAGES, ChainSettings
 
-PRE_STAGES = ("trim", "highpass", *EQ_STAGES)  # before the compressor, linear
+PRE_STAGES = tuple(s for s in STAGES[: STAGES.index("compressor")] if s in LINEAR_STAGES)  # linear, before it
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ def compressor_gain(samples: np.ndarray, sample_rate: int, settings: ChainSettin
     np.maximum(g, 0.0, out=g)
     g *= 1.0 / settings["compressor.ratio"] - 1.0  # gain reduction in dB
     g += settings["compressor.makeup_db"]
-    amount = settings["compressor.amount_percent"] / 100.0
+    amount = settings.parallel_blend
     np.power(10.0, g / 20.0, out=g)
     g *= amount
     g += 1.0 - amount

@@ -17,19 +17,19 @@ def build_board(settings: ChainSettings) -> pb.Pedalboard:
     """The pedalboard plugins for every enabled stage except stereo width."""
     s = settings
     plugins: list[pb.Plugin] = []
-    if s.is_on("trim") and s["trim.gain_db"] != 0.0:
+    if s.active("trim"):
         plugins.append(pb.Gain(gain_db=s["trim.gain_db"]))
     if s.is_on("highpass"):  # two first-order sections: 12 dB/octave, -6 dB at the cutoff
         plugins += [pb.HighpassFilter(cutoff_frequency_hz=s["highpass.cutoff_hz"]) for _ in range(2)]
     filter_types = {"low_shelf": pb.LowShelfFilter, "high_shelf": pb.HighShelfFilter}
     for stage in EQ_STAGES:
-        if s.is_on(stage) and s[f"{stage}.gain_db"] != 0.0:
+        if s.active(stage):
             kind = filter_types.get(stage, pb.PeakFilter)
             plugins.append(kind(cutoff_frequency_hz=s[f"{stage}.freq_hz"], gain_db=s[f"{stage}.gain_db"],
                                 q=s[f"{stage}.q"]))
     if s.is_on("compressor"):
         plugins.append(_compressor(s))
-    if s.is_on("reverb") and s["reverb.wet"] > 0.0:
+    if s.active("reverb"):
         plugins.append(pb.Reverb(room_size=s["reverb.room_size"], damping=s["reverb.damping"],
                                  wet_level=s["reverb.wet"], dry_level=1.0, width=s["reverb.width"]))
     return pb.Pedalboard(plugins)
@@ -41,7 +41,7 @@ def _compressor(s: ChainSettings) -> pb.Plugin:
                       attack_ms=s["compressor.attack_ms"], release_ms=s["compressor.release_ms"]),
         pb.Gain(gain_db=s["compressor.makeup_db"]),
     ])
-    amount = s["compressor.amount_percent"] / 100.0
+    amount = s.parallel_blend
     if amount >= 1.0:
         return wet
     if amount <= 0.0:

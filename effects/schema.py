@@ -59,9 +59,33 @@ def _p(name, unit, lo, hi, default, scale="lin", label=""):
     return ParamSpec(name, unit, lo, hi, default, scale, label)
 
 
-STAGES = ("trim", "highpass", "low_shelf", "peak1", "peak2", "peak3", "peak4", "high_shelf",
-          "compressor", "reverb", "stereo")
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of the chain, in signal order: the facts every module derives from it."""
+
+    name: str
+    label: str  # as a producer reads it
+    linear: bool  # a linear, time-invariant stage: its effect is one measured response (or a side gain)
+    neutral: tuple[str, float] | None = None  # the stage does nothing while this parameter holds this value
+    # the model's convention (its training data and outputs): the stage is on when this parameter is over this value
+    switch: tuple[str, float] | None = None
+
+
+STAGE_SPECS: tuple[StageSpec, ...] = (
+    StageSpec("trim", "input trim", True, ("trim.gain_db", 0.0)),
+    StageSpec("highpass", "high-pass", True),
+    *(StageSpec(name, label, True, (f"{name}.gain_db", 0.0)) for name, label in (
+        ("low_shelf", "low shelf"), ("peak1", "EQ band 1"), ("peak2", "EQ band 2"), ("peak3", "EQ band 3"),
+        ("peak4", "EQ band 4"), ("high_shelf", "high shelf"))),
+    StageSpec("compressor", "compressor", False, switch=("compressor.ratio", 1.05)),
+    StageSpec("reverb", "reverb", False, ("reverb.wet", 0.0), switch=("reverb.wet", 0.005)),
+    StageSpec("stereo", "stereo width", True, ("stereo.width_percent", 100.0)),
+)
+STAGE_INDEX: Mapping[str, StageSpec] = MappingProxyType({st.name: st for st in STAGE_SPECS})
+STAGES = tuple(st.name for st in STAGE_SPECS)
 EQ_STAGES = ("low_shelf", "peak1", "peak2", "peak3", "peak4", "high_shelf")
+LINEAR_STAGES = frozenset(st.name for st in STAGE_SPECS if st.linear)
+STAGE_LABELS: Mapping[str, str] = MappingProxyType({st.name: st.label for st in STAGE_SPECS})
 
 PARAMS: tuple[ParamSpec, ...] = (
     _p("trim.gain_db", "dB", -24.0, 24.0, 0.0, label="input trim"),
@@ -99,6 +123,13 @@ PARAMS: tuple[ParamSpec, ...] = (
 PARAM_INDEX: Mapping[str, ParamSpec] = MappingProxyType({p.name: p for p in PARAMS})
 # Stages a fresh chain has switched on: a neutral chain is an identity (all gains 0 dB).
 DEFAULT_ENABLED = MappingProxyType({s: s not in ("highpass", "compressor", "reverb") for s in STAGES})
+
+
+def switched_on(stage: str, values: Mapping[str, float]) -> bool:
+    """The model's convention for a stage with a ``switch`` (:class:`StageSpec`): on when the
+    parameter is over the value (a compressor at ratio 1.0 and a reverb at wet 0 are off)."""
+    name, over = STAGE_INDEX[stage].switch
+    return values[name] > over
 
 
 def stage_of(name: str) -> str:
@@ -144,6 +175,16 @@ class ChainSettings:
 
     def is_on(self, stage: str) -> bool:
         return self.enabled[stage]
+
+    def active(self, stage: str) -> bool:
+        """On, and not at its neutral value (an EQ band at 0 dB, the width at 100 %): it changes the sound."""
+        neutral = STAGE_INDEX[stage].neutral
+        return self.enabled[stage] and (neutral is None or self.values[neutral[0]] != neutral[1])
+
+    @property
+    def parallel_blend(self) -> float:
+        """The compressor's wet share (0..1) in its parallel blend with the dry signal."""
+        return self.values["compressor.amount_percent"] / 100.0
 
     def replace(self, values: Mapping[str, float] | None = None,
                 enabled: Mapping[str, bool] | None = None) -> "ChainSettings":
@@ -204,13 +245,6 @@ class ChainSettings:
         return cls.from_dict(data, str(path))
 
 
-STAGE_LABELS = MappingProxyType({
-    "trim": "input trim", "highpass": "high-pass", "low_shelf": "low shelf", "peak1": "EQ band 1",
-    "peak2": "EQ band 2", "peak3": "EQ band 3", "peak4": "EQ band 4", "high_shelf": "high shelf",
-    "compressor": "compressor", "reverb": "reverb", "stereo": "stereo width",
-})
-
-
 def format_value(spec: ParamSpec, value: float) -> str:
     """A value as a producer reads it: '120 Hz', '+2.5 dB', '3.0:1', '12 ms', '40 %'."""
     if spec.unit == "Hz":
@@ -231,10 +265,7 @@ def describe(settings: ChainSettings) -> list[str]:
     the trim at 0 dB, the width at 100 %)."""
     lines = []
     for stage in STAGES:
-        neutral = ((stage in EQ_STAGES and settings[f"{stage}.gain_db"] == 0.0)
-                   or (stage == "trim" and settings["trim.gain_db"] == 0.0)
-                   or (stage == "stereo" and settings["stereo.width_percent"] == 100.0))
-        if not settings.is_on(stage) or neutral:
+        if not settings.active(stage):
             continue
         parts = []
         for p in stage_params(stage):

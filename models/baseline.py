@@ -24,7 +24,7 @@ import numpy as np
 
 from mixbridge.analysis.spectrum import band_matrix, band_shape, shape_mask, side_mid_ratio, smooth_bands  # leaf module
 from mixbridge.effects.response import eq_band_response_db
-from mixbridge.effects.schema import EQ_STAGES, ChainSettings
+from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings
 
 NOMINAL_LUFS = -18.0
 EQ_LAYOUT = {  # stage: (freq_hz, q)
@@ -43,6 +43,13 @@ RESPONSE_FFT = 1 << 15
 
 
 MIN_ANCHOR_BANDS = 4  # fewer kept bands than this: an EQ fit takes a free level term instead
+
+
+def nominal_trim_db(input_lufs: float) -> float:
+    """The input trim that brings a mix to NOMINAL_LUFS (where the model's chain works), within
+    the schema's trim range."""
+    spec = PARAM_INDEX["trim.gain_db"]
+    return float(np.clip(NOMINAL_LUFS - input_lufs, spec.min, spec.max))
 
 
 def _band_tools(sample_rate: int):
@@ -135,7 +142,7 @@ def predict_dsp(features, profile) -> ChainSettings:
     values: dict[str, float] = {}
     enabled: dict[str, bool] = {}
 
-    values["trim.gain_db"] = float(np.clip(NOMINAL_LUFS - features.integrated_lufs, -24.0, 24.0))
+    values["trim.gain_db"] = nominal_trim_db(features.integrated_lufs)
     enabled["trim"] = True
 
     sub = np.asarray(features.mid_band_db[:3]) - np.mean(np.asarray(features.mid_band_db)[mask])

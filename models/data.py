@@ -23,8 +23,8 @@ import numpy as np
 
 from mixbridge.analysis.audio import READ_EXTENSIONS, load
 from mixbridge.effects.render import render
-from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings, ParamSpec
-from mixbridge.models.baseline import EQ_LAYOUT, NOMINAL_LUFS
+from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings, ParamSpec, switched_on
+from mixbridge.models.baseline import EQ_LAYOUT, nominal_trim_db
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,14 @@ def settings_from_learned(values: dict[str, float], input_lufs: float,
 
     A compressor with ratio 1 and a reverb with wet 0 are switched off.
     """
-    chain = {"trim.gain_db": float(np.clip(NOMINAL_LUFS - input_lufs, -24.0, 24.0)), **FIXED}
+    chain = {"trim.gain_db": nominal_trim_db(input_lufs), **FIXED}
     for stage, (freq, q) in layout.items():
         chain[f"{stage}.freq_hz"], chain[f"{stage}.q"] = freq, q
     for name in LEARNED:
         spec = PARAM_INDEX[name]
         chain[name] = float(np.clip(values[name], spec.min, spec.max))
     enabled = {"trim": True, "stereo": True, **{s: True for s in EQ_STAGES},
-               "compressor": chain["compressor.ratio"] > 1.05, "reverb": chain["reverb.wet"] > 0.005,
+               "compressor": switched_on("compressor", chain), "reverb": switched_on("reverb", chain),
                "highpass": False}
     if not enabled["compressor"]:
         chain["compressor.ratio"] = 1.0

@@ -18,7 +18,7 @@ import numpy as np
 
 from mixbridge.analysis.spectrum import band_shape, shape_mask
 from mixbridge.effects.render import render
-from mixbridge.effects.schema import EQ_STAGES
+from mixbridge.effects.schema import EQ_STAGES, switched_on
 from mixbridge.models.data import clips_from_file, learned_values, make_examples, settings_from_learned
 from mixbridge.models.net import SettingsModel, TargetDescriptor
 
@@ -115,7 +115,7 @@ def _neutral() -> dict[str, float]:
 
 def _param_errors(pred: dict[str, float], true: dict[str, float]) -> dict[str, float]:
     eq = [abs(pred[f"{s}.gain_db"] - true[f"{s}.gain_db"]) for s in EQ_STAGES]
-    comp_on = true["compressor.ratio"] > 1.05
+    comp_on = switched_on("compressor", true)
     return {
         "eq_gain_mae_db": float(np.mean(eq)),
         "threshold_error_db": abs(pred["compressor.threshold_db"] - true["compressor.threshold_db"])

@@ -20,7 +20,7 @@ import numpy as np
 from mixbridge.analysis.spectrum import side_mid_ratio, smooth_bands  # leaf module
 from mixbridge.effects.render import render
 from mixbridge.effects.response import eq_band_response_db
-from mixbridge.effects.schema import EQ_STAGES, ChainSettings
+from mixbridge.effects.schema import EQ_STAGES, ChainSettings, switched_on
 from mixbridge.models.baseline import EQ_LAYOUT, _band_tools, fit_change, fit_eq, has_anchors
 from mixbridge.models.data import DRAW_RANGES, learned_values, settings_from_learned
 from mixbridge.models.net import SettingsModel, TargetDescriptor
@@ -117,7 +117,7 @@ def refine(samples: np.ndarray, sample_rate: int, features, target: TargetDescri
                 limit = (lo - 4, hi + 4) if eq_limit_db is None else (-eq_limit_db, eq_limit_db)
                 values[f"{stage}.gain_db"] = float(np.clip(values[f"{stage}.gain_db"] + delta, *limit))
         crest_error = out.frame_crest_db + crest_bias - target.frame_crest_db
-        if "dynamics" in aspects and values["compressor.ratio"] > 1.05:
+        if "dynamics" in aspects and switched_on("compressor", values):
             lo, hi = DRAW_RANGES["compressor.threshold_db"]
             values["compressor.threshold_db"] = float(np.clip(
                 values["compressor.threshold_db"] - THRESHOLD_DB_PER_CREST_DB * crest_error, lo - 6, 0.0))

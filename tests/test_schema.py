@@ -331,3 +331,18 @@ def test_describe_lists_active_stages_in_signal_order():
     order = [next(i for i, line in enumerate(lines) if line.startswith(label))
              for label in ("input trim", "EQ band 1", "high shelf", "compressor", "stereo width")]
     assert order == sorted(order)
+
+
+def test_the_stage_table_is_the_one_source_of_stage_facts():
+    from mixbridge.effects.schema import LINEAR_STAGES, STAGE_LABELS, STAGE_SPECS, STAGES, switched_on
+
+    assert STAGES == tuple(st.name for st in STAGE_SPECS) and set(STAGE_LABELS) == set(STAGES)
+    assert LINEAR_STAGES == set(STAGES) - {"compressor", "reverb"}
+    neutral = ChainSettings.create({"reverb.wet": 0.0}, {s: True for s in STAGES})
+    assert [s for s in STAGES if neutral.active(s)] == ["highpass", "compressor"]  # no neutral value: on is active
+    moved = neutral.replace({"peak2.gain_db": 1.5, "stereo.width_percent": 90.0, "reverb.wet": 0.1})
+    assert moved.active("peak2") and moved.active("stereo") and moved.active("reverb")
+    assert not moved.replace(enabled={"peak2": False}).active("peak2")
+    assert switched_on("compressor", {"compressor.ratio": 1.2}) and not switched_on("compressor", {"compressor.ratio": 1.0})
+    assert switched_on("reverb", {"reverb.wet": 0.01}) and not switched_on("reverb", {"reverb.wet": 0.0})
+    assert ChainSettings.create({"compressor.amount_percent": 40.0}).parallel_blend == pytest.approx(0.4)

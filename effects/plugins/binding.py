@@ -42,7 +42,7 @@ class BoundInsert:
         values = dict(self.insert.fixed)
         for m in self.insert.params:
             stage = m.source.split(".")[0]
-            if not settings.is_on(stage) or (stage in EQ_STAGES and settings[f"{stage}.gain_db"] == 0.0):
+            if not settings.active(stage):
                 if m.off is not None:
                     values[m.param] = m.off
                     continue
@@ -89,7 +89,7 @@ class BoundInsert:
         fitted: dict[str, float] = {}
         neutral = {m.param: m.off for m in self.insert.params if m.off is not None}
         for stage in self.insert.stages:
-            if stage not in EQ_STAGES or not settings.is_on(stage) or settings[f"{stage}.gain_db"] == 0.0:
+            if stage not in EQ_STAGES or not settings.active(stage):
                 continue
             free = [m for m in self.insert.params if m.source.split(".")[0] == stage]
             others = {k: v for k, v in neutral.items() if k not in {m.param for m in free}}

@@ -93,7 +93,7 @@ class PluginChainRenderer:
 
     def _blend(self, step: Step, dry: np.ndarray, wet: np.ndarray) -> np.ndarray:
         """Parallel compression: the compressor's "amount" of wet, the rest dry (as the built-in)."""
-        amount = self._settings["compressor.amount_percent"] / 100.0 if "compressor" in step.stages else 1.0
+        amount = self._settings.parallel_blend if "compressor" in step.stages else 1.0
         if amount >= 1.0:
             return wet
         return (amount * wet + (1.0 - amount) * dry).astype(np.float32)

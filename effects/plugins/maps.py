@@ -14,14 +14,13 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from mixbridge.analysis.errors import SettingsError
-from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, STAGES
+from mixbridge.effects.schema import LINEAR_STAGES, PARAM_INDEX, STAGES
 from mixbridge.effects.vst3 import SYSTEM_DIRS, PluginError
 
 log = logging.getLogger(__name__)
 
 MAP_SCHEMA_VERSION = 1
 LAYOUTS = ("stereo", "dual-mono")
-LINEAR_STAGES = frozenset({"trim", "highpass", *EQ_STAGES, "stereo"})
 
 
 @dataclass(frozen=True)
