@@ -350,10 +350,13 @@ def test_learn_measures_zameq2s_band_and_the_draft_map_renders(tmp_path):
 
 @needs_dpf
 def test_learn_refuses_a_parameter_that_does_not_shape_the_response(stereo_bundle):
+    import tomllib
+
     from mixbridge.effects.plugins.learn import learn_eq_stage
 
     text, (gain,) = learn_eq_stage(stereo_bundle, "trim", "gain_db")
-    assert gain.identity and 'gain_db = { from = "trim.gain_db"' in text
+    (insert,) = tomllib.loads(text)["insert"]
+    assert gain.identity and insert["params"]["gain_db"] == {"from": "trim.gain_db", "off": 0.0}
     with pytest.raises(PluginError, match="does not move the response"):
         learn_eq_stage(stereo_bundle, "peak1", "gain_db", "tone_hz")
     with pytest.raises(PluginError, match="no parameter 'freq'.*gain_db"):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import tomli_w
 
 from mixbridge.effects.render import ChainRenderer
 from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings
@@ -238,21 +239,22 @@ def _learn_width(plugin: HostedPlugin, stage: str, gain: str, freq: str, width: 
 
 
 def _to_toml(plugin: HostedPlugin, stage: str, gain: str, learned: list[Learned]) -> str:
+    """The draft map as TOML (written by tomli-w, so any parameter name is quoted correctly),
+    with what was measured in a comment block at the top."""
     host = [n for n in plugin.param_names if any(w in n for w in HOST_PARAM_WORDS)]
-    lines = [f"# Draft map learned by `mixbridge plugins learn` from {plugin.path}",
-             "# Review it, then merge the insert into a map (see presets/plugins/zam.toml).",
-             "schema_version = 1", f'name = "{plugin.name.lower()}-draft"', "", "[[insert]]",
-             f'name = "{plugin.name} {stage}"', f'plugin = "{plugin.path.stem}"', f'stages = ["{stage}"]',
-             f'layout = "{"dual-mono" if plugin.channels == 1 else "stereo"}"']
-    if stage != "trim":
-        lines.append('fit = "response"')
-    lines += ["skip = [" + ", ".join(f'"{n}"' for n in host) + "]", "", "[insert.params]"]
+    params = {}
     for item in learned:
-        lines.append(f"# {item.source} -> {item.param}: {item.residual}")
-        entry = f'from = "{item.source}"'
+        entry: dict = {"from": item.source}
         if item.table:
-            entry += ", table = [" + ", ".join(f"[{a:g}, {b:g}]" for a, b in item.table) + "]"
+            entry["table"] = [[float(a), float(b)] for a, b in item.table]
         if item.param == gain:
-            entry += ", off = 0.0"
-        lines.append(f"{item.param} = {{ {entry} }}")
-    return "\n".join(lines) + "\n"
+            entry["off"] = 0.0
+        params[item.param] = entry
+    insert = {"name": f"{plugin.name} {stage}", "plugin": plugin.path.stem, "stages": [stage],
+              "layout": "dual-mono" if plugin.channels == 1 else "stereo",
+              **({"fit": "response"} if stage != "trim" else {}), "skip": host, "params": params}
+    header = [f"# Draft map learned by `mixbridge plugins learn` from {plugin.path}",
+              "# Review it, then merge the insert into a map (see presets/plugins/zam.toml).",
+              *(f"# {item.source} -> {item.param}: {item.residual}" for item in learned)]
+    body = tomli_w.dumps({"schema_version": 1, "name": f"{plugin.name.lower()}-draft", "insert": [insert]})
+    return "\n".join(header) + "\n" + body
