@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -203,7 +203,8 @@ def _short_reason(exc: Exception) -> str:
     return text or type(exc).__name__
 
 
-_CONTAINERS = {  # magic, form types, byte order, audio chunk id, bytes before the samples
+_CONTAINERS: dict[bytes, tuple[tuple[bytes, ...], Literal["little", "big"], bytes, int]] = {
+    # magic: form types, byte order, audio chunk id, bytes before the samples
     b"RIFF": ((b"WAVE",), "little", b"data", 0),
     b"FORM": ((b"AIFF", b"AIFC"), "big", b"SSND", 8),
 }

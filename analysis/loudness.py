@@ -282,7 +282,7 @@ def weighted_power(samples: np.ndarray, sample_rate: int, block: int = 1,
     return np.concatenate(out)
 
 
-def integrated_from_power(power: np.ndarray, sample_rate: int) -> float:
+def integrated_from_power(power: np.ndarray, sample_rate: float) -> float:
     """Integrated loudness from :func:`weighted_power` (gating blocks as in LoudnessMeter)."""
     m_len = int(round(MOMENTARY_S * sample_rate))
     step = int(round(STEP_S * sample_rate))

@@ -221,8 +221,8 @@ def shape_mask(sample_rate: int | None = None) -> np.ndarray:
     return (centres >= SHAPE_RANGE_HZ[0]) & (centres <= top)
 
 
-def band_shape(band_db: Sequence[float], mask: np.ndarray | None = None) -> np.ndarray:
+def band_shape(band_db: Sequence[float] | np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Band levels with their mean over ``mask`` removed (the overall level taken out)."""
-    band_db = np.asarray(band_db, dtype=np.float64)
+    levels = np.asarray(band_db, dtype=np.float64)
     mask = shape_mask() if mask is None else mask
-    return band_db - float(np.mean(band_db[mask]))
+    return levels - float(np.mean(levels[mask]))

@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from mixbridge.analysis.atomic import remove_leftovers
 from mixbridge.analysis.audio import READ_EXTENSIONS
@@ -77,7 +77,8 @@ def find_inputs(in_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
     inputs = sorted(p for p in in_dir.rglob("*") if p.is_file() and p.suffix.lower() in READ_EXTENSIONS)
     if not inputs:
         raise UsageError("holds no audio files (" + ", ".join(e.lstrip(".") for e in READ_EXTENSIONS) + ")", in_dir)
-    pairs, seen = [], {}
+    pairs: list[tuple[Path, Path]] = []
+    seen: dict[Path, Path] = {}
     for path in inputs:
         out = (out_dir / path.relative_to(in_dir)).with_suffix(OUTPUT_SUFFIX)
         if out in seen:
@@ -87,7 +88,7 @@ def find_inputs(in_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def file_hash(path: Path) -> str:
+def file_hash(path: str | Path) -> str:
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -209,7 +210,7 @@ def _serial_rows(tasks: list[Task], options: MasterOptions) -> Iterator[dict]:
         yield _master_one(task, options)
 
 
-_started = None  # in a pool worker: the queue that tells the parent which file it starts
+_started: Any = None  # in a pool worker: the queue that tells the parent which file it starts
 
 
 def _init_pool_worker(started) -> None:

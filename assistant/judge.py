@@ -780,7 +780,7 @@ def _num(value: float | None, unit: str, signed: bool = False) -> str:
 
 
 def _deviation(move: Move) -> str:
-    if move.status in ("within", "n/a"):
+    if move.status in ("within", "n/a") or move.measured is None or move.low is None or move.high is None:
         return "within the normal range"
     if move.measured > move.high:
         distance, side = move.measured - move.high, "above"

@@ -171,6 +171,7 @@ def resolve_target(target: str | None = None, references: Sequence[str] = (), lu
         chosen_profile = load_profile(DEFAULT_PROFILE)
     out_lufs = lufs if lufs is not None else base.lufs if base else ref_lufs
     out_ceiling = ceiling_dbtp if ceiling_dbtp is not None else base.ceiling_dbtp if base else DEFAULT_CEILING_DBTP
+    assert out_lufs is not None  # a target, a level or references: the default target otherwise (above)
     if not -70.0 <= out_lufs <= 0.0:
         raise UsageError(f"--lufs {out_lufs} is outside -70..0 LUFS")
     if not -20.0 <= out_ceiling <= 0.0:
@@ -376,7 +377,7 @@ def _engine_settings(audio: Audio, features: Features, goal: Goal, engine: str, 
     if engine == "dsp":
         settings = predict_dsp(features, descriptor)
         if goal.active("tone"):  # the EQ fitted to the goal's change, with the kept bands as the level reference
-            settings = settings.replace(fit_change(goal.band_change_db, features.sample_rate, anchors,
+            settings = settings.replace(fit_change(np.asarray(goal.band_change_db), features.sample_rate, anchors,
                                                    goal.limits.max_eq_db, layout, goal.band_weights()))
         return settings
     if engine == "model":
@@ -539,6 +540,7 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     decision = None
     if o.chain is None:
         step("choosing settings")
+        assert excerpt is not None  # read above whenever settings are suggested
         decision = suggest_settings(excerpt, before, target, o.engine, o.refine, o.judgment, o.max_limiting_db)
         settings = decision.settings
     else:
@@ -547,6 +549,7 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     renderer, plugin_report = None, None
     if plugins:
         step("loading and setting the plugins")
+        assert excerpt is not None  # read above whenever plugins are used
         renderer = plugin_renderer(settings, excerpt, plugins, plugin_dirs)
         plugin_report = {"map": plugins, "chain": renderer.describe(),
                          "match": render_match(renderer, settings, excerpt)}

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 CHOICE_SCALARS = ("crest_factor_db", "loudness_range_lu", "width", "tail_level_db")
 
 
-def _vector(shape_db: Sequence[float], scalars: Sequence[float], mask: np.ndarray) -> np.ndarray:
+def _vector(shape_db: Sequence[float] | np.ndarray, scalars: Sequence[float], mask: np.ndarray) -> np.ndarray:
     return np.concatenate((band_shape(shape_db, mask)[mask], np.asarray(scalars, dtype=np.float64)))
 
 

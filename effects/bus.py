@@ -62,7 +62,7 @@ def render_bus(parts: Sequence[np.ndarray], sample_rate: int, settings: ChainSet
         return np.asarray(board(x, float(sample_rate)), dtype=np.float32) if len(board) else x
 
     def total(signals: Sequence[np.ndarray]) -> np.ndarray:
-        return np.sum(signals, axis=0, dtype=np.float64).astype(np.float32)
+        return np.asarray(np.sum(signals, axis=0, dtype=np.float64), dtype=np.float32)
 
     def finish(x_pre: np.ndarray, gain: np.ndarray) -> np.ndarray:
         return stereo_width(through(reverb, x_pre * gain), width)

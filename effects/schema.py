@@ -128,8 +128,10 @@ DEFAULT_ENABLED = MappingProxyType({s: s not in ("highpass", "compressor", "reve
 def switched_on(stage: str, values: Mapping[str, float]) -> bool:
     """The model's convention for a stage with a ``switch`` (:class:`StageSpec`): on when the
     parameter is over the value (a compressor at ratio 1.0 and a reverb at wet 0 are off)."""
-    name, over = STAGE_INDEX[stage].switch
-    return values[name] > over
+    switch = STAGE_INDEX[stage].switch
+    if switch is None:
+        raise ValueError(f"stage {stage!r} has no on/off convention")
+    return values[switch[0]] > switch[1]
 
 
 def stage_of(name: str) -> str:
@@ -197,7 +199,7 @@ class ChainSettings:
     def to_dict(self) -> dict:
         stages = {}
         for stage in STAGES:
-            entry = {"enabled": self.enabled[stage]}
+            entry: dict[str, bool | float] = {"enabled": self.enabled[stage]}
             for p in stage_params(stage):
                 entry[p.name.split(".", 1)[1]] = self.values[p.name]
             stages[stage] = entry

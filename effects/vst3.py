@@ -139,13 +139,13 @@ def scan(dirs: Iterable[str | Path] = (), system: bool = True, use_cache: bool =
         progress(f"loading {len(todo)} plugin bundle(s) ({len(bundles) - len(todo)} cached)")
 
     def describe_child(bundle: Path) -> tuple[Path, dict]:
-        entry = {"key": _bundle_key(bundle)}
+        entry: dict[str, object] = {"key": _bundle_key(bundle)}
         try:
             entry["info"] = _describe_in_child(bundle, timeout_s).to_dict()
         except PluginError as exc:
             entry["error"] = exc.message
         if progress:
-            progress(f"{bundle.name}: " + ("ok" if "info" in entry else entry["error"]))
+            progress(f"{bundle.name}: " + ("ok" if "info" in entry else str(entry["error"])))
         return bundle, entry
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

@@ -22,6 +22,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from mixbridge.analysis.audio import READ_EXTENSIONS, load
+from mixbridge.analysis.features import Features
 from mixbridge.effects.render import render
 from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings, ParamSpec, switched_on
 from mixbridge.models.baseline import EQ_LAYOUT, nominal_trim_db
@@ -146,8 +147,8 @@ def starting_balance(rng: np.random.Generator) -> ChainSettings:
 class Example:
     """One training example: the input and target features and the learned values."""
 
-    features_x: object  # analysis.features.Features
-    features_y: object
+    features_x: Features
+    features_y: Features
     values: dict[str, float]
     source: str
     seed: int

@@ -46,7 +46,7 @@ def mrstft_distance(a: np.ndarray, b: np.ndarray) -> float:
         frames = np.lib.stride_tricks.sliding_window_view
         fa = np.abs(np.fft.rfft(frames(a, n_fft)[::hop] * win, axis=-1))
         fb = np.abs(np.fft.rfft(frames(b, n_fft)[::hop] * win, axis=-1))
-        sc = np.linalg.norm(fb - fa) / max(np.linalg.norm(fb), 1e-12)
+        sc = float(np.linalg.norm(fb - fa)) / max(float(np.linalg.norm(fb)), 1e-12)
         mag = np.mean(np.abs(np.log(fa + 1e-7) - np.log(fb + 1e-7)))
         total += sc + mag
     return total / len(STFT_SIZES)
@@ -65,7 +65,7 @@ def evaluate(files: Sequence[Path], model: SettingsModel, analyze_array: Callabl
     from mixbridge.models.predict import predict_model, refine
 
     rows = []
-    timings = {"model_predict_s": [], "dsp_predict_s": []}
+    timings: dict[str, list[float]] = {"model_predict_s": [], "dsp_predict_s": []}
     for i, path in enumerate(files):
         try:
             clips = clips_from_file(Path(path), max_clips=clips_per_file)

@@ -135,17 +135,17 @@ class SettingsModel:
             arrays[f"w{i}"], arrays[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
+                np.savez_compressed(f, allow_pickle=False, **arrays)
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "SettingsModel":
         """The shipped weights, or a weights file."""
-        source = path or resources.files("mixbridge.models").joinpath("weights", WEIGHTS_FILE)
+        source = resources.files("mixbridge.models").joinpath("weights", WEIGHTS_FILE)
         if not (Path(path).is_file() if path else source.is_file()):
             raise SettingsError("model weights not found; retrain (mixbridge model train) or use "
-                                "--engine dsp", str(source))
-        with resources.as_file(source) if path is None else nullcontext(Path(path)) as real:
+                                "--engine dsp", str(path or source))
+        with resources.as_file(source) if not path else nullcontext(Path(path)) as real:
             with np.load(real, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 count = sum(1 for k in data.files if k.startswith("w"))
@@ -185,8 +185,8 @@ def train_torch(x: np.ndarray, y: np.ndarray, *, hidden: int = 128, depth: int =
     net = torch.nn.Sequential(*layers)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    history = {"train": [], "val": []}
-    best = (math.inf, None)
+    history: dict[str, list[float]] = {"train": [], "val": []}
+    best: tuple[float, list[tuple[np.ndarray, np.ndarray]]] = (math.inf, [])
     batch = 128
     for epoch in range(epochs):
         net.train()

@@ -224,7 +224,7 @@ def _all_scores() -> tuple[str, ...]:
         if folder not in EXCLUDED_FOLDERS:
             groups[folder].append(path)
     columns = [sorted(set(paths)) for _, paths in sorted(groups.items())]
-    ordered = []
+    ordered: list[str] = []
     for row in range(max((len(c) for c in columns), default=0)):
         ordered.extend(c[row] for c in columns if row < len(c))
     log.debug("music21 corpus: %d usable scores in %d folders", len(ordered), len(columns))
@@ -801,8 +801,8 @@ def render_clips(out_dir: Path, count: int, *, seed: int = 0, jobs: int = 2, sam
         progress(done, total)
     if jobs <= 1 or len(tasks) <= 1:
         results = map(_render_task, tasks)
-        for index, path in results:
-            paths[index] = path
+        for index, rendered in results:
+            paths[index] = rendered
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -813,9 +813,9 @@ def render_clips(out_dir: Path, count: int, *, seed: int = 0, jobs: int = 2, sam
         with ProcessPoolExecutor(max_workers=int(jobs), mp_context=context) as pool:
             futures = [pool.submit(_render_task, task) for task in tasks]
             for future in as_completed(futures):
-                index, path = future.result()
-                paths[index] = path
+                index, rendered = future.result()
+                paths[index] = rendered
                 done += 1
                 if progress is not None:
                     progress(done, total)
-    return [paths[i] for i in sorted(paths) if paths[i] is not None]
+    return [p for i in sorted(paths) if (p := paths[i]) is not None]

@@ -73,7 +73,7 @@ def _analyze_array(samples: np.ndarray, sample_rate: int):
 def _file_examples(args: tuple[str, int, int]) -> list[tuple]:
     """Worker: every example of one source file (its clips x variants), as Dataset columns."""
     path, seed, variants = args
-    out = []
+    out: list[tuple] = []
     try:
         clips = clips_from_file(Path(path), max_clips=CLIPS_PER_FILE)
     except Exception as exc:  # a bad file is skipped, never fatal for the dataset

@@ -37,7 +37,7 @@ class EqMove:
                 f"at {format_value(PARAM_INDEX[self.stage + '.freq_hz'], self.freq_hz)}")
 
     def dominant(self) -> str | None:
-        name = max(self.shares, key=self.shares.get) if self.shares else None
+        name = max(self.shares, key=lambda stem: self.shares[stem]) if self.shares else None
         return name if name is not None and self.shares[name] >= DOMINANT_SHARE else None
 
 

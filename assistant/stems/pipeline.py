@@ -81,7 +81,8 @@ def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, opti
         if c.highpass_hz is not None:
             log.info("%s: %s", name, c.describe())
     stems = [apply_correction(s, c) for s, c in zip(stems, corrections)]
-    mix = Audio(np.sum([s.samples for s in stems], axis=0, dtype=np.float32), sr, f"{song_dir} (sum of stems)")
+    mix = Audio(np.asarray(np.sum([s.samples for s in stems], axis=0, dtype=np.float32)), sr,
+                f"{song_dir} (sum of stems)")
     if mix.duration_s < MIN_MASTER_S:
         raise InvalidAudioError(f"the stems are {mix.duration_s:.3f} s long; mastering needs at least "
                          f"{MIN_MASTER_S:.0f} s", song_dir)
@@ -91,9 +92,13 @@ def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, opti
         raise InvalidAudioError("the stems sum to silence (no measurable loudness); nothing to master", song_dir)
     step("choosing the bus settings on the mix")
     target = with_profile_for(target, mix_before)
-    decision = None if options.chain else suggest_settings(mix, mix_before, target, options.engine, options.refine,
-                                                           options.judgment, options.max_limiting_db)
-    settings = options.chain or decision.settings
+    decision = None
+    if options.chain is None:
+        decision = suggest_settings(mix, mix_before, target, options.engine, options.refine, options.judgment,
+                                    options.max_limiting_db)
+        settings = decision.settings
+    else:
+        settings = options.chain
     moves = eq_moves(settings, dict(zip(names, features)), sr)
 
     step("rendering the bus on the mix and on every stem")
@@ -138,7 +143,7 @@ def _write_stems(paths, outputs, parts, result, features, corrections, channels_
     dither (none on a silent stem, so it stays exactly silent); returns the per-stem results
     and the sum of the written stems (for the residual). A stem that would clip adds a warning."""
     sr = features[0].sample_rate
-    stem_sum, results = None, []
+    stem_sum, results = np.zeros(parts[0].shape), []
     for i, (path, out_path, part) in enumerate(zip(paths, outputs, parts)):
         name, f = path.stem, features[i]
         out = TruePeakLimiter.apply(part, result.block_gain_db, result.block, result.gain_db)
@@ -148,7 +153,7 @@ def _write_stems(paths, outputs, parts, result, features, corrections, channels_
                             "sum to the master; use --bit-depth 32f")
         written = audio_io.quantize(out, bit_depth, dither=not silent[i], seed=i + 1)
         audio_io.save(Audio(written, sr, str(out_path)), out_path, bit_depth, dither=False)
-        stem_sum = written.astype(np.float64) if stem_sum is None else stem_sum + written
+        stem_sum += written
         results.append(StemResult(
             name=name, input_path=str(path), output_path=str(out_path), channels_in=channels_in[i],
             centred=channels_in[i] < written.shape[0], padded_frames=padded[i], silent=silent[i],

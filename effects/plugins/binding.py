@@ -124,6 +124,8 @@ class BoundInsert:
         equals the built-in stage's: bracketed in doubling steps, then solved with Brent's method
         (loudness is monotone in it)."""
         name = self.insert.calibrate
+        if name is None:
+            return {}
         # the plugin runs fully wet here: compare with the built-in stage fully wet too
         only = settings.replace({"compressor.amount_percent": 100.0}).only(self.insert.stages)
         want = measure_loudness(ChainRenderer(only, sample_rate).process(excerpt), sample_rate).integrated_lufs

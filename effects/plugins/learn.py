@@ -100,6 +100,7 @@ def learn_eq_stage(path: str | Path, stage: str, gain: str, freq: str | None = N
     freqs, _ = _response_db(plugin)
     learned = [_learn_gain(plugin, stage, gain, freq, freqs)]
     if stage != "trim":
+        assert freq is not None  # refused above for every stage but the trim
         learned.append(_learn_freq(plugin, stage, gain, freq, freqs))
         if width is not None:
             learned.append(_learn_width(plugin, stage, gain, freq, width, learned[1]))
@@ -192,13 +193,13 @@ def _learn_freq(plugin: HostedPlugin, stage: str, gain: str, freq: str, freqs: n
     if error <= FREQ_TOLERANCE:
         return Learned(f"{stage}.freq_hz", freq, identity=True, residual=f"frequency within {error * 100:.1f} %")
     # plugin value that lands where our filter lands: interpolate measured(plugin value) inversely
-    plugin_values = np.log([v for v, _, _ in points_ref])
-    measured = np.log([m for _, m, _ in points_ref])
-    order = np.argsort(measured)
+    plugin_log = np.log([v for v, _, _ in points_ref])
+    measured_log = np.log([m for _, m, _ in points_ref])
+    order = np.argsort(measured_log)
     table = []
     for value, _, ref in points_ref:
         want = math.log(ref)
-        table.append((round(value, 3), round(float(math.exp(np.interp(want, measured[order], plugin_values[order]))),
+        table.append((round(value, 3), round(float(math.exp(np.interp(want, measured_log[order], plugin_log[order]))),
                                               3)))
     return Learned(f"{stage}.freq_hz", freq, table=table,
                    residual=f"the plugin's frequency differs from ours by up to {error * 100:.0f} %")

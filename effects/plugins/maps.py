@@ -8,6 +8,7 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -96,6 +97,7 @@ def load_map(name_or_path: str) -> PluginMap:
         inserts, an insert spanning a nonlinear stage it does not carry, a bad layout or table.
     """
     path = Path(name_or_path)
+    resource: Traversable
     if path.suffix == ".toml" and path.exists():
         resource, source = path, str(path)
     elif name_or_path in map_names():
