@@ -9,6 +9,7 @@ process reads Ray's authentication settings once (this one may have imported Ray
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -35,6 +36,8 @@ from mixbridge.assistant.cli import main
 from mixbridge.assistant.master import resolve_target
 
 RAY_START_TIMEOUT_S = 90.0
+RAY_MISSING = "Ray (the cluster extra: pip install 'mixbridge[cluster]') is not installed"
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason=RAY_MISSING)
 
 
 def _rows(out: Path) -> list[dict]:
@@ -138,6 +141,10 @@ def test_unknown_executor_and_an_address_without_ray_are_refused():
         check_executor("dask")
     with pytest.raises(UsageError, match="needs the ray executor"):
         check_executor("local", "head:6379")
+
+
+@needs_ray
+def test_a_ray_address_that_is_not_host_port_is_refused():
     with pytest.raises(UsageError, match="'head' is not HOST:PORT"):
         check_executor("ray", "head")
 
@@ -148,6 +155,7 @@ def test_ray_not_installed_says_how_to_install_it(monkeypatch):
         check_executor("ray")
 
 
+@needs_ray
 def test_an_unreachable_ray_address_is_one_quick_clear_error(tmp_path, capsys):
     closed = f"127.0.0.1:{_free_port()}"  # nothing listens there
     start = time.perf_counter()
@@ -159,6 +167,7 @@ def test_an_unreachable_ray_address_is_one_quick_clear_error(tmp_path, capsys):
     assert time.perf_counter() - start < 10.0
 
 
+@needs_ray
 def test_a_ray_head_that_does_not_answer_is_given_up_after_the_timeout():
     with socket.socket() as server:  # a listener whose backlog is full drops new connections unanswered
         server.bind(("127.0.0.1", 0))
@@ -177,6 +186,7 @@ def test_a_ray_head_that_does_not_answer_is_given_up_after_the_timeout():
 def ray_env():
     """Token authentication with a token in the environment (this process and its children),
     and Ray's session files in a short temporary folder (its socket paths must stay short)."""
+    pytest.importorskip("ray", reason=RAY_MISSING)
     folder = tempfile.mkdtemp(prefix="mb-ray-")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_AUTH_MODE", "token")

@@ -328,8 +328,9 @@ def test_compressor_is_close_to_pedalboards():
     loud = np.abs(x) > 0.05
     ours_db = 20 * np.log10(ours[loud])
     theirs_db = 20 * np.log10(np.abs(theirs[loud] / x[loud]))
-    assert np.mean(ours_db) == pytest.approx(np.mean(theirs_db), abs=1.0)
-    assert np.median(np.abs(ours_db - theirs_db)) < 1.0
+    # README: "their mean gain reduction differs by 0.3 dB" (0.33 measured; per sample, median 0.41 dB)
+    assert np.mean(ours_db) == pytest.approx(np.mean(theirs_db), abs=0.35)
+    assert np.median(np.abs(ours_db - theirs_db)) < 0.45
 
 
 def test_bus_parts_sum_to_the_mix_and_reverb_is_linear(rng):

@@ -5,6 +5,7 @@ Skipped where the renderer is not installed (apt-get install -y fluidsynth fluid
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import soundfile as sf
 from mixbridge.models import synth
 
 pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec("music21") is None,
+                       reason="music21 (the train extra: pip install 'mixbridge[train]') is not installed"),
     pytest.mark.skipif(shutil.which("fluidsynth") is None,
                        reason="fluidsynth is not installed (apt-get install -y fluidsynth)"),
     pytest.mark.skipif(not synth.SOUNDFONT_PATH.is_file(),
