@@ -35,7 +35,7 @@ _API = {
     "resolve_target": "mixbridge.assistant.master",
     "master_file": "mixbridge.assistant.master",
     "suggest_file": "mixbridge.assistant.master",
-    "suggest_settings": "mixbridge.assistant.master",
+    "suggest_settings": "mixbridge.assistant.decide",
     "MasterReport": "mixbridge.assistant.master",
     "run_batch": "mixbridge.assistant.batch",
     "MasterOptions": "mixbridge.assistant.options",

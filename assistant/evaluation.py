@@ -14,8 +14,9 @@ from typing import Callable, Sequence
 from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import InvalidAudioError, MixbridgeError
+from mixbridge.assistant.decide import suggest_settings
 from mixbridge.assistant.judge import JudgeOptions, measured_change
-from mixbridge.assistant.master import master_audio, resolve_target, suggest_settings
+from mixbridge.assistant.master import master_audio, resolve_target
 from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
 from mixbridge.assistant.profile_choice import with_profile_for
 from mixbridge.assistant.targets import Target

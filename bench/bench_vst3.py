@@ -35,7 +35,8 @@ from bench.common import publish  # noqa: E402
 from mixbridge.analysis.analyze import analyze  # noqa: E402
 from mixbridge.analysis.audio import Audio  # noqa: E402
 from mixbridge.assistant.bridge import render_match  # noqa: E402
-from mixbridge.assistant.master import excerpt_of, resolve_target, suggest_settings  # noqa: E402
+from mixbridge.assistant.decide import suggest_settings  # noqa: E402
+from mixbridge.assistant.master import excerpt_of, resolve_target  # noqa: E402
 from mixbridge.effects.plugins import PluginChainRenderer, load_map  # noqa: E402
 from mixbridge.effects.render import ChainRenderer  # noqa: E402
 from mixbridge.effects.schema import STAGES  # noqa: E402

@@ -22,8 +22,9 @@ from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import SettingsError, UsageError
 from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
+from mixbridge.assistant.decide import suggest_settings
 from mixbridge.assistant.judge import MASTER_LIMITS, Amounts, JudgeOptions, judge
-from mixbridge.assistant.master import master_file, resolve_target, suggest_settings
+from mixbridge.assistant.master import master_file, resolve_target
 from mixbridge.assistant.options import MasterOptions
 from mixbridge.assistant.profile_choice import choose_profile, with_profile_for
 from mixbridge.assistant.targets import PROFILE_SCALARS, Profile, load_profile, profile_from_features, save_profile
@@ -395,7 +396,8 @@ def test_the_limiting_the_delivery_needs_is_judged_as_heard(tmp_path):
     down, so the delivered mix is darker than the raw one, and the judgment sees that."""
     from scipy.signal import butter, sosfilt
 
-    from mixbridge.assistant.master import LIMITER_SHAPE_MIN_DB, as_delivered, estimated_limiting_db
+    from mixbridge.assistant.decide import LIMITER_SHAPE_MIN_DB, as_delivered
+    from mixbridge.assistant.judge import estimated_limiting_db
 
     rng = np.random.default_rng(4)
     n = SR * 12
@@ -482,7 +484,8 @@ def test_an_eq_move_the_limiter_takes_back_is_reached_as_delivered(tmp_path):
     would boost again."""
     from scipy.signal import butter, sosfilt
 
-    from mixbridge.assistant.master import LIMITER_SHAPE_MIN_DB, estimated_limiting_db
+    from mixbridge.assistant.decide import LIMITER_SHAPE_MIN_DB
+    from mixbridge.assistant.judge import estimated_limiting_db
 
     steady = _mix()
     n = steady.shape[1]

@@ -21,7 +21,8 @@ from mixbridge.analysis.audio import Audio, load, load_spans
 from mixbridge.analysis.errors import OutputError
 from mixbridge.analysis.loudness import WeightedPowerMeter, measure_loudness, weighted_power
 from mixbridge.analysis.truepeak import PeakEnvelopeMeter, peak_envelope, true_peak_dbtp
-from mixbridge.assistant.master import master_audio, master_file, resolve_target, suggest_settings
+from mixbridge.assistant.decide import suggest_settings
+from mixbridge.assistant.master import master_audio, master_file, resolve_target
 from mixbridge.assistant.options import MasterOptions
 from mixbridge.assistant.targets import profile_from_features
 from mixbridge.effects.finalize import BlockStatsMeter, FinalizeSpec, apply_stream, finalize, finalize_from_stats

@@ -3,7 +3,7 @@
 ``master_stems(song_dir, out_dir, target)`` loads every stem of one song (the audio files
 directly in ``song_dir``), applies conservative, measured per-stem corrections (a rumble/DC
 high-pass where a stem carries sub-sonic energy), sums them into the mix, chooses the bus
-settings on that mix with :func:`assistant.master.suggest_settings` and finalizes the mix to
+settings on that mix with :func:`mixbridge.assistant.decide.suggest_settings` and finalizes the mix to
 the target like ``mixbridge master``. Each stem then goes through the *same* bus: the linear
 stages as they are, the compressor's and the finalizer's gain curves computed on the mix and
 applied sample for sample (:mod:`effects.bus`). So the processed stems keep their balance and

@@ -11,7 +11,7 @@ import numpy as np
 
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.features import Features
-from mixbridge.assistant.master import DC_HIGHPASS_DBFS
+from mixbridge.assistant.decide import DC_HIGHPASS_DBFS
 from mixbridge.effects.render import build_board
 from mixbridge.effects.schema import PARAM_INDEX, STAGES, ChainSettings
 

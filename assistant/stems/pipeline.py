@@ -20,7 +20,8 @@ from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import InvalidAudioError, OutputError
 from mixbridge.analysis.loudness import measure_loudness
 from mixbridge.analysis.truepeak import amplitude_to_db, true_peak_dbtp
-from mixbridge.assistant.master import MIN_MASTER_S, suggest_settings
+from mixbridge.assistant.decide import suggest_settings
+from mixbridge.assistant.master import MIN_MASTER_S
 from mixbridge.assistant.options import MasterOptions
 from mixbridge.assistant.profile_choice import with_profile_for
 from mixbridge.assistant.stems.attribution import eq_moves, stem_suggestions

@@ -1,0 +1,342 @@
+"""The settings decision: the judgment (:mod:`mixbridge.assistant.judge`) carried out by an
+engine and held to the goal in closed loops, on the excerpt the track is judged by.
+
+:func:`suggest_settings` judges the mix as it will be delivered (with the finalizer's
+limiting, :func:`as_delivered`), sizes the moves with the engine (the learned model or the
+DSP baseline), constrains them to the goal, reaches the tonal goal in closed loop (linear,
+then again behind the finalizer's limiter, :func:`_reach_as_delivered`), sizes the
+compressor and checks the reverb on the excerpt, and keeps the EQ within the limiting budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from mixbridge.analysis.analyze import analyze
+from mixbridge.analysis.audio import Audio
+from mixbridge.analysis.errors import UsageError
+from mixbridge.analysis.features import Features
+from mixbridge.analysis.loudness import measure_loudness
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, SpectrumAnalyzer, band_matrix, band_shape, shape_mask
+from mixbridge.analysis.truepeak import true_peak_dbtp
+from mixbridge.assistant.judge import (
+    Goal,
+    JudgeOptions,
+    Move,
+    constrain,
+    eq_layout,
+    estimated_limiting_db,
+    explain,
+    judge,
+    reach_goal,
+    with_band_change,
+)
+from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
+from mixbridge.assistant.targets import (
+    Target,
+)
+from mixbridge.effects.finalize import (
+    MAX_LIMITING_DB,
+    limit_at_gain,
+)
+from mixbridge.effects.render import render
+from mixbridge.effects.response import eq_band_response_db
+from mixbridge.effects.schema import EQ_STAGES, STAGE_LABELS, ChainSettings
+from mixbridge.models.baseline import RESPONSE_FFT, fit_change, predict_dsp
+from mixbridge.models.net import DESCRIPTOR, TargetDescriptor
+from mixbridge.models.predict import ASPECTS, anchored_eq, excerpt, fit_compressor, predict_model
+from mixbridge.models.predict import refine as refine_loop
+
+log = logging.getLogger(__name__)
+
+DC_HIGHPASS_DBFS = -50.0  # a DC offset above this is removed by the high-pass...
+DC_HIGHPASS_HZ = 20.0  # ...at this cutoff (two first-order sections: no audible bass loss)
+LIMITER_SHAPE_MIN_DB = 1.0  # less limiting than this leaves the band shape alone
+DELIVERED_ITERATIONS = 2  # closed-loop rounds of the EQ against the finalizer's limiter
+DELIVERED_HEADROOM_DB = 2.0  # an EQ gain may exceed its limit by this much for what the limiter takes back
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The settings for a mix, the judgment behind them and its evidence, one line per move."""
+
+    settings: ChainSettings
+    goal: Goal
+    moves: tuple[Move, ...]
+    notes: tuple[str, ...] = ()
+
+
+def suggest_settings(audio: Audio, features: Features, target: Target, engine: str = DEFAULT_ENGINE,
+                     refine: bool = True, judgment: JudgeOptions = JudgeOptions(),
+                     max_limiting_db: float = MAX_LIMITING_DB) -> Decision:
+    """The judgment (:func:`assistant.judge.judge`) and the chain that carries it out.
+
+    ``audio`` is the excerpt the closed loops render (the whole track when it is short);
+    ``features`` describe the whole track. The engine sizes the moves the goal asks for:
+    ``model``: the shipped learned model (numpy) given the in-range target, optionally refined
+    in a closed loop; ``dsp``: the signal-processing baseline. The chain is then held to the
+    goal (:func:`assistant.judge.constrain`), a compressor is sized in closed loop when the
+    goal asks for one, and EQ boosts are scaled back if they would cost the limiting the
+    delivery needs. A DC offset switches the high-pass on. The mix is judged as delivered
+    (:func:`as_delivered`): with the finalizer's limiting, when it needs much.
+    """
+    notes: list[str] = []
+    reference = target.profile.is_reference
+    judged = features if reference else as_delivered(audio, features, target, max_limiting_db)
+    if judged is not features:
+        change = band_shape(judged.mid_band_db) - band_shape(features.mid_band_db)
+        notes.append(f"judged as delivered: at the target loudness the peaks stand "
+                     f"{estimated_limiting_db(features, target):.1f} dB over the ceiling, and the finalizer's "
+                     f"limiting changes the band shape by up to {np.max(np.abs(change[shape_mask(features.sample_rate)])):.1f} dB")
+    goal = judge(judged, target, judgment)
+    settings = ChainSettings.create()  # every stage neutral: the finalizer alone delivers the target
+    if not goal.empty:
+        settings = constrain(_engine_settings(audio, judged, goal, engine, refine), goal)
+    settings = _dc_highpass(features, target, settings, notes)
+    if not reference:  # the loop sees the high-pass too (it trims the lowest bands a little)
+        goal, settings = reach_goal(goal, judged, target.profile, settings)
+        if not settings.is_on("highpass"):  # the loop's low shelf may carry the DC over the threshold
+            settings = _dc_highpass(features, target, settings, notes)
+            if settings.is_on("highpass"):
+                goal, settings = reach_goal(goal, judged, target.profile, settings)
+        goal, settings = _reach_as_delivered(audio, features, judged, target, goal, settings, max_limiting_db,
+                                             notes)
+    if goal.active("dynamics"):
+        settings = _fit_compressor(audio, judged, goal, settings)
+    if goal.active("space"):
+        goal, settings = _reach_space(audio, judged, goal, settings)
+    if not goal.empty:
+        settings = _within_limiting_budget(audio, features, target, settings, max_limiting_db, notes)
+    return Decision(settings, goal, explain(goal, settings), tuple(notes))
+
+
+def as_delivered(audio: Audio, features: Features, target: Target, max_limiting_db: float) -> Features:
+    """``features`` with the band spectrum and width the finalizer will deliver: when the
+    input needs more than LIMITER_SHAPE_MIN_DB of limiting, the limiter (which acts on the
+    loud, dense passages) reshapes the spectrum; measured on ``audio``, the excerpt, at the
+    whole track's gain. The judgment judges the mix as it will be heard, so a second pass,
+    which needs no limiting, finds it where the first left it. This is the judgment's view,
+    measured without the chain (re-judging behind the chain's EQ was tried: a second pass
+    moved on 7 of 84 tracks against 4); what the limiter then does to the EQ's moves is
+    corrected by :func:`_reach_as_delivered`, which keeps the goal and refits the EQ."""
+    if estimated_limiting_db(features, target) < LIMITER_SHAPE_MIN_DB:
+        return features
+    source = excerpt(audio.samples, audio.sample_rate)  # what the refinement renders too
+    source_lufs = measure_loudness(source, audio.sample_rate).integrated_lufs
+    limited, _ = _finalized_excerpt(source, audio.sample_rate, source_lufs + target.lufs - features.integrated_lufs,
+                                    target, max_limiting_db)
+    (mid0, side0), (mid1, side1) = _bands_db(source, audio.sample_rate), _bands_db(limited, audio.sample_rate)
+    with np.errstate(invalid="ignore"):  # -inf - -inf in empty bands: no change
+        mid, side = np.nan_to_num(mid1 - mid0), np.nan_to_num(side1 - side0)
+    return with_band_change(features, mid, side)  # the level is removed where the shape is judged
+
+
+DELIVERED_LOUDNESS_TOLERANCE_LU = 0.1
+
+
+def _finalized_excerpt(samples: np.ndarray, sample_rate: int, lufs: float, target: Target,
+                       max_limiting_db: float) -> tuple[np.ndarray, float]:
+    """``samples`` (an excerpt) brought to ``lufs`` through the finalizer's limiter, as the
+    finalizer brings the whole track to the target: limiting takes loudness away, so the gain
+    rises until the limited excerpt is as loud as asked (within
+    DELIVERED_LOUDNESS_TOLERANCE_LU, a few rounds), or the limiting reaches its budget.
+    Returns the limited samples and the limiting (dB)."""
+    level = measure_loudness(samples, sample_rate).integrated_lufs
+    if not (math.isfinite(level) and math.isfinite(lufs)):
+        return samples, 0.0
+    gain_db = lufs - level
+    for _ in range(4):
+        limited, limiting_db = limit_at_gain(samples, sample_rate, gain_db, target.ceiling_dbtp)
+        short_lu = lufs - measure_loudness(limited, sample_rate).integrated_lufs
+        if abs(short_lu) < DELIVERED_LOUDNESS_TOLERANCE_LU or (short_lu > 0.0 and limiting_db >= max_limiting_db):
+            break
+        gain_db += short_lu
+    return limited, limiting_db
+
+
+def _bands_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mid and side band levels (dB) of ``samples``."""
+    meter = SpectrumAnalyzer(sample_rate, samples.shape[0])
+    meter.process(samples)
+    result = meter.result()
+    return np.asarray(result.mid_band_db), np.asarray(result.side_band_db)
+
+
+def _reach_as_delivered(audio: Audio, features: Features, judged: Features, target: Target, goal: Goal,
+                        settings: ChainSettings, max_limiting_db: float,
+                        notes: list[str]) -> tuple[Goal, ChainSettings]:
+    """:func:`assistant.judge.reach_goal` again, on the mix as the finalizer will deliver it
+    behind the chain's EQ. Where the finalizer limits much (for the input, or for the EQ's
+    boosts), it does not carry an EQ move through unchanged: a cut of the dense low end
+    lowers the peaks, so the low end is limited less and comes partly back; a boost is
+    limited harder. A second pass, which needs no limiting, would find the region where the
+    limiter left it and move it again. So the loop's linear prediction is corrected by what
+    the limiter adds to the EQ, measured on the excerpt: the chain's linear stages with and
+    without their EQ gains, each limited at the gain the finalizer will use. The EQ limit
+    then holds for the move as delivered: a gain may exceed it by up to DELIVERED_HEADROOM_DB
+    (with a note giving the delivered move). A region the EQ cannot bring inside as
+    delivered is kept as character."""
+    sr = audio.sample_rate
+    source = excerpt(audio.samples, sr)
+    lufs = measure_loudness(source, sr).integrated_lufs + target.lufs - features.integrated_lufs
+    linear = ("highpass", *EQ_STAGES)
+
+    def delivered(trial: ChainSettings) -> tuple[np.ndarray, np.ndarray, float]:
+        """Mid and side band levels of the trial's linear stages, finalized, and the limiting."""
+        limited, limiting_db = _finalized_excerpt(render(source, sr, trial.only(linear)), sr, lufs, target,
+                                                  max_limiting_db)
+        return (*_bands_db(limited, sr), limiting_db)
+
+    def eq_active(trial: ChainSettings) -> bool:
+        return any(trial.active(s) for s in EQ_STAGES)
+
+    if not eq_active(settings):
+        return goal, settings
+    flat_mid, flat_side, flat_limiting_db = delivered(settings.replace({f"{s}.gain_db": 0.0 for s in EQ_STAGES}))
+    matrix = band_matrix(RESPONSE_FFT, sr)
+    for _ in range(DELIVERED_ITERATIONS):
+        mid, side, limiting_db = delivered(settings)
+        if max(limiting_db, flat_limiting_db) < LIMITER_SHAPE_MIN_DB:
+            return goal, settings
+        eq_db = eq_band_response_db(settings, sr, matrix)
+        with np.errstate(invalid="ignore"):  # -inf - -inf in empty bands: no change
+            extra_mid = np.nan_to_num(mid - flat_mid - eq_db)
+            extra_side = np.nan_to_num(side - flat_side - eq_db)
+        goal, settings = reach_goal(goal, with_band_change(judged, extra_mid, extra_side), target.profile, settings,
+                                    DELIVERED_HEADROOM_DB)
+        if not eq_active(settings):
+            return goal, settings
+    over = [s for s in EQ_STAGES if settings.is_on(s) and abs(settings[f"{s}.gain_db"]) > goal.limits.max_eq_db]
+    if over:
+        mid = delivered(settings)[0]
+        with np.errstate(invalid="ignore"):
+            got = np.nan_to_num(mid - flat_mid)
+        mask = shape_mask(sr)
+        got = got - np.median((got - eq_band_response_db(settings, sr, matrix))[mask])  # the EQ's level
+        centres = np.asarray(BAND_CENTRES_HZ)
+        said = ", ".join(f"{STAGE_LABELS[s]} {settings[f'{s}.gain_db']:+.1f} dB delivers "
+                         f"{got[int(np.argmin(np.abs(centres - settings[f'{s}.freq_hz'])))]:+.1f} dB"
+                         for s in over)
+        notes.append(f"the finalizer's limiting takes part of the EQ back, so the EQ limit "
+                     f"(±{goal.limits.max_eq_db:g} dB) holds for the move as delivered: {said}")
+    return goal, settings
+
+
+def _dc_highpass(features: Features, target: Target, settings: ChainSettings, notes: list[str]) -> ChainSettings:
+    """``settings`` with the high-pass on when the DC offset, as delivered behind the chain,
+    is over DC_HIGHPASS_DBFS (and a note saying so)."""
+    dc_dbfs = delivered_dc_offset_dbfs(features, target, settings)
+    if dc_dbfs <= DC_HIGHPASS_DBFS or settings.is_on("highpass"):
+        return settings
+    notes.append(f"DC offset {dc_dbfs:.0f} dBFS at the delivered level (over {DC_HIGHPASS_DBFS:.0f}) "
+                 f"→ high-pass at {DC_HIGHPASS_HZ:.0f} Hz")
+    return settings.replace({"highpass.cutoff_hz": DC_HIGHPASS_HZ}, {"highpass": True})
+
+
+def delivered_dc_offset_dbfs(features: Features, target: Target, settings: ChainSettings | None = None) -> float:
+    """The DC offset at the target's loudness, behind the chain's low shelf (a shelf's gain
+    holds down to 0 Hz): judged where it will be, so that neither the finalizer's gain nor
+    the EQ can carry a master across the threshold on a second pass."""
+    shelf_db = settings["low_shelf.gain_db"] if settings is not None and settings.is_on("low_shelf") else 0.0
+    if not math.isfinite(features.integrated_lufs):
+        return features.dc_offset_dbfs + shelf_db
+    return features.dc_offset_dbfs + shelf_db + target.lufs - features.integrated_lufs
+
+
+def _engine_settings(audio: Audio, features: Features, goal: Goal, engine: str, refine: bool) -> ChainSettings:
+    descriptor = TargetDescriptor(goal.target_shape_db(features),
+                                  *(goal.goal_value(key, features) for key in DESCRIPTOR))
+    anchors, layout = goal.anchor_bands(features.sample_rate), eq_layout(goal)
+    if engine == "dsp":
+        settings = predict_dsp(features, descriptor)
+        if goal.active("tone"):  # the EQ fitted to the goal's change, with the kept bands as the level reference
+            settings = settings.replace(fit_change(np.asarray(goal.band_change_db), features.sample_rate, anchors,
+                                                   goal.limits.max_eq_db, layout, goal.band_weights()))
+        return settings
+    if engine == "model":
+        settings = predict_model(features, descriptor)
+        if goal.active("tone"):  # the model's EQ on the goal's layout, without a common offset
+            settings = anchored_eq(settings, features.sample_rate, anchors, goal.limits.max_eq_db, layout,
+                                   goal.band_weights())
+        if refine:
+            lim = goal.limits
+            # the compressor is sized by _fit_compressor, not by the refinement
+            aspects = frozenset(a for a in ASPECTS if a != "dynamics" and goal.active(a))
+            settings = refine_loop(audio.samples, audio.sample_rate, features, descriptor, constrain(settings, goal),
+                                   lambda x, sr: analyze(Audio(x, sr)), aspects=aspects,
+                                   eq_limit_db=lim.max_eq_db,
+                                   width_bounds=(lim.width_min_percent, lim.width_max_percent),
+                                   max_wet=lim.max_reverb_wet,
+                                   anchor_bands=anchors, layout=layout, band_weights=goal.band_weights())
+        return settings
+    raise UsageError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+
+
+def _reach_space(audio: Audio, features: Features, goal: Goal, settings: ChainSettings) -> tuple[Goal, ChainSettings]:
+    """The reverb checked in closed loop on the excerpt: what it adds to the post-onset tail
+    (rendered with and without it) must bring the mix inside the trigger, or a second pass
+    would add reverb again. If even the largest wet level the limits allow falls short, the
+    dryness is the production's character (a master) or the largest reverb stays (a reference)."""
+    check, lim = goal.check("tail_level_db"), goal.limits
+    x = excerpt(audio.samples, audio.sample_rate)
+    dry = analyze(Audio(render(x, audio.sample_rate, settings.replace(enabled={"reverb": False})),
+                        audio.sample_rate)).tail_level_db
+
+    def reached(trial: ChainSettings) -> float:
+        wet = analyze(Audio(render(x, audio.sample_rate, trial), audio.sample_rate)).tail_level_db
+        return features.tail_level_db + (wet - dry if math.isfinite(wet) and math.isfinite(dry) else 0.0)
+
+    tail = reached(settings)
+    if tail >= check.low - lim.space_trigger_db / 2.0 or tail >= check.goal:
+        return goal, settings
+    widest = settings.replace({"reverb.wet": lim.max_reverb_wet})
+    widest_tail = reached(widest)
+    if widest_tail >= check.low - lim.space_trigger_db / 2.0 or lim.partial_moves:
+        return goal, widest
+    note = (f"the largest reverb a master gets (wet {lim.max_reverb_wet:.2f}) raises it only to "
+            f"{widest_tail:.1f} dB")
+    checks = tuple(replace(c, status="character", goal=c.measured, note=note) if c is check else c for c in goal.checks)
+    return replace(goal, checks=checks), settings.replace(enabled={"reverb": False})
+
+
+def _fit_compressor(audio: Audio, features: Features, goal: Goal, settings: ChainSettings) -> ChainSettings:
+    crest, lra = goal.check("crest_factor_db"), goal.check("loudness_range_lu")
+    crest_db = max(0.0, features.crest_factor_db - crest.goal) if crest.status == "corrected" else 0.0
+    lra_lu = max(0.0, lra.measured - lra.goal) if lra.status == "corrected" else 0.0
+    fitted = fit_compressor(audio.samples, audio.sample_rate, settings, crest_db, lra_lu, goal.limits.max_ratio,
+                            lambda x, sr: measure_loudness(x, sr).loudness_range_lu)
+    return fitted if fitted is not None else settings.replace(enabled={"compressor": False})
+
+
+def _within_limiting_budget(audio: Audio, features: Features, target: Target, settings: ChainSettings,
+                            max_limiting_db: float, notes: list[str]) -> ChainSettings:
+    """EQ boosts raise peaks more than loudness; if the chain would push the finalizer past
+    its limiting budget when the input alone stays inside it, scale the boosts back (in
+    quarters) until it fits, measured on the excerpt."""
+    alone = estimated_limiting_db(features, target)
+    boost = max([settings[f"{s}.gain_db"] for s in EQ_STAGES if settings.is_on(s)] + [0.0])
+    if alone > max_limiting_db or alone + boost <= max_limiting_db:
+        return settings
+
+    def plr(x: np.ndarray) -> float:
+        return true_peak_dbtp(x, audio.sample_rate) - measure_loudness(x, audio.sample_rate).integrated_lufs
+
+    base = plr(audio.samples)
+    full = None
+    for scale in (1.0, 0.75, 0.5, 0.25, 0.0):
+        # boosts only: min() keeps a cut (negative gain) as it is
+        trial = settings.replace({f"{s}.gain_db": round(min(settings[f"{s}.gain_db"],
+                                                            settings[f"{s}.gain_db"] * scale), 2)
+                                  for s in EQ_STAGES})
+        needed = alone + plr(render(audio.samples, audio.sample_rate, trial)) - base
+        full = needed if full is None else full
+        if needed <= max_limiting_db or scale == 0.0:
+            break
+    if scale < 1.0:
+        notes.append(f"EQ boosts scaled to {scale:.0%}: at full size they would need {full:.1f} dB of limiting, "
+                     f"over the {max_limiting_db:.1f} dB budget the delivery needs")
+    return trial
