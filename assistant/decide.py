@@ -23,14 +23,13 @@ from mixbridge.analysis.features import Features
 from mixbridge.analysis.loudness import measure_loudness
 from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, SpectrumAnalyzer, band_matrix, band_shape, shape_mask
 from mixbridge.analysis.truepeak import true_peak_dbtp
+from mixbridge.assistant.evidence import Move, explain
 from mixbridge.assistant.judge import (
     Goal,
     JudgeOptions,
-    Move,
     constrain,
     eq_layout,
     estimated_limiting_db,
-    explain,
     judge,
     reach_goal,
     with_band_change,

@@ -31,11 +31,10 @@ from mixbridge.analysis.errors import InvalidAudioError, OutputError, UsageError
 from mixbridge.analysis.features import Features
 from mixbridge.assistant.bridge import plugin_renderer, render_match
 from mixbridge.assistant.decide import Decision, suggest_settings
+from mixbridge.assistant.evidence import Move, goal_to_dict
 from mixbridge.assistant.judge import (
     Goal,
     JudgeOptions,
-    Move,
-    goal_to_dict,
 )
 from mixbridge.assistant.options import DEFAULT_ENGINE, MasterOptions
 from mixbridge.assistant.profile_choice import with_profile_for

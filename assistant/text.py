@@ -1,7 +1,7 @@
 """Everything the ``mixbridge`` command prints, as lines of text: one place for the output
 formatting, so the CLI only parses, calls the library and prints what this module returns.
 The report JSON (``--report``) is the records' own ``to_dict``; these lines render the same
-records (the judgment's evidence lines are :attr:`mixbridge.assistant.judge.Move.text`)."""
+records (the judgment's evidence lines are :attr:`mixbridge.assistant.evidence.Move.text`)."""
 
 from __future__ import annotations
 

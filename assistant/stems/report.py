@@ -11,7 +11,8 @@ import numpy as np
 
 from mixbridge.analysis.features import Features
 from mixbridge.analysis.truepeak import amplitude_to_db
-from mixbridge.assistant.judge import Goal, Move
+from mixbridge.assistant.evidence import Move
+from mixbridge.assistant.judge import Goal
 from mixbridge.assistant.master import judgment_dict
 from mixbridge.assistant.stems.attribution import EqMove
 from mixbridge.assistant.stems.lowend import StemCorrection
