@@ -62,11 +62,7 @@ def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, opti
     step = progress or (lambda message: None)
     paths = find_stems(song_dir, out_dir)
     names = [p.stem for p in paths]
-    outputs = [out_dir / f"{n}{OUTPUT_SUFFIX}" for n in names]
-    master_path, report_path = out_dir / f"{MIX_MASTER_NAME}{OUTPUT_SUFFIX}", out_dir / REPORT_NAME
-    existing = [p.name for p in (*outputs, master_path, report_path) if p.exists()]
-    if existing and not options.overwrite:
-        raise OutputError(f"already holds {', '.join(existing)}; pass --overwrite to replace them", out_dir)
+    outputs, master_path, report_path = _output_paths(out_dir, names, options.overwrite)
     step(f"loading {len(paths)} stems")
     stems, channels_in, padded = load_stems(paths, song_dir, options.pad)
     silent = [not np.any(s.samples) for s in stems]
@@ -162,6 +158,16 @@ def _write_stems(paths, outputs, parts, result, features, corrections, channels_
             input_true_peak_dbtp=f.true_peak_dbtp, output_true_peak_dbtp=true_peak_dbtp(written, sr),
             correction=corrections[i], suggestions=stem_suggestions(name, f, silent[i], corrections[i], moves)))
     return results, stem_sum
+
+
+def _output_paths(out_dir: Path, names: list[str], overwrite: bool) -> tuple[list[Path], Path, Path]:
+    """Where each stem, the mix master and the report go; refused if any exists, unless ``overwrite``."""
+    outputs = [out_dir / f"{n}{OUTPUT_SUFFIX}" for n in names]
+    master_path, report_path = out_dir / f"{MIX_MASTER_NAME}{OUTPUT_SUFFIX}", out_dir / REPORT_NAME
+    existing = [p.name for p in (*outputs, master_path, report_path) if p.exists()]
+    if existing and not overwrite:
+        raise OutputError(f"already holds {', '.join(existing)}; pass --overwrite to replace them", out_dir)
+    return outputs, master_path, report_path
 
 
 def _prepare_output(out_dir: Path) -> None:
