@@ -53,11 +53,8 @@ class StemOptions(MasterOptions):
 
 def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, options: StemOptions = StemOptions(), *,
                  progress: Callable[[str], None] | None = None) -> StemsReport:
-    """Master one song's stems with one shared bus decision; see the module docstring.
-
-    Writes ``out_dir/<stem>.wav`` for every stem, ``out_dir/mix-master.wav`` and
-    ``out_dir/stems-report.json``.
-    """
+    """Master one song's stems with one shared bus decision (see the package docstring): writes
+    ``<stem>.wav`` for every stem, ``mix-master.wav`` and ``stems-report.json`` in ``out_dir``."""
     song_dir, out_dir = Path(song_dir), Path(out_dir)
     step = progress or (lambda message: None)
     paths = find_stems(song_dir, out_dir)
