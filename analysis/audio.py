@@ -25,6 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from mixbridge.analysis.atomic import atomic_path
+from mixbridge.analysis.blocks import chunks
 from mixbridge.analysis.errors import (
     InputNotFoundError,
     InvalidAudioError,
@@ -109,9 +110,7 @@ class Audio:
 
     def blocks(self, block_frames: int | None = None) -> Iterator[np.ndarray]:
         """Consecutive ``(channels, <=block_frames)`` views, for the streaming analyzers."""
-        step = block_frames or int(BLOCK_SECONDS * self.sample_rate)
-        for start in range(0, self.frames, step):
-            yield self.samples[:, start : start + step]
+        return chunks(self.samples, block_frames or int(BLOCK_SECONDS * self.sample_rate))
 
 
 def check_block(samples: np.ndarray, sample_rate: int, source: str, offset_frames: int = 0) -> None:

@@ -11,9 +11,11 @@ This module is a leaf (numpy/scipy only): every layer may use it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
+
+from mixbridge.analysis.blocks import chunks
 
 MOMENTARY_S = 0.4
 SHORT_TERM_S = 3.0
@@ -222,15 +224,9 @@ def measure_loudness(samples: np.ndarray, sample_rate: int,
     """Measure a whole ``(channels, n)`` array at once; see :class:`LoudnessMeter`."""
     samples = np.atleast_2d(samples)
     meter = LoudnessMeter(sample_rate, samples.shape[0], channel_weights)
-    for block in _chunks(samples, sample_rate):
+    for block in chunks(samples, 10 * int(sample_rate)):
         meter.process(block)
     return meter.result()
-
-
-def _chunks(samples: np.ndarray, sample_rate: int) -> Iterable[np.ndarray]:
-    step = 10 * int(sample_rate)
-    for i in range(0, samples.shape[1], step):
-        yield samples[:, i : i + step]
 
 
 class WeightedPowerMeter:
@@ -276,8 +272,7 @@ def weighted_power(samples: np.ndarray, sample_rate: int, block: int = 1,
     """
     samples = np.atleast_2d(samples)
     meter = WeightedPowerMeter(sample_rate, samples.shape[0], block, channel_weights)
-    chunk = block * max(1, (1 << 20) // block)
-    out = [meter.process(samples[:, start : start + chunk]) for start in range(0, samples.shape[1], chunk)]
+    out = [meter.process(part) for part in chunks(samples, block * max(1, (1 << 20) // block))]
     out.append(meter.finish())
     return np.concatenate(out)
 

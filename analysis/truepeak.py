@@ -17,6 +17,8 @@ from functools import lru_cache
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from mixbridge.analysis.blocks import chunks
+
 TAPS_PER_PHASE = 16
 KAISER_BETA = 8.0
 
@@ -141,9 +143,8 @@ def true_peak_dbtp(samples: np.ndarray, sample_rate: int) -> float:
     """True peak of a ``(channels, n)`` array in dBTP, max over channels (-inf for silence)."""
     samples = np.atleast_2d(samples)
     meter = TruePeakMeter(sample_rate, samples.shape[0])
-    step = 10 * int(sample_rate)
-    for i in range(0, samples.shape[1], step):
-        meter.process(samples[:, i : i + step])
+    for part in chunks(samples, 10 * int(sample_rate)):
+        meter.process(part)
     meter.finish()
     return meter.true_peak_dbtp
 
@@ -203,8 +204,7 @@ def peak_envelope(samples: np.ndarray, sample_rate: int, block: int = 1) -> np.n
     """
     samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
     meter = PeakEnvelopeMeter(sample_rate, samples.shape[0], block)
-    chunk = block * max(1, (1 << 20) // block)
-    out = [meter.process(samples[:, start : start + chunk]) for start in range(0, samples.shape[1], chunk)]
+    out = [meter.process(part) for part in chunks(samples, block * max(1, (1 << 20) // block))]
     out.append(meter.finish())
     return np.concatenate(out)
 

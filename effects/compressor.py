@@ -36,6 +36,7 @@ import math
 import numpy as np
 from scipy.signal import lfilter
 
+from mixbridge.analysis.blocks import chunks
 from mixbridge.effects.schema import ChainSettings
 
 BLOCK_FRAMES = 1 << 16  # bounded temporaries; also keeps k*L small next to X in float64
@@ -71,13 +72,15 @@ def peak_envelope(samples: np.ndarray, sample_rate: int, attack_ms: float, relea
     held_log = np.full((channels, 1), math.log(LEVEL_FLOOR))
     state = np.zeros((channels, 1))
     out = np.empty((channels, n))
-    for start in range(0, n, BLOCK_FRAMES):
-        level = np.log(np.maximum(np.abs(x[:, start : start + BLOCK_FRAMES], dtype=np.float64), LEVEL_FLOOR))
+    start = 0
+    for part in chunks(x, BLOCK_FRAMES):
+        level = np.log(np.maximum(np.abs(part, dtype=np.float64), LEVEL_FLOOR))
         r = ramp[: level.shape[1]]
         held = np.maximum(np.maximum.accumulate(level - r, axis=1) + r, held_log + r + log_step)
         held_log = held[:, -1:]
         out[:, start : start + level.shape[1]], state = lfilter(
             [1.0 - a_attack], [1.0, -a_attack], np.exp(held), axis=1, zi=state)
+        start += level.shape[1]
     return out
 
 

@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from mixbridge.analysis.blocks import chunks
 from mixbridge.analysis.errors import InvalidAudioError
 from mixbridge.analysis.loudness import LoudnessMeter, WeightedPowerMeter, integrated_from_power
 from mixbridge.analysis.truepeak import PeakEnvelopeMeter, TruePeakMeter
@@ -144,11 +145,10 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
         When the loudness is undefined (silent, or shorter than one 400 ms block).
     """
     x = np.asarray(samples, dtype=np.float32)
-    channels, n = x.shape
-    starts = range(0, n, CHUNK_FRAMES)
+    channels = x.shape[0]
     meter = BlockStatsMeter(sample_rate, channels)
-    for start in starts:
-        meter.process(x[:, start : start + CHUNK_FRAMES])
+    for part in chunks(x, CHUNK_FRAMES):
+        meter.process(part)
     out = np.empty_like(x)
 
     def run_pass(gain_db: float, block_gain_db: np.ndarray) -> tuple[float, float]:
@@ -158,8 +158,7 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
             out[:, filled[0] : filled[0] + chunk.shape[1]] = chunk
             filled[0] += chunk.shape[1]
 
-        return apply_stream((x[:, s : s + CHUNK_FRAMES] for s in starts), sample_rate, channels, gain_db,
-                            block_gain_db, meter.block, keep)
+        return apply_stream(chunks(x, CHUNK_FRAMES), sample_rate, channels, gain_db, block_gain_db, meter.block, keep)
 
     plan = finalize_from_stats(meter.result(), spec, run_pass, source)
     return FinalizeResult(out, plan.gain_db, plan.limiting_db, plan.integrated_lufs, plan.true_peak_dbtp,
