@@ -168,14 +168,15 @@ def _bands_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.nda
 def _reach_as_delivered(audio: Audio, features: Features, judged: Features, target: Target, goal: Goal,
                         settings: ChainSettings, max_limiting_db: float,
                         notes: list[str]) -> tuple[Goal, ChainSettings]:
-    """:func:`assistant.judge.reach_goal` again, on the mix as the finalizer will deliver it
+    """:func:`mixbridge.assistant.judge.reach_goal` again, on the mix as the finalizer will deliver it
     behind the chain's EQ. Where the finalizer limits much (for the input, or for the EQ's
     boosts), it does not carry an EQ move through unchanged: a cut of the dense low end
     lowers the peaks, so the low end is limited less and comes partly back; a boost is
     limited harder. A second pass, which needs no limiting, would find the region where the
     limiter left it and move it again. So the loop's linear prediction is corrected by what
     the limiter adds to the EQ, measured on the excerpt: the chain's linear stages with and
-    without their EQ gains, each limited at the gain the finalizer will use. The EQ limit
+    without their EQ gains, each brought to the target loudness through the finalizer's
+    limiter (:func:`_finalized_excerpt`). The EQ limit
     then holds for the move as delivered: a gain may exceed it by up to DELIVERED_HEADROOM_DB
     (with a note giving the delivered move). A region the EQ cannot bring inside as
     delivered is kept as character."""
