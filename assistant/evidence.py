@@ -5,6 +5,7 @@ does about it, in producer terms; and the goal as the report records it. ``maste
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
@@ -58,6 +59,9 @@ class Move:
         unit = f" {self.unit}" if self.unit else ""
         if self.measured is None:
             where = STATUS_TEXT[self.status]
+        elif self.low is None or self.high is None:  # a band the profile leaves open
+            where = (f"{_num(self.measured, self.unit, self.aspect == 'tone')}{unit}, not judged: the "
+                     "reference holds nothing there (its sample rate is lower)")
         else:
             signed = self.aspect == "tone"
             span = f"{_num(self.low, self.unit, signed)}…{_num(self.high, self.unit, signed)}{unit}"
@@ -142,7 +146,8 @@ def explain(goal: Goal, settings: ChainSettings) -> tuple[Move, ...]:
         if not values and status == "corrected":
             note = "the fitted EQ moves it less than the smallest mastering move"
         moves.append(Move("tone", stage, f"{_hz(centres[worst])} region ({STAGE_LABELS[stage]})",
-                          round(float(measured[worst]), 2), goal.band_low_db[worst], goal.band_high_db[worst],
+                          round(float(measured[worst]), 2), _known(goal.band_low_db[worst]),
+                          _known(goal.band_high_db[worst]),
                           "dB", status, action, values, note))
     for check in goal.checks:
         stage = ASPECT_STAGES[check.aspect][0]
@@ -170,10 +175,15 @@ def goal_to_dict(goal: Goal) -> dict:
         "amounts_percent": asdict(goal.amounts),
         "limits": asdict(goal.limits),
         "tone": {"status": goal.tone_status, "band_centres_hz": [round(f, 1) for f in goal.band_centres_hz],
-                 "measured_db": list(goal.band_measured_db), "low_db": list(goal.band_low_db),
-                 "high_db": list(goal.band_high_db), "excess_db": list(goal.band_excess_db),
+                 "measured_db": list(goal.band_measured_db), "low_db": [_known(v) for v in goal.band_low_db],
+                 "high_db": [_known(v) for v in goal.band_high_db], "excess_db": list(goal.band_excess_db),
                  "change_db": list(goal.band_change_db), "band_status": list(goal.band_status)},
         "checks": [asdict(c) for c in goal.checks],
         "estimated_limiting_db": goal.estimated_limiting_db,
         "side_gain": round(goal.side_gain, 4),
     }
+
+
+def _known(value: float) -> float | None:
+    """A band's range edge, or None for a band the profile leaves open (JSON has no NaN)."""
+    return float(value) if math.isfinite(value) else None

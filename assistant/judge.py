@@ -44,7 +44,7 @@ from mixbridge.analysis.spectrum import (
     side_mid_ratio,
     smooth_bands,
 )
-from mixbridge.assistant.targets import Profile, Target
+from mixbridge.assistant.targets import Profile, Target, known_bands
 from mixbridge.effects.response import eq_band_response_db
 from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings
 from mixbridge.models.baseline import EQ_LAYOUT, RESPONSE_FFT, eq_values, fit_eq
@@ -251,7 +251,7 @@ def _align(shape: np.ndarray, centre: np.ndarray) -> float:
     """The level offset that puts ``shape`` on the profile's ``centre``: the median band
     difference. A median, so that correcting a minority of bands does not move the level
     the others are judged at (a second pass measures them where the first left them)."""
-    return float(np.median(centre - shape))
+    return float(np.median(centre - shape)) if centre.size else 0.0
 
 
 def _runs(signs: np.ndarray) -> list[np.ndarray]:
@@ -288,8 +288,9 @@ def _tone_measure(features: Features, profile: Profile) -> tuple[np.ndarray, ...
     smooth = shape.copy()
     smooth[mask] = smooth_bands(shape[mask], EXCESS_SMOOTHING_BANDS)
     low, high = np.asarray(profile.band_low_db), np.asarray(profile.band_high_db)
-    aligned = smooth + _align(smooth[mask], np.asarray(profile.band_shape_db)[mask])
-    excess = np.where(mask, aligned - np.clip(aligned, low, high), 0.0)
+    judged = mask & known_bands(profile)  # a band the profile leaves open is never judged
+    aligned = smooth + _align(smooth[judged], np.asarray(profile.band_shape_db)[judged])
+    excess = np.where(judged, aligned - np.clip(aligned, np.nan_to_num(low), np.nan_to_num(high)), 0.0)
     return aligned, low, high, excess
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -87,8 +88,13 @@ class Profile:
         n = len(BAND_CENTRES_HZ)
         for key in ("band_shape_db", "band_low_db", "band_high_db"):
             values = getattr(self, key)
-            if len(values) != n or not all(math.isfinite(v) for v in values):
-                raise ValueError(f"{key} needs {n} finite values, got {len(values)}")
+            if len(values) != n or any(math.isinf(v) for v in values):
+                raise ValueError(f"{key} needs {n} values (finite, or NaN for a band left open), got {len(values)}")
+        bands = zip(self.band_low_db, self.band_shape_db, self.band_high_db)
+        if len({tuple(math.isnan(v) for v in band) for band in bands} - {(True,) * 3, (False,) * 3}):
+            raise ValueError("a band left open (NaN) must be open in its centre, low and high alike")
+        if not any(math.isfinite(c) for c in self.band_shape_db):
+            raise ValueError("the profile holds no band at all")
         if any(lo > c + 1e-9 or c > hi + 1e-9
                for lo, c, hi in zip(self.band_low_db, self.band_shape_db, self.band_high_db)):
             raise ValueError("every band needs low <= centre <= high")
@@ -120,9 +126,16 @@ class Target:
     profile_choice: str = ""  # why that profile was chosen
 
 
+def known_bands(profile: Profile) -> np.ndarray:
+    """The bands the profile has a value for: a track sampled at a low rate holds nothing above
+    0.45 x its rate, and a profile made from it leaves those bands open (NaN), never judged."""
+    return np.isfinite(profile.band_shape_db) & np.isfinite(profile.band_low_db) & np.isfinite(profile.band_high_db)
+
+
 def tonal_error_db(band_db: Sequence[float], profile: Profile, sample_rate: int) -> float:
-    """Mean absolute band difference to the profile's centre, overall level removed (dB)."""
-    mask = shape_mask(sample_rate)
+    """Mean absolute band difference to the profile's centre, overall level removed (dB), over
+    the tonal bands both the audio and the profile hold."""
+    mask = shape_mask(sample_rate) & known_bands(profile)
     a = band_shape(band_db, mask)[mask]
     b = band_shape(profile.band_shape_db, mask)[mask]
     return float(np.mean(np.abs(a - b)))
@@ -143,7 +156,11 @@ def profile_from_features(features: Sequence[Features], name: str, description: 
     for f in features:
         if not math.isfinite(f.integrated_lufs) or f.duration_s < 3.0:
             raise InvalidAudioError("is silent or shorter than 3 s: it cannot serve as a reference", f.source)
-    shapes = np.array([band_shape(f.mid_band_db) for f in features])
+    # the level is taken over the tonal bands every track holds; the bands a track cannot hold
+    # (above 0.45 x its rate) are open for it (NaN), and for the profile where no track holds them
+    common = np.logical_and.reduce([shape_mask(f.sample_rate) for f in features])
+    holds = [np.asarray(BAND_CENTRES_HZ) <= 0.45 * f.sample_rate for f in features]
+    shapes = np.array([np.where(h, band_shape(f.mid_band_db, common), np.nan) for f, h in zip(features, holds)])
     scalars = {key: np.array([_finite_or(getattr(f, key), 0.0) for f in features]) for key in PROFILE_SCALARS}
     if len(features) == 1:
         centre = shapes[0]
@@ -152,16 +169,21 @@ def profile_from_features(features: Sequence[Features], name: str, description: 
         ranges = {k: (centres[k] - REFERENCE_SCALAR_HALF_WIDTH[k], centres[k] + REFERENCE_SCALAR_HALF_WIDTH[k])
                   for k in PROFILE_SCALARS}
     else:
-        centre = np.median(shapes, axis=0)
         lo_p, hi_p = RANGE_PERCENTILES
-        low = np.minimum(smooth_bands(np.percentile(shapes, lo_p, axis=0), RANGE_SMOOTHING_BANDS),
-                         centre - MIN_BAND_HALF_WIDTH_DB)
-        high = np.maximum(smooth_bands(np.percentile(shapes, hi_p, axis=0), RANGE_SMOOTHING_BANDS),
-                          centre + MIN_BAND_HALF_WIDTH_DB)
+        with warnings.catch_warnings():  # a band no track holds: all-NaN, left open
+            warnings.simplefilter("ignore", RuntimeWarning)
+            centre = np.nanmedian(shapes, axis=0)
+            low = np.minimum(smooth_bands(np.nanpercentile(shapes, lo_p, axis=0), RANGE_SMOOTHING_BANDS),
+                             centre - MIN_BAND_HALF_WIDTH_DB)
+            high = np.maximum(smooth_bands(np.nanpercentile(shapes, hi_p, axis=0), RANGE_SMOOTHING_BANDS),
+                              centre + MIN_BAND_HALF_WIDTH_DB)
         centres = {k: float(np.median(v)) for k, v in scalars.items()}
         ranges = {k: (min(float(np.percentile(v, lo_p)), centres[k] - MIN_SCALAR_HALF_WIDTH[k]),
                       max(float(np.percentile(v, hi_p)), centres[k] + MIN_SCALAR_HALF_WIDTH[k]))
                   for k, v in scalars.items()}
+    # a band open in any of the three (the range smoothing spreads an open band to its neighbours) is open in all
+    open_band = np.isnan(centre) | np.isnan(low) | np.isnan(high)
+    centre, low, high = (np.where(open_band, np.nan, v) for v in (centre, low, high))
     ranges["width"] = (max(ranges["width"][0], 0.0), min(ranges["width"][1], 1.0))
     r2 = lambda values: tuple(round(float(v), 2) for v in values)  # noqa: E731
     r3 = lambda v: round(float(v), 3)  # noqa: E731

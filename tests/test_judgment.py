@@ -508,3 +508,40 @@ def test_an_eq_move_the_limiter_takes_back_is_reached_as_delivered(tmp_path):
     second = master_file(tmp_path / "m1.wav", tmp_path / "m2.wav", target)
     assert second.goal.tone_status != "corrected", [m.text for m in second.moves]
     assert all(abs(second.settings[f"{s}.gain_db"]) == 0.0 for s in EQ_STAGES)
+
+
+def test_a_reference_at_a_lower_sample_rate_judges_only_the_bands_it_holds(base, tmp_path):
+    """A reference sampled at 22.05 kHz holds nothing above 0.45 x its rate. Those bands are left
+    open (NaN) in its profile, never judged: the mix mastered against its own low-rate copy
+    gets no treble cut, and the evidence and the report say why. Nothing is resampled."""
+    from scipy.signal import resample_poly
+
+    from mixbridge.assistant.targets import known_bands, load_profile, save_profile, tonal_error_db
+
+    audio, _, _ = base
+    src = _write(tmp_path / "mix.wav", audio.samples)
+    low = tmp_path / "ref22k.wav"
+    sf.write(str(low), resample_poly(audio.samples, 1, 2, axis=1).T, SR // 2, subtype="FLOAT")
+    target = resolve_target(None, [str(low)])
+    open_bands = ~known_bands(target.profile)
+    assert np.any(open_bands) and all(c > 0.45 * SR / 2 for c in np.asarray(BAND_CENTRES_HZ)[open_bands])
+    report = master_file(src, tmp_path / "out.wav", target)
+    assert not report.settings.active("high_shelf") and not report.settings.active("peak4"), report.settings
+    assert report.tonal_error_before_db < 0.3  # the same mix, compared where both hold something
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))  # open bands are null, not NaN
+    assert data["judgment"]["tone"]["high_db"][-1] is None
+    assert any("not judged" in m.text for m in report.moves)
+    path = save_profile(target.profile, tmp_path / "low.toml")
+    again = load_profile(str(path))
+    assert np.array_equal(known_bands(again), known_bands(target.profile))
+    assert tonal_error_db(report.input_features.mid_band_db, again, SR) == pytest.approx(report.tonal_error_before_db,
+                                                                                      abs=0.01)
+
+
+def test_a_profile_band_open_in_one_field_only_is_refused(base):
+    _, features, _ = base
+    profile = _profile_around(features)
+    low = list(profile.band_low_db)
+    low[-1] = float("nan")
+    with pytest.raises(ValueError, match="open"):
+        replace(profile, band_low_db=tuple(low))
