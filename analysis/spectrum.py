@@ -193,7 +193,7 @@ def spectral_tilt(band_db: np.ndarray, sample_rate: int) -> float:
     reads about 0, white noise about +3 dB/octave.
     """
     centres = np.asarray(BAND_CENTRES_HZ)
-    use = (centres >= TILT_RANGE_HZ[0]) & (centres <= min(TILT_RANGE_HZ[1], 0.45 * sample_rate))
+    use = (centres >= TILT_RANGE_HZ[0]) & (centres <= TILT_RANGE_HZ[1]) & held_bands(sample_rate)
     use &= band_db > FLOOR_DB
     if use.sum() < 3:
         return 0.0
@@ -214,11 +214,19 @@ def side_mid_ratio(width: float) -> float:
     return float(np.sqrt(width / (1.0 - width)))
 
 
+HELD_FRACTION = 0.45  # of the sample rate: bands centred above it are not held (the anti-alias roll-off)
+
+
+def held_bands(sample_rate: float) -> np.ndarray:
+    """The bands a signal at ``sample_rate`` can hold: centred at or below 0.45 x the rate."""
+    return np.asarray(BAND_CENTRES_HZ) <= HELD_FRACTION * sample_rate
+
+
 def shape_mask(sample_rate: int | None = None) -> np.ndarray:
-    """Bands used for tonal balance: SHAPE_RANGE_HZ and below 0.45 x the sample rate."""
+    """Bands used for tonal balance: SHAPE_RANGE_HZ and held at the sample rate (:func:`held_bands`)."""
     centres = np.asarray(BAND_CENTRES_HZ)
-    top = SHAPE_RANGE_HZ[1] if sample_rate is None else min(SHAPE_RANGE_HZ[1], 0.45 * sample_rate)
-    return (centres >= SHAPE_RANGE_HZ[0]) & (centres <= top)
+    mask = (centres >= SHAPE_RANGE_HZ[0]) & (centres <= SHAPE_RANGE_HZ[1])
+    return mask if sample_rate is None else mask & held_bands(sample_rate)
 
 
 def band_shape(band_db: Sequence[float] | np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

@@ -38,10 +38,7 @@ from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
 from mixbridge.assistant.targets import (
     Target,
 )
-from mixbridge.effects.finalize import (
-    MAX_LIMITING_DB,
-    limit_at_gain,
-)
+from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
 from mixbridge.effects.render import render
 from mixbridge.effects.response import eq_band_response_db
 from mixbridge.effects.schema import EQ_STAGES, STAGE_LABELS, ChainSettings
@@ -134,27 +131,16 @@ def as_delivered(audio: Audio, features: Features, target: Target, max_limiting_
     return with_band_change(features, mid, side)  # the level is removed where the shape is judged
 
 
-DELIVERED_LOUDNESS_TOLERANCE_LU = 0.1
-
-
 def _finalized_excerpt(samples: np.ndarray, sample_rate: int, lufs: float, target: Target,
                        max_limiting_db: float) -> tuple[np.ndarray, float]:
-    """``samples`` (an excerpt) brought to ``lufs`` through the finalizer's limiter, as the
-    finalizer brings the whole track to the target: limiting takes loudness away, so the gain
-    rises until the limited excerpt is as loud as asked (within
-    DELIVERED_LOUDNESS_TOLERANCE_LU, a few rounds), or the limiting reaches its budget.
-    Returns the limited samples and the limiting (dB)."""
-    level = measure_loudness(samples, sample_rate).integrated_lufs
-    if not (math.isfinite(level) and math.isfinite(lufs)):
+    """``samples`` (an excerpt) through the finalizer itself, to ``lufs``, as it will bring the
+    whole track to the target: limiting takes loudness away, so its gain rises until the
+    excerpt is as loud as asked, or the limiting reaches its budget. Returns the finalized
+    samples and the limiting (dB); an excerpt without measurable loudness is returned as is."""
+    if not (math.isfinite(lufs) and math.isfinite(measure_loudness(samples, sample_rate).integrated_lufs)):
         return samples, 0.0
-    gain_db = lufs - level
-    for _ in range(4):
-        limited, limiting_db = limit_at_gain(samples, sample_rate, gain_db, target.ceiling_dbtp)
-        short_lu = lufs - measure_loudness(limited, sample_rate).integrated_lufs
-        if abs(short_lu) < DELIVERED_LOUDNESS_TOLERANCE_LU or (short_lu > 0.0 and limiting_db >= max_limiting_db):
-            break
-        gain_db += short_lu
-    return limited, limiting_db
+    result = finalize(samples, sample_rate, FinalizeSpec(lufs, target.ceiling_dbtp, max_limiting_db))
+    return result.samples, result.limiting_db
 
 
 def _bands_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ import tomli_w
 from mixbridge.analysis.atomic import write_text
 from mixbridge.analysis.errors import InvalidAudioError, SettingsError, UsageError
 from mixbridge.analysis.features import Features
-from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask, smooth_bands
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape, held_bands, shape_mask, smooth_bands
 
 PRESETS_SCHEMA_VERSION = 1  # presets/targets.toml
 PROFILE_SCHEMA_VERSION = 2  # presets/profiles/*.toml: 2 added the normal ranges
@@ -159,7 +159,7 @@ def profile_from_features(features: Sequence[Features], name: str, description: 
     # the level is taken over the tonal bands every track holds; the bands a track cannot hold
     # (above 0.45 x its rate) are open for it (NaN), and for the profile where no track holds them
     common = np.logical_and.reduce([shape_mask(f.sample_rate) for f in features])
-    holds = [np.asarray(BAND_CENTRES_HZ) <= 0.45 * f.sample_rate for f in features]
+    holds = [held_bands(f.sample_rate) for f in features]
     shapes = np.array([np.where(h, band_shape(f.mid_band_db, common), np.nan) for f, h in zip(features, holds)])
     scalars = {key: np.array([_finite_or(getattr(f, key), 0.0) for f in features]) for key in PROFILE_SCALARS}
     if len(features) == 1:

@@ -165,19 +165,6 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
                           plan.warnings, plan.block_gain_db, plan.block)
 
 
-def limit_at_gain(samples: np.ndarray, sample_rate: int, gain_db: float, ceiling_dbtp: float) -> tuple[np.ndarray, float]:
-    """The finalizer's limiter at a given input gain, without solving for loudness: what it
-    will do to a part of a track whose gain is known from the whole (a preview). Returns the
-    limited samples and the peak gain reduction in dB."""
-    x = np.asarray(samples, dtype=np.float32)
-    meter = BlockStatsMeter(sample_rate, x.shape[0])
-    meter.process(x)
-    stats = meter.result()
-    curve = TruePeakLimiter(ceiling_dbtp - CEILING_MARGIN_DB).block_gain_db(stats.envelope_db, sample_rate, gain_db)
-    limiting_db = max(0.0, float(-np.min(curve))) if curve.size else 0.0
-    return TruePeakLimiter.apply(x, curve, stats.block, gain_db), limiting_db
-
-
 def finalize_from_stats(stats: BlockStats, spec: FinalizeSpec,
                         run_pass: Callable[[float, np.ndarray], tuple[float, float]],
                         source: str = "<audio>") -> FinalizePlan:

@@ -23,7 +23,7 @@ import numpy as np
 from mixbridge.analysis.atomic import atomic_path
 from mixbridge.analysis.errors import SettingsError
 from mixbridge.analysis.features import FEATURE_VERSION
-from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
+from mixbridge.analysis.spectrum import band_shape, held_bands, shape_mask
 from mixbridge.models.data import LEARNED, learned_ranges, learned_specs
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def input_vector(features, target: TargetDescriptor) -> np.ndarray:
     shape_x = np.maximum(band_shape(features.mid_band_db, mask), SHAPE_FLOOR_DB)
     shape_t = np.maximum(target.band_shape_db - np.mean(target.band_shape_db[mask]), SHAPE_FLOOR_DB)
     # Bands the file cannot hold (above 0.45 x its rate) carry no information: no change asked.
-    top = np.asarray([c <= 0.45 * features.sample_rate for c in BAND_CENTRES_HZ])
+    top = held_bands(features.sample_rate)
     shape_x = np.where(top, shape_x, shape_t)
     scalars = [_finite(getattr(features, k)) for k in SCALARS]
     scalars.append(_finite(features.max_short_term_lufs - features.integrated_lufs))

@@ -311,17 +311,3 @@ def test_too_short_input_is_refused(seconds, noise):
     x = noise(48000, seconds, -20.0, 2).astype(np.float32)
     with pytest.raises(InvalidAudioError, match="0.4 s"):
         finalize(x, 48000, FinalizeSpec(-14.0, -1.0))
-
-
-def test_limit_at_gain_previews_exactly_what_the_finalizer_does(rng):
-    """At the finalizer's own gain, the preview is the finalizer's output (it only skips the
-    loudness solve), so a part of a track can be limited as the whole will be."""
-    from mixbridge.effects.finalize import limit_at_gain
-
-    sr = 48000
-    x = _dynamic(rng, sr, 2)
-    result = finalize(x, sr, FinalizeSpec(-9.0, -1.0))
-    assert result.limiting_db > 1.0
-    preview, limiting_db = limit_at_gain(x, sr, result.gain_db, -1.0)
-    assert limiting_db == pytest.approx(result.limiting_db, abs=0.05)
-    assert np.max(np.abs(preview - result.samples)) < 1e-3 * np.max(np.abs(result.samples))
