@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from mixbridge.effects.compressor import compressor_gain
-from mixbridge.effects.render import build_board, stereo_width
+from mixbridge.effects.render import ChainRenderer, stereo_width
 from mixbridge.effects.schema import LINEAR_STAGES, STAGES, ChainSettings
 
 PRE_STAGES = tuple(s for s in STAGES[: STAGES.index("compressor")] if s in LINEAR_STAGES)  # linear, before it
@@ -53,13 +53,11 @@ def render_bus(parts: Sequence[np.ndarray], sample_rate: int, settings: ChainSet
     ----------
     parts : sequence of np.ndarray, each shape (channels, n)
     """
-    pre = build_board(settings.only(PRE_STAGES))
-    reverb = build_board(settings.only(("reverb",)))
+    pre, reverb = settings.only(PRE_STAGES), settings.only(("reverb",))
     width = settings["stereo.width_percent"] if settings.is_on("stereo") else 100.0
 
-    def through(board, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        return np.asarray(board(x, float(sample_rate)), dtype=np.float32) if len(board) else x
+    def through(stages: ChainSettings, x: np.ndarray) -> np.ndarray:
+        return ChainRenderer(stages, sample_rate).process(x)
 
     def total(signals: Sequence[np.ndarray]) -> np.ndarray:
         return np.asarray(np.sum(signals, axis=0, dtype=np.float64), dtype=np.float32)

@@ -1,8 +1,9 @@
 """ChainSettings -> a pedalboard chain -> processed samples, at the audio's native rate.
 
-Stage order: trim, high-pass, low shelf, four peaking bands, high shelf, compressor (with a
-parallel dry/wet "amount"), reverb (wet added to the unchanged dry signal), stereo width
-(mid/side). Works on float32 ``(channels, n)`` arrays; the caller wraps them in ``Audio``.
+Stage order: trim, high-pass, low shelf, four peaking bands, high shelf, match EQ (a
+minimum-phase FIR, :mod:`mixbridge.effects.match_eq`), compressor (with a parallel dry/wet
+"amount"), reverb (wet added to the unchanged dry signal), stereo width (mid/side). Works on
+float32 ``(channels, n)`` arrays; the caller wraps them in ``Audio``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pedalboard as pb
 
-from mixbridge.effects.schema import EQ_STAGES, ChainSettings
+from mixbridge.effects.match_eq import MatchEqFilter
+from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, STAGES, ChainSettings
+
+BEFORE_MATCH_EQ = STAGES[: STAGES.index("match_eq")]
+AFTER_MATCH_EQ = STAGES[STAGES.index("match_eq") + 1:]
 
 
 def build_board(settings: ChainSettings) -> pb.Pedalboard:
-    """The pedalboard plugins for every enabled stage except stereo width."""
+    """The pedalboard plugins for every enabled stage except the match EQ and stereo width
+    (:class:`ChainRenderer` runs the whole chain)."""
     s = settings
     plugins: list[pb.Plugin] = []
     if s.active("trim"):
@@ -77,15 +83,22 @@ class ChainRenderer:
     """
 
     def __init__(self, settings: ChainSettings, sample_rate: int):
-        self._board = build_board(settings)
+        self._pre = build_board(settings.only(BEFORE_MATCH_EQ))
+        self._match = (MatchEqFilter([settings[n] for n in MATCH_EQ_PARAMS], sample_rate)
+                       if settings.active("match_eq") else None)
+        self._post = build_board(settings.only(AFTER_MATCH_EQ))
         self._sample_rate = float(sample_rate)
         self._width_percent = settings["stereo.width_percent"] if settings.is_on("stereo") else 100.0
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """The next ``(channels, n)`` block of output (float32) for the next block of input."""
         out = np.ascontiguousarray(block, dtype=np.float32)
-        if len(self._board):
-            out = self._board(out, self._sample_rate, reset=False)
+        if len(self._pre):
+            out = self._pre(out, self._sample_rate, reset=False)
+        if self._match is not None:
+            out = self._match.process(out)
+        if len(self._post):
+            out = self._post(out, self._sample_rate, reset=False)
         return np.asarray(stereo_width(out, self._width_percent), dtype=np.float32)
 
 

@@ -1,7 +1,7 @@
 """Measured frequency response of a chain's EQ stages, per third-octave band.
 
-An impulse is rendered through the very pedalboard filters the renderer builds, so what the
-EQ fitting assumes is exactly what is rendered. Band values are power-averaged over each
+An impulse is rendered through the very filters the renderer builds, so what the EQ fitting
+assumes is exactly what is rendered. Band values are power-averaged over each
 band (as the analyzer's band spectrum is).
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from mixbridge.effects.render import build_board
+from mixbridge.effects.render import render
 from mixbridge.effects.schema import EQ_STAGES, ChainSettings
 
 
 def eq_band_response_db(settings: ChainSettings, sample_rate: int, band_matrix: np.ndarray) -> np.ndarray:
-    """Gain in dB per band of the high-pass and EQ stages (other stages switched off).
+    """Gain in dB per band of the high-pass, EQ and match EQ stages (other stages switched off).
 
     Parameters
     ----------
@@ -22,12 +22,10 @@ def eq_band_response_db(settings: ChainSettings, sample_rate: int, band_matrix: 
         Bin-to-band weights for an FFT of ``2 * (bins - 1)`` points at ``sample_rate``
         (see :func:`analysis.spectrum.band_matrix`).
     """
-    only_eq = settings.only(("highpass", *EQ_STAGES))
     n_fft = 2 * (band_matrix.shape[0] - 1)
     impulse = np.zeros((1, n_fft), dtype=np.float32)
     impulse[0, 0] = 1.0
-    board = build_board(only_eq)
-    response = board(impulse, float(sample_rate))[0] if len(board) else impulse[0]
+    response = render(impulse, sample_rate, settings.only(("highpass", *EQ_STAGES, "match_eq")))[0]
     power = np.abs(np.fft.rfft(response.astype(np.float64))) ** 2
     weight = band_matrix.sum(axis=0)
     band_power = np.divide(power @ band_matrix, weight, out=np.ones(weight.size), where=weight > 0)

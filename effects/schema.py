@@ -8,6 +8,7 @@ re-types a range. Parameter names are ``"<stage>.<param>"`` with the unit in the
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,13 @@ from typing import Mapping, Sequence
 from mixbridge.analysis.atomic import write_text
 from mixbridge.analysis.errors import SettingsError
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2  # 2 added the match EQ (a chain of version 1 reads with it off)
+# The match EQ's bands: the analyzer's third-octave centres, named by their nominal frequencies (ISO 266).
+MATCH_EQ_NOMINAL_HZ = (20, 25, 31.5, 40, 50, 63, 80, 100, 125, 160, 200, 250, 315, 400, 500, 630, 800, 1000, 1250,
+                       1600, 2000, 2500, 3150, 4000, 5000, 6300, 8000, 10000, 12500, 16000, 20000)
+MATCH_EQ_PARAMS = tuple(f"match_eq.band_{str(f).replace('.', '_')}hz_db" for f in MATCH_EQ_NOMINAL_HZ)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,10 @@ class ParamSpec:
         return value
 
 
+def _hz_label(hz: float) -> str:
+    return f"{hz / 1000:g} kHz" if hz >= 1000 else f"{hz:g} Hz"
+
+
 def _p(name, unit, lo, hi, default, scale="lin", label=""):
     return ParamSpec(name, unit, lo, hi, default, scale, label)
 
@@ -66,20 +77,21 @@ class StageSpec:
     name: str
     label: str  # as a producer reads it
     linear: bool  # a linear, time-invariant stage: its effect is one measured response (or a side gain)
-    neutral: tuple[str, float] | None = None  # the stage does nothing while this parameter holds this value
+    neutral: tuple[tuple[str, float], ...] = ()  # the stage does nothing while these parameters hold these values
     # the model's convention (its training data and outputs): the stage is on when this parameter is over this value
     switch: tuple[str, float] | None = None
 
 
 STAGE_SPECS: tuple[StageSpec, ...] = (
-    StageSpec("trim", "input trim", True, ("trim.gain_db", 0.0)),
+    StageSpec("trim", "input trim", True, (("trim.gain_db", 0.0),)),
     StageSpec("highpass", "high-pass", True),
-    *(StageSpec(name, label, True, (f"{name}.gain_db", 0.0)) for name, label in (
+    *(StageSpec(name, label, True, ((f"{name}.gain_db", 0.0),)) for name, label in (
         ("low_shelf", "low shelf"), ("peak1", "EQ band 1"), ("peak2", "EQ band 2"), ("peak3", "EQ band 3"),
         ("peak4", "EQ band 4"), ("high_shelf", "high shelf"))),
+    StageSpec("match_eq", "match EQ", True, tuple((name, 0.0) for name in MATCH_EQ_PARAMS)),
     StageSpec("compressor", "compressor", False, switch=("compressor.ratio", 1.05)),
-    StageSpec("reverb", "reverb", False, ("reverb.wet", 0.0), switch=("reverb.wet", 0.005)),
-    StageSpec("stereo", "stereo width", True, ("stereo.width_percent", 100.0)),
+    StageSpec("reverb", "reverb", False, (("reverb.wet", 0.0),), switch=("reverb.wet", 0.005)),
+    StageSpec("stereo", "stereo width", True, (("stereo.width_percent", 100.0),)),
 )
 STAGE_INDEX: Mapping[str, StageSpec] = MappingProxyType({st.name: st for st in STAGE_SPECS})
 STAGES = tuple(st.name for st in STAGE_SPECS)
@@ -108,6 +120,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     _p("high_shelf.freq_hz", "Hz", 1500.0, 16000.0, 8000.0, "log", "high shelf frequency"),
     _p("high_shelf.gain_db", "dB", -12.0, 12.0, 0.0, label="high shelf gain"),
     _p("high_shelf.q", "", 0.3, 2.0, 0.707, "log", "high shelf Q"),
+    *(_p(name, "dB", -12.0, 12.0, 0.0, label=f"match EQ {_hz_label(f)}")
+      for name, f in zip(MATCH_EQ_PARAMS, MATCH_EQ_NOMINAL_HZ)),
     _p("compressor.threshold_db", "dB", -60.0, 0.0, -18.0, label="threshold"),
     _p("compressor.ratio", ":1", 1.0, 20.0, 2.0, "log", "ratio"),
     _p("compressor.attack_ms", "ms", 0.1, 100.0, 10.0, "log", "attack"),
@@ -122,7 +136,8 @@ PARAMS: tuple[ParamSpec, ...] = (
 )
 PARAM_INDEX: Mapping[str, ParamSpec] = MappingProxyType({p.name: p for p in PARAMS})
 # Stages a fresh chain has switched on: a neutral chain is an identity (all gains 0 dB).
-DEFAULT_ENABLED = MappingProxyType({s: s not in ("highpass", "compressor", "reverb") for s in STAGES})
+DEFAULT_ENABLED = MappingProxyType({s: s not in ("highpass", "match_eq", "compressor", "reverb") for s in STAGES})
+MATCH_EQ_MAX_DB = PARAM_INDEX[MATCH_EQ_PARAMS[0]].max
 
 
 def switched_on(stage: str, values: Mapping[str, float]) -> bool:
@@ -181,7 +196,7 @@ class ChainSettings:
     def active(self, stage: str) -> bool:
         """On, and not at its neutral value (an EQ band at 0 dB, the width at 100 %): it changes the sound."""
         neutral = STAGE_INDEX[stage].neutral
-        return self.enabled[stage] and (neutral is None or self.values[neutral[0]] != neutral[1])
+        return self.enabled[stage] and (not neutral or any(self.values[name] != value for name, value in neutral))
 
     @property
     def parallel_blend(self) -> float:
@@ -208,11 +223,16 @@ class ChainSettings:
     @classmethod
     def from_dict(cls, data: Mapping, source: str = "chain") -> "ChainSettings":
         version = data.get("schema_version") if isinstance(data, Mapping) else None
-        if version != SCHEMA_VERSION:
-            raise SettingsError(f"chain schema_version is {version!r}; this Mixbridge reads {SCHEMA_VERSION}", source)
+        if version not in (1, SCHEMA_VERSION) or isinstance(version, bool):
+            raise SettingsError(f"chain schema_version is {version!r}; this Mixbridge reads 1 and {SCHEMA_VERSION}",
+                                source)
         stages = data.get("stages")
         if not isinstance(stages, Mapping):
             raise SettingsError("chain has no 'stages' table", source)
+        if version == 1:  # version 1 is version 2 without the match EQ: nothing is lost
+            if "match_eq" in stages:
+                raise SettingsError("chain schema_version 1 has no match_eq stage (it came with version 2)", source)
+            log.info("%s: chain of schema version 1 read with the match EQ (added in version 2) off", source)
         values, enabled = {}, {}
         try:
             for stage, entry in stages.items():
@@ -268,6 +288,11 @@ def describe(settings: ChainSettings) -> list[str]:
     lines = []
     for stage in STAGES:
         if not settings.active(stage):
+            continue
+        if stage == "match_eq":  # 31 faders: the ones that move
+            moved = [f"{_hz_label(f)} {settings[n]:+.1f}" for n, f in zip(MATCH_EQ_PARAMS, MATCH_EQ_NOMINAL_HZ)
+                     if settings[n] != 0.0]
+            lines.append(f"{STAGE_LABELS[stage]:<13} " + ", ".join(moved) + " dB")
             continue
         parts = []
         for p in stage_params(stage):

@@ -416,10 +416,42 @@ def _chain_file(tmp_path: Path, edit) -> Path:
 
 
 def test_chain_of_another_schema_version_is_refused(mix, tmp_path):
-    chain = _chain_file(tmp_path, lambda d: d.update(schema_version=2))
+    chain = _chain_file(tmp_path, lambda d: d.update(schema_version=3))
     out = tmp_path / "out.wav"
     code, _, err = _run("master", mix, "-o", out, "--target", "spotify", "--chain", chain)
-    assert code == 7 and str(chain) in err and "schema_version" in err
+    assert code == 7 and str(chain) in err and "schema_version is 3" in err and "reads 1 and 2" in err
+    assert not out.exists()
+
+
+def _version_1(data: dict) -> None:
+    data.update(schema_version=1)
+    del data["stages"]["match_eq"]
+
+
+def test_chain_of_schema_version_1_is_read_with_the_match_eq_off(mix, tmp_path, caplog):
+    """Version 1 is version 2 without the match EQ: read, logged, and the match EQ is off."""
+    chain = _chain_file(tmp_path, lambda d: (_version_1(d), d["stages"]["peak2"].update(gain_db=1.5)))
+    with caplog.at_level("INFO"):
+        settings = ChainSettings.load(chain)
+    assert settings["peak2.gain_db"] == 1.5 and not settings.active("match_eq")
+    assert "schema version 1" in caplog.text and str(chain) in caplog.text
+    out = tmp_path / "out.wav"
+    code, _, err = _run("master", mix, "-o", out, "--target", "spotify", "--chain", chain)
+    assert code == 0, err
+
+
+def test_chain_of_version_1_with_a_match_eq_is_refused(mix, tmp_path):
+    chain = _chain_file(tmp_path, lambda d: d.update(schema_version=1))
+    code, _, err = _run("master", mix, "-o", tmp_path / "out.wav", "--target", "spotify", "--chain", chain)
+    assert code == 7 and "schema_version 1 has no match_eq stage" in err
+
+
+def test_chain_with_a_match_eq_band_out_of_range_is_refused(mix, tmp_path):
+    chain = _chain_file(tmp_path, lambda d: d["stages"]["match_eq"].update(band_1000hz_db=13.0))
+    out = tmp_path / "out.wav"
+    code, _, err = _run("master", mix, "-o", out, "--target", "spotify", "--chain", chain)
+    assert code == 7
+    assert str(chain) in err and "match_eq.band_1000hz_db = 13" in err and "[-12, 12]" in err
     assert not out.exists()
 
 

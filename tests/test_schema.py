@@ -95,7 +95,7 @@ def test_known_values_on_each_scale():
 # ---- JSON round trip -----------------------------------------------------------------------
 def test_to_dict_has_the_documented_layout():
     data = ChainSettings.create({"trim.gain_db": 2.0}).to_dict()
-    assert data["schema_version"] == SCHEMA_VERSION == 1
+    assert data["schema_version"] == SCHEMA_VERSION == 2
     assert list(data["stages"]) == list(STAGES)
     assert data["stages"]["trim"] == {"enabled": True, "gain_db": 2.0}
     assert set(data["stages"]["peak1"]) == {"enabled", "freq_hz", "gain_db", "q"}
@@ -221,7 +221,7 @@ def test_chain_file_with_out_of_range_value_names_file_parameter_and_range(tmp_p
     assert str(path) in message and "compressor.ratio" in message and "[1, 20]" in message
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", None])
+@pytest.mark.parametrize("version", [0, 3, "2", True, None])
 def test_chain_file_of_another_schema_version(version, tmp_path):
     path = tmp_path / "chain.json"
     data = ChainSettings.create().to_dict()
