@@ -32,6 +32,7 @@ from mixbridge.assistant.judge import (
     estimated_limiting_db,
     judge,
     reach_goal,
+    reach_match,
     with_band_change,
 )
 from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
@@ -41,7 +42,7 @@ from mixbridge.assistant.targets import (
 from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
 from mixbridge.effects.render import render
 from mixbridge.effects.response import eq_band_response_db
-from mixbridge.effects.schema import EQ_STAGES, STAGE_LABELS, ChainSettings
+from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, STAGE_LABELS, ChainSettings
 from mixbridge.models.baseline import RESPONSE_FFT, fit_change, predict_dsp
 from mixbridge.models.net import DESCRIPTOR, TargetDescriptor
 from mixbridge.models.predict import ASPECTS, anchored_eq, excerpt, fit_compressor, predict_model
@@ -101,6 +102,7 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
                 goal, settings = reach_goal(goal, judged, target.profile, settings)
         goal, settings = _reach_as_delivered(audio, features, judged, target, goal, settings, max_limiting_db,
                                              notes)
+    goal, settings = reach_match(goal, judged, target.profile, settings)
     if goal.active("dynamics"):
         settings = _fit_compressor(audio, judged, goal, settings)
     if goal.active("space"):
@@ -304,7 +306,9 @@ def _within_limiting_budget(audio: Audio, features: Features, target: Target, se
     its limiting budget when the input alone stays inside it, scale the boosts back (in
     quarters) until it fits, measured on the excerpt."""
     alone = estimated_limiting_db(features, target)
-    boost = max([settings[f"{s}.gain_db"] for s in EQ_STAGES if settings.is_on(s)] + [0.0])
+    gains = [f"{s}.gain_db" for s in EQ_STAGES if settings.is_on(s)]
+    gains += list(MATCH_EQ_PARAMS) if settings.is_on("match_eq") else []
+    boost = max([settings[n] for n in gains] + [0.0])
     if alone > max_limiting_db or alone + boost <= max_limiting_db:
         return settings
 
@@ -315,9 +319,7 @@ def _within_limiting_budget(audio: Audio, features: Features, target: Target, se
     full = None
     for scale in (1.0, 0.75, 0.5, 0.25, 0.0):
         # boosts only: min() keeps a cut (negative gain) as it is
-        trial = settings.replace({f"{s}.gain_db": round(min(settings[f"{s}.gain_db"],
-                                                            settings[f"{s}.gain_db"] * scale), 2)
-                                  for s in EQ_STAGES})
+        trial = settings.replace({n: round(min(settings[n], settings[n] * scale), 2) for n in gains})
         needed = alone + plr(render(audio.samples, audio.sample_rate, trial)) - base
         full = needed if full is None else full
         if needed <= max_limiting_db or scale == 0.0:

@@ -12,7 +12,14 @@ from typing import Mapping
 import numpy as np
 
 from mixbridge.assistant.judge import ASPECT_STAGES, Goal
-from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, STAGE_LABELS, ChainSettings, format_value
+from mixbridge.effects.schema import (
+    EQ_STAGES,
+    MATCH_EQ_PARAMS,
+    PARAM_INDEX,
+    STAGE_LABELS,
+    ChainSettings,
+    format_value,
+)
 
 # The band region each EQ stage acts on (Hz), for its evidence line.
 STAGE_REGIONS_HZ: Mapping[str, tuple[float, float]] = {
@@ -57,7 +64,9 @@ class Move:
     @property
     def text(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
-        if self.measured is None:
+        if self.stage == "match_eq":  # one figure, not a range: the mean band difference left to match
+            where = f"{_num(self.measured, self.unit)}{unit} mean per band"
+        elif self.measured is None:
             where = STATUS_TEXT[self.status]
         elif self.low is None or self.high is None:  # a band the profile leaves open
             where = (f"{_num(self.measured, self.unit, self.aspect == 'tone')}{unit}, not judged: the "
@@ -149,6 +158,8 @@ def explain(goal: Goal, settings: ChainSettings) -> tuple[Move, ...]:
                           round(float(measured[worst]), 2), _known(goal.band_low_db[worst]),
                           _known(goal.band_high_db[worst]),
                           "dB", status, action, values, note))
+    if math.isfinite(goal.match_before_db):
+        moves.append(_match_move(goal, settings))
     for check in goal.checks:
         stage = ASPECT_STAGES[check.aspect][0]
         action, values = _stage_action(settings, stage)
@@ -161,6 +172,20 @@ def explain(goal: Goal, settings: ChainSettings) -> tuple[Move, ...]:
                           None if measured_value is None else round(check.high, 3), check.unit, check.status,
                           action, values, note))
     return tuple(moves)
+
+
+def _match_move(goal: Goal, settings: ChainSettings) -> Move:
+    gains = {n: settings[n] for n in MATCH_EQ_PARAMS if settings.active("match_eq") and settings[n] != 0.0}
+    if gains:
+        largest = max(gains, key=lambda n: abs(gains[n]))
+        action = (f"match EQ on {len(gains)} bands, {min(gains.values()):+.1f}…{max(gains.values()):+.1f} dB "
+                  f"(largest at {PARAM_INDEX[largest].label.removeprefix('match EQ ')})")
+        note = f"{goal.match_after_db:.2f} dB left after it (smoothed over 3 bands: single notes are not matched)"
+        status = "corrected"
+    else:
+        action, note, status = "left alone", "under the smallest EQ move", "within"
+    return Move("tone", "match_eq", "band shape behind the parametric EQ against the reference",
+                goal.match_before_db, None, None, "dB", status, action, gains, note)
 
 
 def _hz(freq: float) -> str:
@@ -181,6 +206,8 @@ def goal_to_dict(goal: Goal) -> dict:
         "checks": [asdict(c) for c in goal.checks],
         "estimated_limiting_db": goal.estimated_limiting_db,
         "side_gain": round(goal.side_gain, 4),
+        "match_eq": ({"before_db": goal.match_before_db, "after_db": goal.match_after_db}
+                     if math.isfinite(goal.match_before_db) else None),
     }
 
 

@@ -46,7 +46,7 @@ from mixbridge.analysis.spectrum import (
 )
 from mixbridge.assistant.targets import Profile, Target, known_bands
 from mixbridge.effects.response import eq_band_response_db
-from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings
+from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, PARAM_INDEX, ChainSettings
 from mixbridge.models.baseline import EQ_LAYOUT, RESPONSE_FFT, eq_values, fit_eq
 from mixbridge.models.predict import ASPECTS
 
@@ -128,6 +128,7 @@ class Limits:
     space_trigger_db: float  # tail level below the range that starts the reverb
     max_tail_increase_db: float
     tone_aim_inside_db: float  # a corrected region is aimed this far inside its range's edge
+    max_match_eq_db: float  # largest gain of a match EQ band (0: no match EQ)
     partial_moves: bool  # out of reach: the largest move the limits allow (True) or kept as character (False)
     context: str
 
@@ -145,16 +146,19 @@ MASTER_LIMITS = Limits(
     max_eq_db=4.0, min_eq_move_db=0.5, tone_trigger_db=1.0, width_min_percent=82.0, width_max_percent=118.0,
     width_trigger=0.06, max_ratio=2.0, max_compression_db=3.0, max_lra_reduction_lu=3.0, dynamics_trigger_db=1.0,
     max_reverb_wet=0.06, space_trigger_db=3.0, max_tail_increase_db=6.0, tone_aim_inside_db=0.5,
-    partial_moves=False, context="master",
+    max_match_eq_db=0.0, partial_moves=False, context="master",
 )
+# A master has no match EQ: a profile is a range, which the parametric bands reach in closed loop;
+# a fine match to its centre would move every finished master.
 # --reference: the user asked for that track's sound, so its measured difference is the instruction:
 # small triggers, moves up to the trained ranges of the model (restoration of a damaged mix), and what
-# lies further than that is moved as far as the limits allow rather than kept as character.
+# lies further than that is moved as far as the limits allow rather than kept as character; the
+# match EQ then closes the band shape the parametric bands leave between them.
 REFERENCE_LIMITS = Limits(
     max_eq_db=9.0, min_eq_move_db=0.2, tone_trigger_db=0.25, width_min_percent=60.0, width_max_percent=160.0,
     width_trigger=0.02, max_ratio=6.0, max_compression_db=8.0, max_lra_reduction_lu=8.0, dynamics_trigger_db=0.5,
     max_reverb_wet=0.3, space_trigger_db=1.0, max_tail_increase_db=12.0, tone_aim_inside_db=0.25,
-    partial_moves=True, context="reference",
+    max_match_eq_db=6.0, partial_moves=True, context="reference",
 )
 
 
@@ -211,6 +215,10 @@ class Goal:
     checks: tuple[Check, ...]
     estimated_limiting_db: float  # the finalizer's limiting for the input alone (delivery needs it)
     side_gain: float  # the width goal: side/mid amplitude factor (1 = keep)
+    # the match EQ's evidence (:func:`reach_match`): the mean band difference to its aim, predicted
+    # behind the parametric EQ, before and after the match EQ (NaN: no match was tried)
+    match_before_db: float = math.nan
+    match_after_db: float = math.nan
 
     def active(self, aspect: str) -> bool:
         if aspect == "tone":
@@ -694,6 +702,62 @@ def _fit_tone(goal: Goal, features: Features, profile: Profile, settings: ChainS
             values[key] = round(float(np.clip(settings[key] + step[key], -max_gain_db, max_gain_db)), 2)
         settings = settings.replace(values, {s: True for s in layout})
     return goal, settings
+
+
+NOTE_BANDS_BELOW_HZ = 1300.0  # where single notes' fundamentals stand out of a band spectrum
+
+
+def note_guard(residual_db: np.ndarray, centres_hz: np.ndarray) -> np.ndarray:
+    """``residual_db`` without single-band peaks and dips under NOTE_BANDS_BELOW_HZ: there a band
+    that stands out of both neighbours is a note of the music (a bass line's root, a held
+    chord), not the balance, so it takes the median of its three bands. A step or a slope over
+    two bands or more is kept as it is. Higher up a band holds the partials of many notes, and
+    its level is the timbre."""
+    padded = np.pad(residual_db, 1, mode="edge")
+    median = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    return np.where(np.asarray(centres_hz) < NOTE_BANDS_BELOW_HZ, median, residual_db)
+
+
+def reach_match(goal: Goal, features: Features, profile: Profile,
+                settings: ChainSettings) -> tuple[Goal, ChainSettings]:
+    """The match EQ (:mod:`mixbridge.effects.match_eq`) for a reference: the band shape the
+    parametric bands leave between them, closed band by band.
+
+    The aim is the mix's own band shape moved toward the reference's by the tone amount, on
+    the tonal bands both hold, level removed. What the chain's linear stages leave of it
+    (predicted from their measured response, as the judgment's loop does) goes through the
+    note guard (:func:`note_guard`) and onto the match EQ, within ``max_match_eq_db`` per band
+    (the stage measures its settings band by band, so no loop is needed). The bands outside
+    the tonal range hold their nearest tonal band's gain, so the curve runs flat beyond it.
+    A correction under the smallest EQ move leaves the stage off. Returns the goal with the
+    mean band difference to the aim before and after."""
+    lim, sr = goal.limits, features.sample_rate
+    amount = goal.amounts.fraction("tone")
+    mask = shape_mask(sr) & known_bands(profile)
+    off = settings.replace({name: 0.0 for name in MATCH_EQ_PARAMS}, {"match_eq": False})
+    if lim.max_match_eq_db <= 0.0 or amount <= 0.0 or np.count_nonzero(mask) < 3:
+        return goal, off
+    mix = band_shape(tone_bands_db(features), mask)
+    aim = mix + amount * (band_shape(np.nan_to_num(profile.band_shape_db), mask) - mix)
+
+    def residual(trial: ChainSettings) -> np.ndarray:
+        left = aim - band_shape(tone_bands_db(predicted_features(features, trial)), mask)
+        return left[mask] - np.mean(left[mask])
+
+    before = residual(off)
+    tonal = np.flatnonzero(mask)
+    gains = np.zeros(len(BAND_CENTRES_HZ))
+    gains[tonal] = np.clip(note_guard(before, np.asarray(BAND_CENTRES_HZ)[tonal]), -lim.max_match_eq_db,
+                           lim.max_match_eq_db)
+    gains[: tonal[0]], gains[tonal[-1] + 1:] = gains[tonal[0]], gains[tonal[-1]]
+    if np.max(np.abs(gains)) < lim.min_eq_move_db:
+        return replace(goal, match_before_db=_mean_abs(before), match_after_db=_mean_abs(before)), off
+    trial = settings.replace({n: round(float(g), 1) for n, g in zip(MATCH_EQ_PARAMS, gains)}, {"match_eq": True})
+    return replace(goal, match_before_db=_mean_abs(before), match_after_db=_mean_abs(residual(trial))), trial
+
+
+def _mean_abs(values: np.ndarray) -> float:
+    return round(float(np.mean(np.abs(values))), 3)
 
 
 def measured_change(a: Features, b: Features) -> dict[str, float]:

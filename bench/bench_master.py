@@ -87,6 +87,21 @@ PAIRS = [
     ("dras_track30", "sing_advanced_simulacra", "adventure score → dynamic ambient"),
 ]
 
+# --set sibling (issue 11's setup): two tracks of one album; the input's balance is changed on
+# purpose first (a heavy low end and a dull top) with ffmpeg's shelving filters, a processor
+# family no part of Mixbridge renders with, and its album sibling is the reference.
+SIBLING_PAIRS = [
+    ("oc_cavern", "oc_offshore", "same album, electronic"),
+    ("xm_foxrun", "xm_batcave", "same album, tracker"),
+    ("wes_nunc_dimittis", "wes_legends_of_the_north", "same album, orchestral"),
+    ("nex_desert3", "nex_infight", "same album, electro-rock / techno"),
+    ("mars_starfall", "mars_vermocsar", "same album, metal"),
+    ("sing_awakening", "sing_through_space", "same album, ambient"),
+    ("lc_city_blues", "lc_lincity", "same album, game jazz"),
+    ("tecno_mon_lapin", "tecno_theme", "same album, chiptune"),
+]
+SIBLING_DEGRADATION = "bass=g=6:f=120,treble=g=-6:f=5000"  # ffmpeg -af: +6 dB low shelf, -6 dB high shelf
+
 # Runs the command given in argv[3:] with stdout/stderr to the files argv[1], argv[2]; prints
 # wall time and the child's rusage. ru_maxrss of a child starts from the RSS of the process
 # that forked it (Linux keeps the high-water mark across exec), so the tools are started by
@@ -163,8 +178,15 @@ def launch(cmd: list[str], tmp: Path, env: dict | None = None) -> Run:
     return Run(rep["wall_s"], rep["cpu_s"], rep["maxrss_kb"] / 1024, stdout, stderr)
 
 
-def cut(src: Path, seconds: float, dest: Path) -> Path:
-    return cut_audio(src, seconds, dest)[0]
+def cut(src: Path, seconds: float, dest: Path, ffmpeg: str | None = None, degrade: str = "") -> Path:
+    """The first ``seconds`` of ``src``; with ``degrade``, through that ffmpeg filter chain (24-bit)."""
+    if not degrade:
+        return cut_audio(src, seconds, dest)[0]
+    if not ffmpeg:
+        raise SystemExit("--set sibling needs ffmpeg (apt-get install -y ffmpeg)")
+    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-i", str(src), *(["-t", f"{seconds:g}"] if seconds > 0 else []),
+                    "-af", degrade, "-c:a", "pcm_s24le", str(dest)], check=True)
+    return dest
 
 
 def ebur128_measure(path: Path) -> tuple[float, float]:
@@ -464,6 +486,9 @@ def goals(all_results: dict[str, list[Result]]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=CORPUS, help="folder of <id>.wav files (default %(default)s)")
+    ap.add_argument("--set", choices=("genre", "sibling"), default="genre",
+                    help="genre: a track mastered to another genre's track; sibling: a track with a heavy low end "
+                         f"and a dull top (ffmpeg {SIBLING_DEGRADATION}) mastered to its album sibling")
     ap.add_argument("--pairs", type=int, default=8, help=f"how many (input, reference) pairs, at most {len(PAIRS)}")
     ap.add_argument("--seconds", type=float, default=180.0, help="cut inputs to this length (0: whole)")
     ap.add_argument("--runs", type=int, default=3, help="runs per tool on the first pair (median); others run once")
@@ -474,7 +499,8 @@ def main() -> None:
     ap.add_argument("--live", action="store_true",
                     help="run the installed console script against the live tree (default: a frozen copy of "
                          "the packages taken at start, so edits made during the run do not mix versions)")
-    ap.add_argument("--results", type=Path, default=RESULTS, help="markdown file to write (default %(default)s)")
+    ap.add_argument("--results", type=Path,
+                    help=f"markdown file to write (default {RESULTS}, or master-sibling.md beside it for --set sibling)")
     ap.add_argument("--keep", type=Path, help="copy every output here (outside the repo) for listening")
     args = ap.parse_args()
 
@@ -488,7 +514,9 @@ def main() -> None:
         print(f"NOTE: {args.matchering_python} not found: Matchering skipped (see --help to create its venv)")
     if not args.ffmpeg:
         print("NOTE: ffmpeg not found: loudnorm skipped (apt-get install -y ffmpeg)")
-    pairs = [p for p in PAIRS if (args.corpus / f"{p[0]}.wav").exists() and (args.corpus / f"{p[1]}.wav").exists()]
+    chosen = SIBLING_PAIRS if args.set == "sibling" else PAIRS
+    degrade = SIBLING_DEGRADATION if args.set == "sibling" else ""
+    pairs = [p for p in chosen if (args.corpus / f"{p[0]}.wav").exists() and (args.corpus / f"{p[1]}.wav").exists()]
     pairs = pairs[: args.pairs]
     if not pairs:
         sys.exit(f"no pairs found in {args.corpus}")
@@ -510,7 +538,7 @@ def main() -> None:
             repo_state += "; Mixbridge run live (console script; edits during the run take effect)"
         for idx, (inp_id, ref_id, why) in enumerate(pairs, 1):
             ref_path = args.corpus / f"{ref_id}.wav"
-            inp = cut(args.corpus / f"{inp_id}.wav", args.seconds, tmp / f"{inp_id}.wav")
+            inp = cut(args.corpus / f"{inp_id}.wav", args.seconds, tmp / f"{inp_id}.wav", args.ffmpeg, degrade)
             meta = sf.info(str(inp))
             ref_f = analyze_file(ref_path)
             ref_eb = ebur128_measure(ref_path)
@@ -563,7 +591,9 @@ def main() -> None:
         *machine_facts(load_start, repo_state),
         tool_versions(mpy, args.ffmpeg),
         f"- Mixbridge command: `mixbridge master IN -o OUT --reference REF --bit-depth 24{''.join(' ' + e for e in extra)}`",
-        f"- {len(pairs)} pairs from `{args.corpus}`; inputs cut to their first {args.seconds:g} s, references whole; "
+        f"- {len(pairs)} pairs from `{args.corpus}` (set `{args.set}`"
+        + (f": inputs through ffmpeg `{degrade}` first" if degrade else "") + "); "
+        f"inputs cut to their first {args.seconds:g} s, references whole; "
         f"first pair run {max(1, args.runs)}× per tool (median), the others once; tools run one at a time",
         f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`; total {total:.0f} s; "
         f"load average at end {load_end[0]:.2f}",
@@ -588,7 +618,7 @@ def main() -> None:
     if load_start[0] > 1.5 or load_end[0] > 1.5:
         lines.insert(4, f"- **note**: load average {load_start[0]:.2f} at start on {os.cpu_count()} CPUs — other "
                         "processes were running; wall times are inflated (compare CPU times)")
-    publish(lines, args.results)
+    publish(lines, args.results or (RESULTS if args.set == "genre" else RESULTS.with_name("master-sibling.md")))
 
 
 if __name__ == "__main__":

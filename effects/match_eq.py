@@ -1,10 +1,12 @@
 """The match EQ: a 31-band graphic EQ on the analyzer's third-octave centres (20 Hz - 20 kHz),
 rendered as one minimum-phase FIR filter.
 
-Its gain curve runs straight (in dB, on a log-frequency axis) from one band centre to the
-next, and holds the end bands' gains below 20 Hz and above 20 kHz. Each band's power-averaged
-gain, as the analyzer measures it, is then the band's setting, so the settings read like a
-graphic EQ's faders and the judgment can set them from a measured band difference directly.
+Its gain curve runs straight (in dB, on a log-frequency axis) between nodes at the band
+centres, and holds the end nodes below 20 Hz and above 20 kHz. The nodes are solved so that
+each band's power-averaged gain, as the analyzer measures it (its band matrix), is the band's
+setting: the settings read like a graphic EQ's faders, and the judgment can set them from a
+measured band difference directly. (A node at its band's setting would not do: a lone
++6 dB band would measure +4.6 dB, its skirts sloping inside the band.)
 
 Minimum phase, so it adds no latency and no pre-ringing (a mastering EQ's phase, as the
 parametric stages' biquads have). It runs in numpy by overlap-add and not in pedalboard's
@@ -20,19 +22,36 @@ from functools import lru_cache
 
 import numpy as np
 
-from mixbridge.analysis.spectrum import BAND_CENTRES_HZ
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix
 
 FIR_SECONDS = 0.3  # the filter's length: ~9 periods of its lowest band (the low bands' 1/3 octave needs it)
 MAX_FIR_TAPS = 1 << 15  # at 96 kHz and over: 0.34 s or less (the response measurement's FFT holds it)
 DESIGN_FFT_SECONDS = 2.0  # the design grid: 0.5 Hz apart
 OLA_FFT = 1 << 16  # the overlap-add transform, at least 2x the filter
+NODE_ITERATIONS = 6  # node solve: each round takes the band error to under a third
 
 
-def curve_db(gains_db, freqs_hz: np.ndarray) -> np.ndarray:
-    """The gain curve (dB) at ``freqs_hz``: straight between band centres on log frequency,
-    the end bands' gains held beyond them (0 Hz included)."""
+def curve_db(nodes_db, freqs_hz: np.ndarray) -> np.ndarray:
+    """The gain curve (dB) at ``freqs_hz`` through ``nodes_db`` at the band centres: straight
+    between them on log frequency, the end nodes held beyond them (0 Hz included)."""
     log_f = np.log2(np.maximum(np.asarray(freqs_hz, dtype=np.float64), 1e-3))
-    return np.interp(log_f, np.log2(BAND_CENTRES_HZ), np.asarray(gains_db, dtype=np.float64))
+    return np.interp(log_f, np.log2(BAND_CENTRES_HZ), np.asarray(nodes_db, dtype=np.float64))
+
+
+def design_db(gains_db, sample_rate: int, n_fft: int) -> np.ndarray:
+    """The stage's gain (dB) on the bins of an ``n_fft`` transform: the curve through the nodes
+    whose band averages are ``gains_db`` (bands above the rate's Nyquist keep their setting)."""
+    matrix = band_matrix(n_fft, sample_rate)
+    weight = matrix.sum(axis=0)
+    held = weight > 0
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    gains = np.asarray(gains_db, dtype=np.float64)
+    nodes = gains.copy()
+    for _ in range(NODE_ITERATIONS):
+        power = 10.0 ** (curve_db(nodes, freqs) / 10.0)
+        measured = 10.0 * np.log10((power @ matrix)[held] / weight[held])
+        nodes[held] += gains[held] - measured
+    return curve_db(nodes, freqs)
 
 
 def fir_taps(sample_rate: int) -> int:
@@ -46,7 +65,7 @@ def impulse_response(gains_db: tuple[float, ...], sample_rate: int) -> np.ndarra
     Built by the real cepstrum (homomorphic) method on a fine grid, then cut to
     :func:`fir_taps` with a short fade-out."""
     n = 1 << math.ceil(math.log2(DESIGN_FFT_SECONDS * sample_rate))
-    log_mag = curve_db(gains_db, np.fft.rfftfreq(n, 1.0 / sample_rate)) * (math.log(10.0) / 20.0)
+    log_mag = design_db(gains_db, sample_rate, n) * (math.log(10.0) / 20.0)
     cepstrum = np.fft.irfft(log_mag, n)
     folded = np.zeros(n)
     folded[0] = cepstrum[0]

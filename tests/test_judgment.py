@@ -21,7 +21,7 @@ from test_master import _run
 from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import SettingsError, UsageError
-from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix, band_shape, shape_mask
 from mixbridge.assistant.decide import suggest_settings
 from mixbridge.assistant.judge import MASTER_LIMITS, Amounts, JudgeOptions, judge
 from mixbridge.assistant.master import master_file, resolve_target
@@ -29,7 +29,8 @@ from mixbridge.assistant.options import MasterOptions
 from mixbridge.assistant.profile_choice import choose_profile, with_profile_for
 from mixbridge.assistant.targets import PROFILE_SCALARS, Profile, load_profile, profile_from_features, save_profile
 from mixbridge.effects.render import render
-from mixbridge.effects.schema import EQ_STAGES, ChainSettings
+from mixbridge.effects.response import eq_band_response_db
+from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, ChainSettings
 
 SR = 44100
 
@@ -545,3 +546,74 @@ def test_a_profile_band_open_in_one_field_only_is_refused(base):
     low[-1] = float("nan")
     with pytest.raises(ValueError, match="open"):
         replace(profile, band_low_db=tuple(low))
+
+
+# ---- the match EQ (reference matching) ---------------------------------------------------------
+def _shaped(samples: np.ndarray, curve_db) -> np.ndarray:
+    """``samples`` through a zero-phase FFT gain ``curve_db(freq_hz)``: a processor of its own
+    family (no stage of ours renders like it)."""
+    spectrum = np.fft.rfft(samples, axis=1)
+    freqs = np.fft.rfftfreq(samples.shape[1], 1.0 / SR)
+    return np.fft.irfft(spectrum * 10.0 ** (curve_db(freqs) / 20.0), samples.shape[1], axis=1).astype(np.float32)
+
+
+def _ripple_db(freqs: np.ndarray) -> np.ndarray:
+    """A +-2.5 dB ripple two octaves long over a tilt: a broad shape six parametric bands cannot follow."""
+    octaves = np.log2(np.maximum(freqs, 10.0) / 1000.0)
+    return 2.5 * np.sin(np.pi * octaves) - 0.8 * octaves
+
+
+def test_the_match_eq_closes_what_the_parametric_bands_leave_of_a_reference(base, tmp_path):
+    audio, _, _ = base
+    ref = _write(tmp_path / "ref.wav", audio.samples)
+    damaged = _write(tmp_path / "damaged.wav", _shaped(audio.samples, _ripple_db))
+    report = master_file(damaged, tmp_path / "out.wav", resolve_target(None, [str(ref)]))
+    goal = report.goal
+    assert report.settings.active("match_eq")
+    assert goal.match_before_db > 1.0 and goal.match_after_db < 0.35 * goal.match_before_db
+    assert report.tonal_error_before_db > 2.0 and report.tonal_error_after_db < 0.5
+    line = next(m for m in report.moves if m.stage == "match_eq")
+    assert line.action.startswith("match EQ on") and "left after it" in line.note
+    assert json.loads(json.dumps(report.to_dict()))["judgment"]["match_eq"]["after_db"] == goal.match_after_db
+    # a second pass to the same reference leaves the match EQ (nearly) alone
+    again = master_file(tmp_path / "out.wav", tmp_path / "out2.wav", resolve_target(None, [str(ref)]))
+    gains = [again.settings[n] for n in MATCH_EQ_PARAMS] if again.settings.active("match_eq") else [0.0]
+    assert max(abs(g) for g in gains) < 1.0
+    assert again.tonal_error_after_db <= report.tonal_error_after_db + 0.1
+
+
+def test_the_match_eq_does_not_chase_a_single_note_of_the_reference(base):
+    """The reference holds a bass note (a 100 Hz tone 6 dB over its band): the chain, match EQ
+    included, does not lift that band toward it. A broad difference next to it is matched."""
+    audio, features, _ = base
+    t = np.arange(audio.samples.shape[1]) / SR
+    band = int(np.argmin(np.abs(np.asarray(BAND_CENTRES_HZ) - 100.0)))
+    note = np.sin(2 * np.pi * 100.0 * t).astype(np.float32)
+    level = 10 ** (features.mid_band_db[band] / 20.0) * np.sqrt(10 ** 0.6 - 1.0) * np.sqrt(2.0)
+    with_note = audio.samples + level * note
+    reference = _shaped(with_note, lambda f: np.where(f > 2500.0, 3.0, 0.0))  # and a brighter top
+    target = _target(profile_from_features([analyze(Audio(reference, SR))], "ref", reference=True))
+    decision = suggest_settings(audio, features, target, "dsp")
+    response = eq_band_response_db(decision.settings, SR, band_matrix(1 << 15, SR))
+    level_free = response - np.median(response[shape_mask(SR)])
+    assert abs(level_free[band]) < 2.0  # at most a third of the note's +6 dB
+    top = np.asarray(BAND_CENTRES_HZ) > 4000.0
+    assert np.all(level_free[top & shape_mask(SR)] > 2.0)
+
+
+def test_the_match_eq_follows_the_tone_amount_and_stays_off_for_a_profile(base):
+    audio, features, profile = base
+    damaged = Audio(_shaped(audio.samples, _ripple_db), SR)
+    f = analyze(damaged)
+    target = _target(profile_from_features([features], "ref", reference=True))
+
+    def match_gains(amount: float) -> np.ndarray:
+        settings = suggest_settings(damaged, f, target, "dsp", judgment=JudgeOptions(Amounts(tone=amount))).settings
+        return np.array([settings[n] for n in MATCH_EQ_PARAMS]) * settings.active("match_eq")
+
+    full, half = match_gains(100.0), match_gains(50.0)
+    assert np.mean(np.abs(full)) > 0.5
+    assert 0.35 <= np.mean(np.abs(half)) / np.mean(np.abs(full)) <= 0.65
+    assert not np.any(match_gains(0.0))
+    master = suggest_settings(damaged, f, _target(_profile_around(features, band_half_db=0.5)), "dsp")
+    assert not master.settings.is_on("match_eq") and master.goal.tone_status == "corrected"

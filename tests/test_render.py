@@ -13,10 +13,10 @@ import pytest
 from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.loudness import measure_loudness
-from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix
-from mixbridge.effects.render import render
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix, held_bands
+from mixbridge.effects.render import ChainRenderer, render
 from mixbridge.effects.response import eq_band_response_db
-from mixbridge.effects.schema import ChainSettings
+from mixbridge.effects.schema import MATCH_EQ_PARAMS, ChainSettings
 
 CENTRES = np.asarray(BAND_CENTRES_HZ)
 I_1K = int(np.argmin(np.abs(CENTRES - 1000.0)))
@@ -300,3 +300,61 @@ def test_eq_band_response_ignores_the_other_stages():
 def test_eq_band_response_of_a_neutral_chain_is_flat():
     response = eq_band_response_db(ChainSettings.create(), 48000, band_matrix(1 << 15, 48000))
     np.testing.assert_allclose(response[CENTRES <= 20000.0], 0.0, atol=1e-3)
+
+
+# ---- match EQ ---------------------------------------------------------------------------------
+def _match_eq(gains_db) -> ChainSettings:
+    return ChainSettings.create(dict(zip(MATCH_EQ_PARAMS, (float(g) for g in gains_db))), {"match_eq": True})
+
+
+def test_match_eq_band_at_plus_6_db_measures_plus_6_db(pink):
+    gains = np.zeros(len(CENTRES))
+    gains[I_1K] = 6.0
+    gain = _band_gain(_match_eq(gains), pink, 48000)
+    assert gain[I_1K] == pytest.approx(6.0, abs=0.3)
+    assert np.argmax(gain) == I_1K
+    assert np.all(np.abs(np.delete(gain, [I_1K - 1, I_1K, I_1K + 1])) < 0.3)  # only its neighbours' skirts move
+
+
+@pytest.mark.parametrize("sample_rate", (8000, 44100, 192000))
+def test_match_eq_curve_measures_its_band_settings(sample_rate, noise):
+    """A broad curve (a tilt with a low-mid bump), as the match sets them: every band the rate
+    holds measures its setting, within 0.5 dB on pink noise."""
+    x = noise(sample_rate, 6.0, -20.0, 2, color="pink").astype(np.float32)
+    octaves = np.log2(CENTRES / 1000.0)
+    gains = np.round(-1.2 * octaves + 3.0 * np.exp(-((octaves + 2.5) ** 2)), 1)
+    gain = _band_gain(_match_eq(gains), x, sample_rate)
+    held = held_bands(sample_rate) & (CENTRES >= 25.0)  # the 20 Hz band's FFT bins are too few on 6 s
+    np.testing.assert_allclose(gain[held], gains[held], atol=0.5)
+
+
+def test_match_eq_is_minimum_phase_and_streams_exactly(noise):
+    """No latency, no pre-ringing: an impulse's response starts at once and peaks at once;
+    block by block equals the whole signal."""
+    settings = _match_eq(np.linspace(-4.0, 4.0, len(CENTRES)))
+    impulse = np.zeros((1, 48000), np.float32)
+    impulse[0, 100] = 1.0
+    y = render(impulse, 48000, settings)[0]
+    assert np.max(np.abs(y[:100])) < 1e-6 and np.argmax(np.abs(y)) <= 103
+    x = noise(48000, 2.0, -20.0, 2).astype(np.float32)
+    whole = render(x, 48000, settings)
+    renderer = ChainRenderer(settings, 48000)
+    edges = [0, 1, 700, 20000, 90001, x.shape[1]]
+    parts = [renderer.process(x[:, a:b]) for a, b in zip(edges, edges[1:])]
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), whole, rtol=0.0, atol=1e-6)
+
+
+def test_match_eq_at_0_db_or_off_is_an_identity(noise):
+    x = noise(44100, 1.0, -12.0, 2).astype(np.float32)
+    np.testing.assert_allclose(render(x, 44100, _match_eq(np.zeros(len(CENTRES)))), x, rtol=0.0, atol=1e-6)
+    off = _match_eq(np.full(len(CENTRES), 6.0)).replace(enabled={"match_eq": False})
+    np.testing.assert_array_equal(render(x, 44100, off), x)
+
+
+def test_match_eq_response_is_measured_through_the_renderer():
+    """The judgment's response measurement includes the match EQ (so its loop sees it)."""
+    gains = np.zeros(len(CENTRES))
+    gains[I_1K - 3: I_1K + 4] = 3.0
+    response = eq_band_response_db(_match_eq(gains), 48000, band_matrix(1 << 15, 48000))
+    assert response[I_1K] == pytest.approx(3.0, abs=0.1)
+    assert abs(response[2]) < 0.05 and abs(response[-2]) < 0.05
