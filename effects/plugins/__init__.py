@@ -15,6 +15,9 @@ Two refinements use the plugin itself, so the match does not rest on a formula:
 - ``fit = "response"`` (EQ inserts): each band's plugin values start from the map and are then
   fitted so the plugin's measured magnitude response (an impulse through the plugin) matches
   the built-in filter's, within 20 Hz–20 kHz.
+- ``fit = "graphic"`` (graphic EQ inserts): the plugin's band gains are solved together, by
+  least squares on each band's measured response, so the plugin's whole curve matches the
+  built-in stage's (the plugin's bands need not sit where ours do, nor be as many).
 - ``calibrate = "<plugin param>"`` (compressors): on an excerpt of the track, that parameter is
   shifted until the plugin's output loudness equals the built-in stage's. Detectors differ
   between compressors, so the same numbers do not mean the same gain reduction.

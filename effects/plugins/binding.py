@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 
 FIT_POINTS = 96  # log-spaced frequencies for the response fit
 FIT_IMPULSE_FRAMES = 16384
+GRAPHIC_IMPULSE_FRAMES = 1 << 15  # holds the match EQ's FIR at 44.1-96 kHz
+GRAPHIC_PROBE_DB = 6.0  # a graphic EQ band's gain while its response is measured
+GRAPHIC_ROUNDS = 3  # least-squares rounds on the measured curve
+GRAPHIC_RIDGE = 0.1  # regularisation of the graphic fit (dB of curve error per dB of band gain)
+GRAPHIC_NOTE_DB = 1.0  # a curve error over this where the plugin has no band is noted
 CALIBRATION_TOLERANCE_LU = 0.02  # already this close: left as it is
 CALIBRATION_XTOL = 0.005  # the solved parameter's precision, in its own units (dB for a threshold)
 
@@ -67,24 +72,80 @@ class BoundInsert:
         self.plugin.set_values(values)
         if self.insert.fit == "response":
             values.update(self._fit_response(settings, sample_rate, values))
+        elif self.insert.fit == "graphic":
+            values.update(self._fit_graphic(settings, sample_rate, values))
         if self.insert.calibrate and excerpt is not None:
             values.update(self._calibrate(settings, sample_rate, excerpt))
         self.values = self.plugin.set_values(values)
         return self.values
 
-    # ---- response fit (EQ) ----
-    def _fit_response(self, settings: ChainSettings, sample_rate: int, values: dict[str, float]) -> dict[str, float]:
-        from scipy.optimize import minimize
+    # ---- response fits (EQ) ----
+    @staticmethod
+    def _fit_freqs(sample_rate: int) -> np.ndarray:
+        return np.geomspace(20.0, min(20000.0, 0.45 * sample_rate), FIT_POINTS)
 
-        freqs = np.geomspace(20.0, min(20000.0, 0.45 * sample_rate), FIT_POINTS)
-        bins = np.round(freqs * FIT_IMPULSE_FRAMES / sample_rate).astype(int)
-        impulse = np.zeros((1, FIT_IMPULSE_FRAMES), np.float32)
+    def _probe(self, sample_rate: int, frames: int = FIT_IMPULSE_FRAMES):
+        """(impulse, the plugin's response in dB at the fit frequencies, the same of a built-in chain)."""
+        bins = np.round(self._fit_freqs(sample_rate) * frames / sample_rate).astype(int)
+        impulse = np.zeros((1, frames), np.float32)
         impulse[0, 0] = 1.0
         probe = np.repeat(impulse, self.plugin.channels, axis=0)  # one side of a dual-mono pair is enough
 
-        def plugin_db() -> np.ndarray:
-            y = self.plugin.process(probe, sample_rate, reset=True)[0]
+        def db(y: np.ndarray) -> np.ndarray:
             return 20.0 * np.log10(np.maximum(np.abs(np.fft.rfft(y.astype(np.float64)))[bins], 1e-9))
+
+        def plugin_db() -> np.ndarray:
+            return db(self.plugin.process(probe, sample_rate, reset=True)[0])
+
+        def builtin_db(settings: ChainSettings) -> np.ndarray:
+            return db(ChainRenderer(settings, sample_rate).process(impulse)[0])
+
+        return plugin_db, builtin_db
+
+    def _fit_graphic(self, settings: ChainSettings, sample_rate: int, values: dict[str, float]) -> dict[str, float]:
+        """The plugin's band gains solved together so its curve matches the built-in stage's:
+        each band's response (at +6 dB, the others at 0) is one column of a linear model of the
+        curve in dB, solved by least squares within the bands' ranges, then corrected twice on
+        the plugin's measured curve (its bands interact a little)."""
+        plugin_db, builtin_db = self._probe(sample_rate, GRAPHIC_IMPULSE_FRAMES)
+        want = builtin_db(settings.only(self.insert.stages))
+        bands = [m.param for m in self.insert.params]
+        ranges = np.array([sorted((float(self.plugin.param(b).min_value), float(self.plugin.param(b).max_value)))
+                           for b in bands])
+        zero = {b: 0.0 for b in bands}
+        self.plugin.set_values(zero)
+        flat = plugin_db()
+        columns = []
+        for band in bands:
+            self.plugin.set_values(zero | {band: GRAPHIC_PROBE_DB})
+            columns.append((plugin_db() - flat) / GRAPHIC_PROBE_DB)
+        influence = np.stack(columns, axis=1)
+        # fit where the plugin reaches (a point some band moves by half its gain or more); below
+        # its lowest band or above its highest, the plugin cannot follow, and the note says so
+        reach = np.max(np.abs(influence), axis=1) >= 0.5
+        ridge = GRAPHIC_RIDGE * np.eye(len(bands))  # neighbouring flat-topped bands trade off: keep the gains calm
+        gains = np.zeros(len(bands))
+        for _ in range(GRAPHIC_ROUNDS):
+            self.plugin.set_values(dict(zip(bands, gains)))
+            error = (want - plugin_db())[reach]
+            step = np.linalg.lstsq(np.vstack([influence[reach], ridge]), np.concatenate([error, -ridge @ gains]),
+                                   rcond=None)[0]
+            gains = np.clip(gains + step, ranges[:, 0], ranges[:, 1])
+        fitted = dict(zip(bands, (float(g) for g in gains)))
+        self.plugin.set_values(values | fitted)
+        error = want - plugin_db()
+        log.info("%s: %s fitted, rms response error %.3f dB where it reaches", self.plugin.name,
+                 ", ".join(self.insert.stages), float(np.sqrt(np.mean(error[reach] ** 2))))
+        if np.any(~reach) and np.max(np.abs(error[~reach])) > GRAPHIC_NOTE_DB:
+            freqs = self._fit_freqs(sample_rate)[~reach]
+            self.notes.append(f"{self.plugin.name} has no band at {freqs.min():.0f}-{freqs.max():.0f} Hz: the built-in "
+                              f"curve there differs by up to {np.max(np.abs(error[~reach])):.1f} dB")
+        return fitted
+
+    def _fit_response(self, settings: ChainSettings, sample_rate: int, values: dict[str, float]) -> dict[str, float]:
+        from scipy.optimize import minimize
+
+        plugin_db, builtin_db = self._probe(sample_rate)
 
         fitted: dict[str, float] = {}
         neutral = {m.param: m.off for m in self.insert.params if m.off is not None}
@@ -94,9 +155,7 @@ class BoundInsert:
             free = [m for m in self.insert.params if m.source.split(".")[0] == stage]
             others = {k: v for k, v in neutral.items() if k not in {m.param for m in free}}
             self.plugin.set_values(others)
-            only = settings.only((stage,))
-            y = ChainRenderer(only, sample_rate).process(impulse)[0]
-            want = 20.0 * np.log10(np.maximum(np.abs(np.fft.rfft(y.astype(np.float64)))[bins], 1e-9))
+            want = builtin_db(settings.only((stage,)))
             params = [self.plugin.param(m.param) for m in free]
             start = np.array([float(p.raw_value) for p in params])
 

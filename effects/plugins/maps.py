@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 MAP_SCHEMA_VERSION = 1
 LAYOUTS = ("stereo", "dual-mono")
+FITS = ("none", "response", "graphic")
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,8 @@ def _insert(entry: Mapping) -> Insert:
         off = spec.get("off")
         params.append(ParamMap(param, source, table, None if off is None else float(off)))
     fit = entry.get("fit", "none")
-    if fit not in ("none", "response"):
-        raise SettingsError(f"insert {name!r}: fit {fit!r}; valid: none, response")
+    if fit not in FITS:
+        raise SettingsError(f"insert {name!r}: fit {fit!r}; valid: {', '.join(FITS)}")
     return Insert(name=name, plugin=str(entry["plugin"]), stages=stages, layout=layout, params=tuple(params),
                   fixed={k: float(v) for k, v in entry.get("fixed", {}).items()},
                   skip=tuple(entry.get("skip", ())), fit=fit, calibrate=entry.get("calibrate"),
