@@ -272,8 +272,8 @@ def _target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
                    help=f"how settings are sized: the learned model or the DSP baseline (default {DEFAULT_ENGINE})")
     p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
-                   help="closed-loop refinement of the model's prediction (render, measure, correct; "
-                        "measured better, see models/EVALUATION.md)")
+                   help="closed-loop refinement of the engine's settings (render an excerpt, measure, correct; "
+                        "either engine; see models/EVALUATION.md)")
 
 
 def _delivery_options(p: argparse.ArgumentParser, bit_depth_help: str = "output bit depth (16 and 24 dithered)"

@@ -236,6 +236,9 @@ def delivered_dc_offset_dbfs(features: Features, target: Target, settings: Chain
 
 
 def _engine_settings(audio: Audio, features: Features, goal: Goal, engine: str, refine: bool) -> ChainSettings:
+    """The engine's chain for the goal, then (``refine``) the closed-loop refinement on the
+    excerpt. Both engines take the same refinement, so an evaluation can tell its share from
+    the model's."""
     descriptor = TargetDescriptor(goal.target_shape_db(features),
                                   *(goal.goal_value(key, features) for key in DESCRIPTOR))
     anchors, layout = goal.anchor_bands(features.sample_rate), eq_layout(goal)
@@ -244,24 +247,22 @@ def _engine_settings(audio: Audio, features: Features, goal: Goal, engine: str, 
         if goal.active("tone"):  # the EQ fitted to the goal's change, with the kept bands as the level reference
             settings = settings.replace(fit_change(np.asarray(goal.band_change_db), features.sample_rate, anchors,
                                                    goal.limits.max_eq_db, layout, goal.band_weights()))
-        return settings
-    if engine == "model":
+    elif engine == "model":
         settings = predict_model(features, descriptor)
         if goal.active("tone"):  # the model's EQ on the goal's layout, without a common offset
             settings = anchored_eq(settings, features.sample_rate, anchors, goal.limits.max_eq_db, layout,
                                    goal.band_weights())
-        if refine:
-            lim = goal.limits
-            # the compressor is sized by _fit_compressor, not by the refinement
-            aspects = frozenset(a for a in ASPECTS if a != "dynamics" and goal.active(a))
-            settings = refine_loop(audio.samples, audio.sample_rate, features, descriptor, constrain(settings, goal),
-                                   lambda x, sr: analyze(Audio(x, sr)), aspects=aspects,
-                                   eq_limit_db=lim.max_eq_db,
-                                   width_bounds=(lim.width_min_percent, lim.width_max_percent),
-                                   max_wet=lim.max_reverb_wet,
-                                   anchor_bands=anchors, layout=layout, band_weights=goal.band_weights())
+    else:
+        raise UsageError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    if not refine:
         return settings
-    raise UsageError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    lim = goal.limits
+    # the compressor is sized by _fit_compressor, not by the refinement
+    aspects = frozenset(a for a in ASPECTS if a != "dynamics" and goal.active(a))
+    return refine_loop(audio.samples, audio.sample_rate, features, descriptor, constrain(settings, goal),
+                       lambda x, sr: analyze(Audio(x, sr)), aspects=aspects, eq_limit_db=lim.max_eq_db,
+                       width_bounds=(lim.width_min_percent, lim.width_max_percent), max_wet=lim.max_reverb_wet,
+                       anchor_bands=anchors, layout=layout, band_weights=goal.band_weights())
 
 
 def _reach_space(audio: Audio, features: Features, goal: Goal, settings: ChainSettings) -> tuple[Goal, ChainSettings]:

@@ -20,7 +20,7 @@ class MasterOptions:
     """How a mix is mastered; the CLI's defaults come from here."""
 
     engine: str = DEFAULT_ENGINE
-    refine: bool = True  # the model's closed-loop refinement on the excerpt
+    refine: bool = True  # the closed-loop refinement on the excerpt (either engine)
     bit_depth: str = "24"
     max_limiting_db: float = MAX_LIMITING_DB
     judgment: JudgeOptions = field(default_factory=JudgeOptions)  # amounts per aspect and the EQ limit
