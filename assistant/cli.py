@@ -222,12 +222,13 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
     from mixbridge.analysis.atomic import cache_root
     from mixbridge.analysis.audio import Audio
     from mixbridge.assistant.evaluation import do_no_harm
+    from mixbridge.assistant.restoration import restoration
     from mixbridge.models.evaluate import METHODS, evaluate
     from mixbridge.models.net import SettingsModel
     from mixbridge.models.train import source_files
 
     progress = _progress(True)
-    held = source_files(cache_root(), [Path(a) for a in args.audio], args.score_clips, args.jobs, progress)[1]
+    trained, held = source_files(cache_root(), [Path(a) for a in args.audio], args.score_clips, args.jobs, progress)
     if args.max_score_clips is not None:
         clips = [p for p in held if "score-clips" in p.parts][: args.max_score_clips]
         held = clips + [p for p in held if "score-clips" not in p.parts]
@@ -244,6 +245,14 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
     rows = do_no_harm(held, args.do_no_harm_clips, progress)
     if any(rows.values()):
         print("\n" + "\n".join(text.do_no_harm_table(rows)))
+    # the real recordings the weights never saw (as their training recorded; else this split's)
+    recordings = ([p for p in trained + held if p.stem in model.held_out_recordings] if model.held_out_recordings
+                  else [p for p in held if "score-clips" not in p.parts])
+    if args.restoration_clips > 0 and recordings:
+        restored = restoration(recordings, args.restoration_clips, progress=progress)
+        print("\n" + "\n".join(text.restoration_table(
+            restored, "restoration out of family: held-out recordings, the original as the reference")))
+        result["restoration"] = restored
     if args.json:
         from mixbridge.analysis.atomic import write_text
 
@@ -455,6 +464,10 @@ def _add_model(sub, common: argparse.ArgumentParser) -> None:
             m.add_argument("--do-no-harm-clips", type=int, default=8, metavar="N",
                            help="held-out clips (real recordings first) mastered twice for the do-no-harm and "
                                 "idempotence figures (0: skip)")
+            m.add_argument("--restoration-clips", type=int, default=3, metavar="N",
+                           help="degraded clips per held-out real recording restored with the original as the "
+                                "reference, by processors the model never trained on (ffmpeg, ZAM VST3s, sox; "
+                                "0: skip)")
             m.add_argument("--json", metavar="OUT", help="write every row and the summary as JSON")
 
 

@@ -45,7 +45,7 @@ from mixbridge.effects.response import eq_band_response_db
 from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, STAGE_LABELS, ChainSettings
 from mixbridge.models.baseline import RESPONSE_FFT, fit_change, predict_dsp
 from mixbridge.models.net import DESCRIPTOR, TargetDescriptor
-from mixbridge.models.predict import ASPECTS, anchored_eq, excerpt, fit_compressor, predict_model
+from mixbridge.models.predict import anchored_eq, excerpt, fit_compressor, predict_model
 from mixbridge.models.predict import refine as refine_loop
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ DC_HIGHPASS_HZ = 20.0  # ...at this cutoff (two first-order sections: no audible
 LIMITER_SHAPE_MIN_DB = 1.0  # less limiting than this leaves the band shape alone
 DELIVERED_ITERATIONS = 2  # closed-loop rounds of the EQ against the finalizer's limiter
 DELIVERED_HEADROOM_DB = 2.0  # an EQ gain may exceed its limit by this much for what the limiter takes back
+# The aspects the closed-loop refinement corrects (the compressor is sized by _fit_compressor).
+REFINE_STEPS = ("tone", "width", "space")
 
 
 @dataclass(frozen=True)
@@ -257,8 +259,7 @@ def _engine_settings(audio: Audio, features: Features, goal: Goal, engine: str, 
     if not refine:
         return settings
     lim = goal.limits
-    # the compressor is sized by _fit_compressor, not by the refinement
-    aspects = frozenset(a for a in ASPECTS if a != "dynamics" and goal.active(a))
+    aspects = frozenset(a for a in REFINE_STEPS if goal.active(a))
     return refine_loop(audio.samples, audio.sample_rate, features, descriptor, constrain(settings, goal),
                        lambda x, sr: analyze(Audio(x, sr)), aspects=aspects, eq_limit_db=lim.max_eq_db,
                        width_bounds=(lim.width_min_percent, lim.width_max_percent), max_wet=lim.max_reverb_wet,

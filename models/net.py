@@ -110,6 +110,11 @@ class SettingsModel:
         if meta.get("feature_version") != FEATURE_VERSION:
             raise ValueError(f"model weights expect feature_version {meta.get('feature_version')}")
 
+    @property
+    def held_out_recordings(self) -> tuple[str, ...]:
+        """The real recordings (file stems) no training clip came from, as recorded at training."""
+        return tuple(self.meta.get("held_out_recordings", ()))
+
     def predict_unit(self, x: np.ndarray) -> np.ndarray:
         """``(n, inputs)`` or ``(inputs,)`` -> normalised outputs in 0..1.
 

@@ -145,6 +145,8 @@ def train(out_dir: Path, audio_dirs: Sequence[Path] = (), score_clips: int = DEF
     x, y = data.arrays()
     say(f"dataset: {len(x)} examples in {t1 - t0:.0f} s; training")
     model, history = train_torch(x, y, epochs=epochs, progress=say)
+    # the real recordings no clip was trained on: the out-of-family evaluation restores them
+    model.meta["held_out_recordings"] = [p.stem for p in held_files if "score-clips" not in p.parts]
     model.save(out_dir / "model.npz")
     t2 = time.perf_counter()
     summary = {

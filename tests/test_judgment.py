@@ -617,3 +617,27 @@ def test_the_match_eq_follows_the_tone_amount_and_stays_off_for_a_profile(base):
     assert not np.any(match_gains(0.0))
     master = suggest_settings(damaged, f, _target(_profile_around(features, band_half_db=0.5)), "dsp")
     assert not master.settings.is_on("match_eq") and master.goal.tone_status == "corrected"
+
+
+# ---- restoration out of family (model evaluate --restoration, bench/bench_restore.py) ------------
+@pytest.mark.skipif(not Path("/usr/lib/vst3/ZamEQ2.vst3").exists(), reason="zam-plugins is not installed")
+def test_restoration_out_of_family_measures_every_method_against_the_original(base, tmp_path):
+    """A mix through ZamEQ2 + ZamCompX2 (no stage of ours), restored with the original as the
+    reference: every method is measured; the original itself, delivered, is the floor; each
+    engine takes most of the tonal damage away and delivers; the table shows them all."""
+    from mixbridge.assistant.restoration import BASELINES, ENGINE_METHODS, FAMILIES, restore
+    from mixbridge.assistant.text import restoration_table
+
+    audio, _, _ = base
+    original = _write(tmp_path / "original.wav", audio.samples[:, : 8 * SR])
+    degraded = tmp_path / "degraded.wav"
+    how = FAMILIES["zam"](original, degraded, np.random.default_rng(3))
+    assert how.startswith("ZamEQ2 + ZamCompX2")
+    rows = restore(original, degraded, tmp_path)
+    assert list(rows) == [BASELINES[0], *BASELINES[1:], *ENGINE_METHODS]
+    assert rows["original→finalizer"]["tonal_db"] < 0.3 and rows["none"]["tonal_db"] > 0.5  # the limiter's share
+    for method in ENGINE_METHODS:
+        assert rows[method]["tonal_db"] < 0.5 * rows["none"]["tonal_db"], method
+        assert rows[method]["delivered"], method
+    table = restoration_table([{"track": "mix", "family": "zam", "methods": rows}] * 2, "restoration")
+    assert len(table) == 3 + len(rows) + 2 and "model + refinement against DSP + refinement" in table[-1]
