@@ -641,3 +641,17 @@ def test_restoration_out_of_family_measures_every_method_against_the_original(ba
         assert rows[method]["delivered"], method
     table = restoration_table([{"track": "mix", "family": "zam", "methods": rows}] * 2, "restoration")
     assert len(table) == 3 + len(rows) + 2 and "model + refinement against DSP + refinement" in table[-1]
+
+
+def test_the_note_guard_takes_single_band_peaks_out_below_1300_hz_only():
+    from mixbridge.assistant.judge import note_guard
+
+    centres = np.asarray(BAND_CENTRES_HZ)
+    residual = np.zeros(centres.size)
+    low, high = int(np.argmin(np.abs(centres - 100.0))), int(np.argmin(np.abs(centres - 4000.0)))
+    residual[low] = 6.0  # a bass note
+    residual[high] = 3.0  # a band of the timbre
+    residual[15:17] = -2.0  # a two-band dip at 630-800 Hz: the balance
+    guarded = note_guard(residual, centres)
+    assert guarded[low] == 0.0 and guarded[high] == 3.0
+    np.testing.assert_array_equal(guarded[15:17], [-2.0, -2.0])

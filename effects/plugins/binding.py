@@ -85,7 +85,8 @@ class BoundInsert:
         return np.geomspace(20.0, min(20000.0, 0.45 * sample_rate), FIT_POINTS)
 
     def _probe(self, sample_rate: int, frames: int = FIT_IMPULSE_FRAMES):
-        """(impulse, the plugin's response in dB at the fit frequencies, the same of a built-in chain)."""
+        """Two measurements at the fit frequencies, in dB: the plugin's response as it is set now,
+        and a built-in chain's (an impulse of ``frames`` through each)."""
         bins = np.round(self._fit_freqs(sample_rate) * frames / sample_rate).astype(int)
         impulse = np.zeros((1, frames), np.float32)
         impulse[0, 0] = 1.0
@@ -136,10 +137,13 @@ class BoundInsert:
         error = want - plugin_db()
         log.info("%s: %s fitted, rms response error %.3f dB where it reaches", self.plugin.name,
                  ", ".join(self.insert.stages), float(np.sqrt(np.mean(error[reach] ** 2))))
-        if np.any(~reach) and np.max(np.abs(error[~reach])) > GRAPHIC_NOTE_DB:
-            freqs = self._fit_freqs(sample_rate)[~reach]
-            self.notes.append(f"{self.plugin.name} has no band at {freqs.min():.0f}-{freqs.max():.0f} Hz: the built-in "
-                              f"curve there differs by up to {np.max(np.abs(error[~reach])):.1f} dB")
+        freqs = self._fit_freqs(sample_rate)
+        if np.any(reach):
+            for outside in (freqs < freqs[reach].min(), freqs > freqs[reach].max()):  # under its lowest band, over its top
+                if np.any(outside) and np.max(np.abs(error[outside])) > GRAPHIC_NOTE_DB:
+                    self.notes.append(f"{self.plugin.name} has no band at {freqs[outside].min():.0f}-"
+                                      f"{freqs[outside].max():.0f} Hz: the built-in curve there differs by up to "
+                                      f"{np.max(np.abs(error[outside])):.1f} dB")
         return fitted
 
     def _fit_response(self, settings: ChainSettings, sample_rate: int, values: dict[str, float]) -> dict[str, float]:
