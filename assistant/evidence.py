@@ -180,7 +180,8 @@ def _match_move(goal: Goal, settings: ChainSettings) -> Move:
         largest = max(gains, key=lambda n: abs(gains[n]))
         action = (f"match EQ on {len(gains)} bands, {min(gains.values()):+.1f}…{max(gains.values()):+.1f} dB "
                   f"(largest at {PARAM_INDEX[largest].label.removeprefix('match EQ ')})")
-        note = f"{goal.match_after_db:.2f} dB left after it (smoothed over 3 bands: single notes are not matched)"
+        note = (f"{goal.match_after_db:.2f} dB left after it (a single band standing out under 1.3 kHz is a "
+                "note of the music, not matched)")
         status = "corrected"
     else:
         action, note, status = "left alone", "under the smallest EQ move", "within"
