@@ -40,6 +40,7 @@ from mixbridge.analysis.spectrum import (
     BAND_CENTRES_HZ,
     band_matrix,
     band_shape,
+    held_bands,
     shape_mask,
     side_mid_ratio,
     smooth_bands,
@@ -750,6 +751,7 @@ def reach_match(goal: Goal, features: Features, profile: Profile,
     gains[tonal] = np.clip(note_guard(before, np.asarray(BAND_CENTRES_HZ)[tonal]), -lim.max_match_eq_db,
                            lim.max_match_eq_db)
     gains[: tonal[0]], gains[tonal[-1] + 1:] = gains[tonal[0]], gains[tonal[-1]]
+    gains[~held_bands(sr)] = 0.0  # the file holds nothing there (the stage runs its top band on to Nyquist)
     if np.max(np.abs(gains)) < lim.min_eq_move_db:
         return replace(goal, match_before_db=_mean_abs(before), match_after_db=_mean_abs(before)), off
     trial = settings.replace({n: round(float(g), 1) for n, g in zip(MATCH_EQ_PARAMS, gains)}, {"match_eq": True})

@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import fft
 
-from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix, held_bands
 
 FIR_SECONDS = 0.3  # the filter's length: ~9 periods of its lowest band (the low bands' 1/3 octave needs it)
 MAX_FIR_TAPS = 1 << 15  # at 96 kHz and over: 0.34 s or less (the response measurement's FFT holds it)
@@ -41,17 +41,21 @@ def curve_db(nodes_db, freqs_hz: np.ndarray) -> np.ndarray:
 
 def design_db(gains_db, sample_rate: int, n_fft: int) -> np.ndarray:
     """The stage's gain (dB) on the bins of an ``n_fft`` transform: the curve through the nodes
-    whose band averages are ``gains_db`` (bands above the rate's Nyquist keep their setting)."""
+    whose band averages are ``gains_db``. Bands the rate cannot hold (over 0.45 x the rate,
+    :func:`analysis.spectrum.held_bands`) have no say: the top held node runs on to Nyquist."""
     matrix = band_matrix(n_fft, sample_rate)
     weight = matrix.sum(axis=0)
-    held = weight > 0
+    held = held_bands(sample_rate) & (weight > 0)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     gains = np.asarray(gains_db, dtype=np.float64)
     nodes = gains.copy()
+    top = int(np.flatnonzero(held)[-1]) if np.any(held) else -1
     for _ in range(NODE_ITERATIONS):
+        nodes[top + 1:] = nodes[top] if top >= 0 else 0.0
         power = 10.0 ** (curve_db(nodes, freqs) / 10.0)
         measured = 10.0 * np.log10((power @ matrix)[held] / weight[held])
         nodes[held] += gains[held] - measured
+    nodes[top + 1:] = nodes[top] if top >= 0 else 0.0
     return curve_db(nodes, freqs)
 
 

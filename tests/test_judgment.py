@@ -655,3 +655,16 @@ def test_the_note_guard_takes_single_band_peaks_out_below_1300_hz_only():
     guarded = note_guard(residual, centres)
     assert guarded[low] == 0.0 and guarded[high] == 3.0
     np.testing.assert_array_equal(guarded[15:17], [-2.0, -2.0])
+
+
+def test_a_low_rate_mix_gets_no_match_eq_band_it_cannot_hold(base):
+    """An 8 kHz mix matched to a 44.1 kHz reference: the bands over 0.45 x 8 kHz stay at 0 dB
+    (the stage runs its top held band on to Nyquist), the ones it holds are matched."""
+    _, features, _ = base
+    rng = np.random.default_rng(5)
+    low = Audio(make_noise(rng, 8000, 8.0, -20.0, 2, color="white"), 8000)
+    target = _target(profile_from_features([features], "ref", reference=True))
+    settings = suggest_settings(low, analyze(low), target, "dsp").settings
+    gains = np.array([settings[n] for n in MATCH_EQ_PARAMS])
+    above = np.asarray(BAND_CENTRES_HZ) > 0.45 * 8000
+    assert settings.active("match_eq") and np.all(gains[above] == 0.0) and np.any(gains[~above] != 0.0)
