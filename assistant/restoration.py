@@ -155,27 +155,26 @@ def restore(original: Path, degraded: Path, work: Path,
             extra: dict[str, Callable[[Path, Path, Path], None]] | None = None) -> dict[str, dict]:
     """Every method on one degraded clip, measured against ``original``. ``extra`` maps more
     method names to ``run(degraded, original, out)`` (the bench adds Matchering so)."""
+    extra = dict(extra or {})
     original_audio, original_features = load(original), analyze_file(original)
     target = resolve_target(None, [str(original)])
     none = measures(degraded, original_audio, original_features, target)
     rows = {"none": {**none, "mrstft_ratio": 1.0, "delivered": False}}
     out = work / "restored.wav"
-    deliver_only = JudgeOptions(Amounts(0.0, 0.0, 0.0, 0.0))
-    runs: dict[str, Callable[[], None]] = {
-        "none→finalizer": lambda: master_file(degraded, out, target, MasterOptions(judgment=deliver_only,
-                                                                                   overwrite=True)),
-        "original→finalizer": lambda: master_file(original, out, target, MasterOptions(judgment=deliver_only,
-                                                                                       overwrite=True)),
-    }
-    for method in ENGINE_METHODS:
-        engine, _, refine = method.partition("+")
-        runs[method] = (lambda engine=engine, refine=bool(refine):
-                        master_file(degraded, out, target, MasterOptions(engine=engine, refine=refine, overwrite=True)))
-    for name, run in (extra or {}).items():
-        runs[name] = lambda run=run: run(degraded, original, out)
-    for method, run in runs.items():
+    deliver_only = MasterOptions(judgment=JudgeOptions(Amounts(0.0, 0.0, 0.0, 0.0)), overwrite=True)
+
+    def run(method: str) -> None:
+        if method in extra:
+            extra[method](degraded, original, out)
+        elif method.endswith("→finalizer"):
+            master_file(original if method.startswith("original") else degraded, out, target, deliver_only)
+        else:
+            engine, _, refine = method.partition("+")
+            master_file(degraded, out, target, MasterOptions(engine=engine, refine=bool(refine), overwrite=True))
+
+    for method in (*BASELINES[1:], *ENGINE_METHODS, *extra):
         try:
-            run()
+            run(method)
         except (MixbridgeError, subprocess.CalledProcessError) as exc:
             log.warning("restoration: %s failed on %s (%s)", method, degraded, exc)
             continue
