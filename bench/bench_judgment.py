@@ -3,7 +3,7 @@ with ``--restoration`` / ``--amounts``, reference matching of damaged mixes agai
 of an earlier commit and the linearity of ``--amount``.
 
     .venv/bin/python bench/bench_judgment.py [--corpus /work/corpus/wav] [--targets spotify apple-music]
-        [--tracks N] [--seconds S] [--jobs 2] [--engine model] [--restoration] [--baseline-commit d82363c] [--amounts]
+        [--tracks N] [--seconds S] [--jobs 2] [--engine model] [--restoration] [--baseline-commit 3c243f3] [--amounts]
 
 **Passes.** Every finished recording of the corpus is mastered with the default engine
 (``master_file``, as ``mixbridge master X -o M --target T``), then our master again
@@ -158,13 +158,24 @@ def degrade(src: Path, dest: Path, seed: int) -> dict:
     return values
 
 
-def run_cli(python_path: str | None, argv: list[str]) -> None:
+def run_cli(code: Path | None, argv: list[str]) -> None:
+    """``mixbridge ARGV`` from the code in the folder ``code`` (a worktree; None: this tree).
+
+    The package imports as ``mixbridge`` from the repository root (pyproject's package-dir), so
+    for a worktree a ``mixbridge`` symlink to it goes first on the path, ahead of the installed
+    editable package; the worktree itself follows, for code of the older bare-package layout."""
     env = dict(os.environ)
-    if python_path:
-        env["PYTHONPATH"] = python_path
-    cmd = [sys.executable, "-c", "import sys; from mixbridge.assistant.cli import main; sys.exit(main(sys.argv[1:]))", *argv]
+    if code is not None:
+        link = code.parent / f"{code.name}-import"
+        link.mkdir(exist_ok=True)
+        if not (link / "mixbridge").exists():
+            (link / "mixbridge").symlink_to(code, target_is_directory=True)
+        env["PYTHONPATH"] = os.pathsep.join([str(link), str(code)])
+    check = "import mixbridge.assistant.cli as c, pathlib; assert pathlib.Path(c.__file__).resolve().is_relative_to(sys.argv.pop(1))"
+    cmd = [sys.executable, "-c", f"import sys; {check}; from mixbridge.assistant.cli import main; "
+           "sys.exit(main(sys.argv[1:]))", str((code or ROOT).resolve()), *argv]
     # run from the code's own folder: `python -c` puts the working directory first on sys.path
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=python_path or ROOT)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=code or ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
 
@@ -190,7 +201,7 @@ def restoration(tracks: list[Path], tmp: Path, baseline: str | None, engine: str
             degrade(original, damaged, seed=1000 + i)
             ref_f, dmg_f = analyze_file(original), analyze_file(damaged)
             row = {"track": track.stem, "none": errors(dmg_f, ref_f)}
-            for label, path in (("new", None), ("baseline", str(worktree) if worktree else None)):
+            for label, path in (("new", None), ("baseline", worktree)):
                 if label == "baseline" and not worktree:
                     continue
                 out = tmp / f"{label}-{i}.wav"
@@ -248,7 +259,8 @@ def main() -> int:
     parser.add_argument("--skip-passes", action="store_true")
     parser.add_argument("--restoration", action="store_true")
     parser.add_argument("--restore-tracks", type=int, default=6)
-    parser.add_argument("--baseline-commit", default="d82363c")
+    parser.add_argument("--baseline-commit", default="3c243f3", help="the code to compare with (default: before the "
+                                                                       "match EQ)")
     parser.add_argument("--amounts", action="store_true")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
