@@ -1,0 +1,150 @@
+"""Where a master's time goes: Mixbridge's stages next to Matchering's, in one run (issue 13).
+
+    .venv/bin/python bench/bench_profile.py [--corpus /work/corpus/wav] [--pairs 3] [--seconds 180]
+
+For each (input, reference) pair of ``bench_master.py`` (inputs cut to ``--seconds``, a new
+reference each time: an empty analysis cache), each tool runs in its own fresh process:
+
+- **Mixbridge**: ``master_file(IN, OUT, resolve_target(references=[REF]))`` as ``mixbridge master
+  IN -o OUT --reference REF`` does, its stages timed by the progress messages the library
+  already gives (reference analysis, input analysis, choosing settings, rendering, finalizing
+  and writing, measuring the output), after the import of the package;
+- **Matchering 2.0.6** (its own venv, GPLv3, a subprocess): ``mg.process``, its stages timed by
+  its own info messages (loading, matching levels, matching frequencies, correcting levels,
+  finalizing, exporting).
+
+Process start is the wall time of the whole process minus the stages. The floor, measured in
+the same run: reading and writing the input as 24-bit WAV (soundfile). Prints a markdown
+table per tool (median over pairs) and saves it to bench/results/profile.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import soundfile as sf  # noqa: E402
+from bench_master import PAIRS, cut  # noqa: E402
+from common import publish  # noqa: E402
+
+CORPUS = Path("/work/corpus/wav")
+RESULTS = ROOT / "bench" / "results" / "profile.md"
+MATCHERING_PY = Path("/work/bench-venvs/matchering/bin/python")
+
+# In a fresh process: import, then master with a timestamp at every progress message.
+MIXBRIDGE_CODE = """
+import json, sys, time
+t0 = time.perf_counter()
+from mixbridge.assistant.master import master_file, resolve_target
+from mixbridge.assistant.options import MasterOptions
+marks = [("import", time.perf_counter())]
+def step(message):
+    name = "analysing reference" if message.startswith("analysing reference") else message
+    marks.append((name, time.perf_counter()))
+target = resolve_target(None, [sys.argv[2]], progress=step)
+master_file(sys.argv[1], sys.argv[3], target, MasterOptions(overwrite=True), progress=step)
+marks.append(("end", time.perf_counter()))
+stages, previous = {}, ("import", t0)
+for name, t in marks:
+    stages[previous[0]] = stages.get(previous[0], 0.0) + t - previous[1]
+    previous = (name, t)
+print(json.dumps(stages))
+"""
+
+MATCHERING_CODE = """
+import json, sys, time
+t0 = time.perf_counter()
+import matchering as mg
+marks = [("import", time.perf_counter())]
+mg.log(info_handler=lambda message: marks.append((str(message).strip().rstrip("."), time.perf_counter())))
+mg.process(target=sys.argv[1], reference=sys.argv[2], results=[mg.pcm24(sys.argv[3])])
+marks.append(("end", time.perf_counter()))
+stages, previous = {}, ("import", t0)
+for name, t in marks:
+    stages[previous[0]] = stages.get(previous[0], 0.0) + t - previous[1]
+    previous = (name, t)
+print(json.dumps(stages))
+"""
+
+
+def run(python: Path, code: str, args: list[str], env: dict) -> dict:
+    start = time.perf_counter()
+    done = subprocess.run([str(python), "-c", code, *args], capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
+    stages = json.loads(done.stdout.strip().splitlines()[-1])
+    stages.pop("end", None)
+    stages["process start and exit"] = wall - sum(stages.values())
+    stages["total (wall)"] = wall
+    return stages
+
+
+def floor_s(path: Path, tmp: Path) -> float:
+    start = time.perf_counter()
+    data, rate = sf.read(str(path), dtype="float32")
+    sf.write(str(tmp / "floor.wav"), data, rate, subtype="PCM_24")
+    return time.perf_counter() - start
+
+
+def table(tool: str, runs: list[dict]) -> list[str]:
+    names = list(dict.fromkeys(k for r in runs for k in r))
+    lines = [f"### {tool}", "", "| stage | median s | share of wall |", "| --- | ---: | ---: |"]
+    total = statistics.median(r["total (wall)"] for r in runs)
+    for name in names:
+        value = statistics.median(r.get(name, 0.0) for r in runs)
+        lines.append(f"| {name} | {value:.2f} | {100 * value / total:.0f} % |")
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, default=CORPUS)
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=180.0)
+    ap.add_argument("--matchering-python", type=Path, default=MATCHERING_PY)
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    pairs = [p for p in PAIRS if (args.corpus / f"{p[0]}.wav").exists()][: args.pairs]
+    tools = {"Mixbridge": (Path(sys.executable), MIXBRIDGE_CODE)}
+    if args.matchering_python.exists():
+        tools["Matchering 2.0.6"] = (args.matchering_python, MATCHERING_CODE)
+    results: dict[str, list[dict]] = {t: [] for t in tools}
+    floors = []
+    with tempfile.TemporaryDirectory(prefix="mixbridge-bench-profile-") as tmp_s:
+        tmp = Path(tmp_s)
+        for inp_id, ref_id, _ in pairs:
+            inp = cut(args.corpus / f"{inp_id}.wav", args.seconds, tmp / f"{inp_id}.wav")
+            floors.append(floor_s(inp, tmp))
+            for tool, (python, code) in tools.items():
+                env = dict(os.environ, MIXBRIDGE_CACHE=str(tmp / f"cache-{tool.split()[0]}-{inp_id}"))
+                stages = run(python, code, [str(inp), str(args.corpus / f"{ref_id}.wav"), str(tmp / "out.wav")], env)
+                results[tool].append(stages)
+                print(f"{inp_id} → {ref_id}: {tool} {stages['total (wall)']:.2f} s", flush=True)
+    walls = {t: statistics.median(r["total (wall)"] for r in runs) for t, runs in results.items()}
+    lines = ["# Where a master's time goes (`mixbridge master IN -o OUT --reference REF`)", "",
+             f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`; {len(pairs)} pairs, inputs cut to "
+             f"{args.seconds:g} s, every reference new (empty cache); {os.cpu_count()} CPUs, load average "
+             f"{os.getloadavg()[0]:.2f} at the end",
+             f"- floor: reading and writing the input as 24-bit WAV, median {statistics.median(floors):.2f} s",
+             "- " + "; ".join(f"{t}: {w:.2f} s" for t, w in walls.items())
+             + (f"; Matchering / Mixbridge: {walls['Matchering 2.0.6'] / walls['Mixbridge']:.2f}×"
+                if "Matchering 2.0.6" in walls else ""), ""]
+    for tool, runs in results.items():
+        lines += [*table(tool, runs), ""]
+    publish(lines, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
