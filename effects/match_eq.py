@@ -9,10 +9,11 @@ measured band difference directly. (A node at its band's setting would not do: a
 +6 dB band would measure +4.6 dB, its skirts sloping inside the band.)
 
 Minimum phase, so it adds no latency and no pre-ringing (a mastering EQ's phase, as the
-parametric stages' biquads have). It runs in numpy by overlap-add and not in pedalboard's
-``Convolution``: measured on pedalboard 0.9.26, that plugin normalises any impulse response
-(output = IR x 0.125 / its norm), and takes 1.0 s on a 3-minute stereo track against 0.25 s
-here (scipy's float32 transforms; numpy's, in float64, take 0.6 s). Through VST3 plugins the stage runs on ZamGEQ31 (``presets/plugins/zam.toml``).
+parametric stages' biquads have). It runs by overlap-add in scipy's float32 FFT, between the
+pedalboard stages, and not in pedalboard's ``Convolution``: measured on pedalboard 0.9.26, that
+plugin normalises any impulse response (output = IR x 0.125 / its norm), and takes 1.0 s on a
+3-minute stereo track against 0.25 s here (numpy's float64 transforms take 0.6 s). Through VST3
+plugins the stage runs on ZamGEQ31 (``presets/plugins/zam.toml``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from scipy import fft
 
 from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix, held_bands
 
-FIR_SECONDS = 0.3  # the filter's length: ~9 periods of its lowest band (the low bands' 1/3 octave needs it)
+FIR_SECONDS = 0.3  # the filter's length, rounded up to a power of two (0.37 s at 44.1 kHz: 7 periods of 20 Hz)
 MAX_FIR_TAPS = 1 << 15  # at 96 kHz and over: 0.34 s or less (the response measurement's FFT holds it)
 DESIGN_FFT_SECONDS = 2.0  # the design grid: 0.5 Hz apart
 OLA_FFT = 1 << 17  # the overlap-add transform, at least 2x the filter (hop: 7/8 of it at 44.1 kHz)
