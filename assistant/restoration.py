@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from mixbridge.analysis.analyze import analyze_file
+from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.audio import Audio, load, save
 from mixbridge.analysis.errors import MixbridgeError
 from mixbridge.analysis.spectrum import side_mid_ratio
@@ -42,11 +42,12 @@ from mixbridge.assistant.judge import Amounts, JudgeOptions
 from mixbridge.assistant.master import master_file, resolve_target
 from mixbridge.assistant.options import ENGINES, MasterOptions
 from mixbridge.assistant.targets import Target, profile_from_features, tonal_error_db
+from mixbridge.effects.plugins.maps import locate
+from mixbridge.effects.vst3 import HostedPlugin, PluginError
 from mixbridge.models.evaluate import mrstft_distance
 
 log = logging.getLogger(__name__)
 
-ZAM_DIR = Path("/usr/lib/vst3")
 BASELINES = ("none", "none→finalizer", "original→finalizer")
 ENGINE_METHODS = tuple(f"{e}{suffix}" for e in ENGINES[::-1] for suffix in ("", "+refine"))  # dsp, dsp+refine, model, ...
 CLIP_START_S = 30.0  # clips start here, past most intros
@@ -87,15 +88,13 @@ def ffmpeg_space(src: Path, dest: Path, rng: np.random.Generator) -> str:
 
 
 def zam(src: Path, dest: Path, rng: np.random.Generator) -> str:
-    from mixbridge.effects.vst3 import HostedPlugin
-
     audio = load(src)
-    eq = HostedPlugin(ZAM_DIR / "ZamEQ2.vst3", dual_mono=True)
+    eq = HostedPlugin(locate("ZamEQ2"), dual_mono=True)
     eq_values = {"boost_cut_l_db": rng.uniform(-6, 6), "frequency_l_hz": rng.uniform(80, 250),
                  "boost_cut_1_db": rng.uniform(-6, 6), "frequency_1_hz": rng.uniform(200, 1500),
                  "boost_cut_2_db": rng.uniform(-6, 6), "frequency_2_hz": rng.uniform(1500, 6000),
                  "boost_cut_h_db": rng.uniform(-6, 4), "frequency_h_hz": rng.uniform(4000, 10000)}
-    comp = HostedPlugin(ZAM_DIR / "ZamCompX2.vst3")
+    comp = HostedPlugin(locate("ZamCompX2"))
     comp_values = {"threshold_db": rng.uniform(-30, -16), "ratio": rng.uniform(2, 6),
                    "attack_ms": rng.uniform(2, 30), "release_ms": rng.uniform(60, 400)}
     eq.set_values({k: float(v) for k, v in eq_values.items()})
@@ -122,8 +121,11 @@ FAMILIES: dict[str, Callable[[Path, Path, np.random.Generator], str]] = {
 def available_families() -> list[str]:
     """The families whose tools this machine has (ffmpeg, zam-plugins, sox)."""
     names = ["ffmpeg-eq", "ffmpeg-dynamics", "ffmpeg-space"] if shutil.which("ffmpeg") else []
-    if (ZAM_DIR / "ZamEQ2.vst3").exists() and (ZAM_DIR / "ZamCompX2.vst3").exists():
+    try:
+        locate("ZamEQ2"), locate("ZamCompX2")
         names.append("zam")
+    except PluginError:
+        pass
     if shutil.which("sox"):
         names.append("sox")
     return names
@@ -133,13 +135,13 @@ def measures(path: Path, original: Audio, original_features, target: Target,
              degraded_distance: float | None = None) -> dict:
     """``path`` measured against the original (see the module docstring); ``dynamics`` is the
     mean of the crest, PLR and LRA errors."""
-    f = analyze_file(path)
+    audio = load(path)
+    f = analyze(audio)
     profile = profile_from_features([original_features], "original", reference=True)
     width = (abs(side_mid_ratio(f.width) / side_mid_ratio(original_features.width) - 1.0) * 100.0
              if f.channels == 2 and original_features.width > 0 else 0.0)
-    samples = load(path).samples
-    n = min(samples.shape[1], original.samples.shape[1])
-    distance = mrstft_distance(samples[:, :n], original.samples[:, :n])
+    n = min(audio.frames, original.frames)
+    distance = mrstft_distance(audio.samples[:, :n], original.samples[:, :n])
     crest = abs(f.crest_factor_db - original_features.crest_factor_db)
     plr = abs(f.plr_db - original_features.plr_db)
     lra = abs(f.loudness_range_lu - original_features.loudness_range_lu)
@@ -156,7 +158,8 @@ def restore(original: Path, degraded: Path, work: Path,
     """Every method on one degraded clip, measured against ``original``. ``extra`` maps more
     method names to ``run(degraded, original, out)`` (the bench adds Matchering so)."""
     extra = dict(extra or {})
-    original_audio, original_features = load(original), analyze_file(original)
+    original_audio = load(original)
+    original_features = analyze(original_audio)
     target = resolve_target(None, [str(original)])
     none = measures(degraded, original_audio, original_features, target)
     rows = {"none": {**none, "mrstft_ratio": 1.0, "delivered": False}}

@@ -53,12 +53,6 @@ def step(message):
     marks.append((name, time.perf_counter()))
 target = resolve_target(None, [sys.argv[2]], progress=step)
 master_file(sys.argv[1], sys.argv[3], target, MasterOptions(overwrite=True), progress=step)
-marks.append(("end", time.perf_counter()))
-stages, previous = {}, ("import", t0)
-for name, t in marks:
-    stages[previous[0]] = stages.get(previous[0], 0.0) + t - previous[1]
-    previous = (name, t)
-print(json.dumps(stages))
 """
 
 MATCHERING_CODE = """
@@ -68,6 +62,11 @@ import matchering as mg
 marks = [("import", time.perf_counter())]
 mg.log(info_handler=lambda message: marks.append((str(message).strip().rstrip("."), time.perf_counter())))
 mg.process(target=sys.argv[1], reference=sys.argv[2], results=[mg.pcm24(sys.argv[3])])
+"""
+
+
+# Both tools end so: each stage's time is from its mark to the next.
+STAGES_CODE = """
 marks.append(("end", time.perf_counter()))
 stages, previous = {}, ("import", t0)
 for name, t in marks:
@@ -79,7 +78,7 @@ print(json.dumps(stages))
 
 def run(python: Path, code: str, args: list[str], env: dict) -> dict:
     start = time.perf_counter()
-    done = subprocess.run([str(python), "-c", code, *args], capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run([str(python), "-c", code + STAGES_CODE, *args], capture_output=True, text=True, env=env, check=False)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")

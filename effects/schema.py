@@ -137,7 +137,6 @@ PARAMS: tuple[ParamSpec, ...] = (
 PARAM_INDEX: Mapping[str, ParamSpec] = MappingProxyType({p.name: p for p in PARAMS})
 # Stages a fresh chain has switched on: a neutral chain is an identity (all gains 0 dB).
 DEFAULT_ENABLED = MappingProxyType({s: s not in ("highpass", "match_eq", "compressor", "reverb") for s in STAGES})
-MATCH_EQ_MAX_DB = PARAM_INDEX[MATCH_EQ_PARAMS[0]].max
 
 
 def switched_on(stage: str, values: Mapping[str, float]) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -12,6 +12,8 @@ from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.audio import READ_EXTENSIONS, Audio
 from mixbridge.analysis.errors import InputNotFoundError, InvalidAudioError, MixbridgeError, OutputError, UsageError
 from mixbridge.assistant.stems.report import MIX_MASTER_NAME, OUTPUT_SUFFIX
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,18 @@ def _refuse_set(errors: list[MixbridgeError], song_dir: Path) -> None:
     raise type(first)(message + (f" (also: {others})" if others else ""), first.path)
 
 
+def _read_set(paths: Sequence[Path], read: Callable[[Path], T], song_dir: Path) -> list[T]:
+    """``read`` of every stem; the whole set is refused (:func:`_refuse_set`) if any stem fails."""
+    results, errors = [], []
+    for path in paths:
+        try:
+            results.append(read(path))
+        except MixbridgeError as exc:
+            errors.append(exc)
+    _refuse_set(errors, song_dir)
+    return results
+
+
 def load_stems(paths: Sequence[Path], song_dir: Path, pad: bool = False) -> tuple[list[Audio], list[int], list[int]]:
     """Load a stem set under the input policy of the module docstring.
 
@@ -77,14 +91,7 @@ def load_stems(paths: Sequence[Path], song_dir: Path, pad: bool = False) -> tupl
         The stems at one rate, length and channel count (mono centred when any stem is
         stereo), each stem's channel count as read, and how many frames of silence padded it.
     """
-    errors: list[MixbridgeError] = []
-    headers = []
-    for path in paths:
-        try:
-            headers.append(audio_io.info(path))
-        except MixbridgeError as exc:
-            errors.append(exc)
-    _refuse_set(errors, song_dir)
+    headers = _read_set(paths, audio_io.info, song_dir)
     rates = sorted({h.sample_rate for h in headers})
     if len(rates) > 1:
         listing = ", ".join(f"{Path(h.path).name} {h.sample_rate} Hz" for h in headers)
@@ -96,13 +103,7 @@ def load_stems(paths: Sequence[Path], song_dir: Path, pad: bool = False) -> tupl
         raise InvalidAudioError(f"the stems have different lengths ({listing}); export them all from the same "
                                 "start to the same end, or pass --pad to pad the shorter ones with silence "
                                 "at the end", song_dir)
-    loaded = []
-    for path in paths:
-        try:
-            loaded.append(audio_io.load(path))
-        except MixbridgeError as exc:
-            errors.append(exc)
-    _refuse_set(errors, song_dir)
+    loaded = _read_set(paths, audio_io.load, song_dir)
     channels = max(a.channels for a in loaded)
     stems, padded = [], []
     for audio in loaded:
