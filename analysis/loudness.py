@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from mixbridge.analysis.blocks import chunks
+from mixbridge.analysis.iir import sosfilt
 
 MOMENTARY_S = 0.4
 SHORT_TERM_S = 3.0
@@ -72,14 +73,6 @@ def lufs_to_power(lufs: float) -> float:
     return 10.0 ** ((lufs - LOUDNESS_OFFSET) / 10.0)
 
 
-def _sosfilt(*args, **kwargs):
-    """scipy's ``sosfilt``, imported on first use: ``scipy.signal`` takes ~0.8 s to import, which
-    commands that measure nothing (``--help``, a batch resume) should not pay."""
-    from scipy.signal import sosfilt
-
-    return sosfilt(*args, **kwargs)
-
-
 @dataclass(frozen=True)
 class LoudnessResult:
     """Everything the meter measured. Undefined values are ``-inf`` (silence, too short).
@@ -125,7 +118,7 @@ class LoudnessMeter:
         if self.weights.shape != (channels,):
             raise ValueError(f"{len(self.weights)} channel weights for {channels} channels")
         self._sos32 = k_weighting_sos(self.sample_rate).astype(np.float32)
-        self._zi = np.zeros((self._sos32.shape[0], channels, 2), dtype=np.float32)  # sosfilt's axis=1 layout
+        self._zi = np.zeros((channels, self._sos32.shape[0], 2), dtype=np.float32)
         self._m_len = int(round(MOMENTARY_S * self.sample_rate))
         self._s_len = int(round(SHORT_TERM_S * self.sample_rate))
         self._step = int(round(STEP_S * self.sample_rate))
@@ -146,8 +139,7 @@ class LoudnessMeter:
         n = block.shape[1]
         if n == 0:
             return
-        filtered, zi = _sosfilt(self._sos32, block, axis=1, zi=self._zi)
-        self._zi = zi.astype(np.float32)
+        filtered, self._zi = sosfilt(self._sos32, block, self._zi)
         power = np.einsum("c,cn->n", self.weights, np.square(filtered, dtype=np.float64))
         cum = np.empty(self._history.size + n + 1)
         cum[0] = 0.0
@@ -240,13 +232,12 @@ class WeightedPowerMeter:
         self.block = int(block)
         self._weights = np.asarray(channel_weights or channel_weights_for(channels), dtype=np.float64)
         self._sos = k_weighting_sos(sample_rate).astype(np.float32)
-        self._zi = np.zeros((self._sos.shape[0], channels, 2), dtype=np.float32)
+        self._zi = np.zeros((channels, self._sos.shape[0], 2), dtype=np.float32)
         self._pending = np.zeros(0)  # per-sample power of an incomplete block
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """Sums of the blocks this chunk completes, shape (k,), float64."""
-        filtered, zi = _sosfilt(self._sos, np.asarray(chunk, np.float32), axis=1, zi=self._zi)
-        self._zi = zi.astype(np.float32)
+        filtered, self._zi = sosfilt(self._sos, np.asarray(chunk, np.float32), self._zi)
         power = np.concatenate((self._pending, np.einsum("c,cn->n", self._weights,
                                                          np.square(filtered, dtype=np.float64))))
         whole = power.size - power.size % self.block

@@ -25,7 +25,8 @@ falls); here release and attack are two decoupled steps. On a music-like loop (t
 
 Vectorised: in the log domain step 2 is ``P[n] = max(X[n], P[n-1] + L)`` with ``L = log a_R``,
 whose solution is a running maximum of ``X[k] - k L`` plus ``n L`` (one ``np.maximum.accumulate``
-per block); step 3 is ``scipy.signal.lfilter`` with its state carried across blocks.
+per block); step 3 is a one-pole section of :func:`analysis.iir.sosfilt` with its state carried across
+blocks.
 A 3-minute stereo track at 44.1 kHz takes about half a second.
 """
 
@@ -34,9 +35,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import lfilter
 
 from mixbridge.analysis.blocks import chunks
+from mixbridge.analysis.iir import sosfilt
 from mixbridge.effects.schema import ChainSettings
 
 BLOCK_FRAMES = 1 << 16  # bounded temporaries; also keeps k*L small next to X in float64
@@ -70,7 +71,8 @@ def peak_envelope(samples: np.ndarray, sample_rate: int, attack_ms: float, relea
     a_attack = ballistics_coefficient(attack_ms, sample_rate)
     ramp = np.arange(min(BLOCK_FRAMES, n)) * log_step
     held_log = np.full((channels, 1), math.log(LEVEL_FLOOR))
-    state = np.zeros((channels, 1))
+    smoother = np.array([[1.0 - a_attack, 0.0, 0.0, 1.0, -a_attack, 0.0]])  # step 3 as one section
+    state = np.zeros((channels, 1, 2))
     out = np.empty((channels, n))
     start = 0
     for part in chunks(x, BLOCK_FRAMES):
@@ -78,8 +80,7 @@ def peak_envelope(samples: np.ndarray, sample_rate: int, attack_ms: float, relea
         r = ramp[: level.shape[1]]
         held = np.maximum(np.maximum.accumulate(level - r, axis=1) + r, held_log + r + log_step)
         held_log = held[:, -1:]
-        out[:, start : start + level.shape[1]], state = lfilter(
-            [1.0 - a_attack], [1.0, -a_attack], np.exp(held), axis=1, zi=state)
+        out[:, start : start + level.shape[1]], state = sosfilt(smoother, np.exp(held), state)
         start += level.shape[1]
     return out
 
