@@ -8,7 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-from scipy.signal import butter, sosfilt as public_sosfilt
+from scipy.signal import butter
+from scipy.signal import sosfilt as public_sosfilt
 
 from mixbridge.analysis import iir
 from mixbridge.analysis.loudness import k_weighting_sos
