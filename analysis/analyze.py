@@ -19,6 +19,7 @@ import numpy as np
 from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.atomic import cache_root, write_text
 from mixbridge.analysis.audio import Audio
+from mixbridge.analysis.blocks import chunks
 from mixbridge.analysis.dynamics import describe_dynamics
 from mixbridge.analysis.errors import MixbridgeError
 from mixbridge.analysis.features import FEATURE_VERSION, Features
@@ -34,6 +35,7 @@ from mixbridge.analysis.truepeak import TruePeakMeter, amplitude_to_db
 log = logging.getLogger(__name__)
 
 CLIP_LEVEL = 0.9999  # |sample| at or above this (-0.0009 dBFS) counts as clipped
+PART_FRAMES = 1 << 18  # the meters' temporaries are a few float64 copies of this many frames
 MIN_LOUDNESS_S = 0.4  # shorter than one gating block: loudness is undefined
 OUT_OF_PHASE_CORRELATION = -0.3  # below this, a note warns about mono compatibility
 DC_NOTE_DBFS = -45.0  # a DC offset above this (0.56 % of full scale) is noted
@@ -85,17 +87,43 @@ def analyze_file_cached(path: str | Path, cache_dir: Path | None = None) -> Feat
 
 
 def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: int, source: str) -> Features:
-    loud = LoudnessMeter(sample_rate, channels)
-    peak = TruePeakMeter(sample_rate, channels)
-    spec = SpectrumAnalyzer(sample_rate, channels)
-    frames = 0
-    clipped = 0
+    analyzer = StreamAnalyzer(sample_rate, channels, source)
     for block in blocks:
-        loud.process(block)
-        peak.process(block)
-        spec.process(block)
-        frames += block.shape[1]
-        clipped += int(np.count_nonzero(block >= CLIP_LEVEL)) + int(np.count_nonzero(block <= -CLIP_LEVEL))
+        analyzer.process(block)
+    return analyzer.result()
+
+
+class StreamAnalyzer:
+    """The analyzer fed block by block, for audio that is produced rather than read: a master's
+    write pass measures what it writes with it, so the output is never read back and measured
+    again. Blocks of any size give the same :class:`Features` (every meter is block-size
+    independent); :meth:`result` is called once, after the last block.
+    """
+
+    def __init__(self, sample_rate: int, channels: int, source: str):
+        self.sample_rate, self.channels, self.source = int(sample_rate), int(channels), source
+        self._loud = LoudnessMeter(sample_rate, channels)
+        self._peak = TruePeakMeter(sample_rate, channels)
+        self._spec = SpectrumAnalyzer(sample_rate, channels)
+        self._frames = 0
+        self._clipped = 0
+
+    def process(self, block: np.ndarray) -> None:
+        """Consume the next ``(channels, n)`` block (in parts of PART_FRAMES: bounded temporaries)."""
+        for part in chunks(block, PART_FRAMES):
+            self._loud.process(part)
+            self._peak.process(part)
+            self._spec.process(part)
+            self._frames += part.shape[1]
+            self._clipped += int(np.count_nonzero(part >= CLIP_LEVEL)) + int(np.count_nonzero(part <= -CLIP_LEVEL))
+
+    def result(self) -> Features:
+        return _features(self._loud, self._peak, self._spec, self._frames, self._clipped, self.sample_rate,
+                         self.channels, self.source)
+
+
+def _features(loud: LoudnessMeter, peak: TruePeakMeter, spec: SpectrumAnalyzer, frames: int, clipped: int,
+              sample_rate: int, channels: int, source: str) -> Features:
     peak.finish()
     lr = loud.result()
     sr = spec.result()

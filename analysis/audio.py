@@ -428,10 +428,13 @@ class BlockWriter:
         self._file = self._guard(lambda: sf.SoundFile(str(file), "w", sample_rate, channels,
                                                       subtype=_SUBTYPES[bit_depth], format=fmt))
 
-    def write(self, block: np.ndarray) -> None:
-        data = quantize(block, self.bit_depth, self.dither, seed=self._blocks).T
-        self._guard(lambda: self._file.write(data))
+    def write(self, block: np.ndarray) -> np.ndarray:
+        """Write the next block; returns it as written (``(channels, n)`` float32, quantized), which
+        is what reading the file back gives."""
+        data = quantize(block, self.bit_depth, self.dither, seed=self._blocks)
+        self._guard(lambda: self._file.write(data.T))
         self._blocks += 1
+        return data
 
     def close(self) -> None:
         self._guard(self._file.close)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -12,3 +14,36 @@ def chunks(samples: np.ndarray, frames: int) -> Iterator[np.ndarray]:
     step = max(1, int(frames))
     for start in range(0, samples.shape[-1], step):
         yield samples[..., start : start + step]
+
+
+class Background:
+    """Hand blocks to ``consume`` in one worker thread, in order, while the caller produces the
+    next ones: a write pass measures what it writes on the second core. numpy, scipy's FFT,
+    libsndfile and pedalboard release the GIL for most of their work.
+
+    At most ``depth`` blocks wait (bounded memory). Leaving the ``with`` block waits for the
+    worker; an error raised by ``consume`` is raised again there (or by the next :meth:`put`).
+    """
+
+    def __init__(self, consume: Callable[[np.ndarray], None], depth: int = 1):
+        self._consume, self._depth = consume, max(1, int(depth))
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mixbridge-block")
+        self._pending: deque[Future] = deque()
+
+    def put(self, block: np.ndarray) -> None:
+        while len(self._pending) >= self._depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._consume, block))
+
+    def __enter__(self) -> "Background":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            if exc_info[0] is None:
+                while self._pending:
+                    self._pending.popleft().result()
+        finally:
+            for future in self._pending:
+                future.cancel()
+            self._pool.shutdown(wait=True)

@@ -63,14 +63,15 @@ def _progress(enabled: bool):
 
 
 def cmd_master(args: argparse.Namespace) -> int:
-    from mixbridge.assistant.master import master_file, resolve_target, write_report
+    from mixbridge.assistant.master import analysing_beside, master_file, resolve_target, write_report
     from mixbridge.assistant.options import MasterOptions
 
     options = _master_options(args, MasterOptions)  # refused before any work
     progress = _progress(args.verbose or sys.stderr.isatty())
-    target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
-    report = master_file(args.input, args.output, target, options, progress=progress,
-                         plugins=args.plugins, plugin_dirs=args.plugin_dir or ())
+    with analysing_beside(args.input) as input_features:
+        target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
+        report = master_file(args.input, args.output, target, options, progress=progress,
+                             plugins=args.plugins, plugin_dirs=args.plugin_dir or (), input_features=input_features)
     if args.save_chain:
         report.settings.save(args.save_chain)
     if args.report:
@@ -101,13 +102,14 @@ def _judgment(args: argparse.Namespace):
 
 def cmd_suggest(args: argparse.Namespace) -> int:
     from mixbridge.assistant.bridge import estimated_gain_db, plugin_renderer, render_match
-    from mixbridge.assistant.master import resolve_target, suggest_file
+    from mixbridge.assistant.master import analysing_beside, resolve_target, suggest_file
 
     judgment = _judgment(args)
     progress = _progress(args.verbose or sys.stderr.isatty())
-    target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
-    suggestion = suggest_file(args.input, target, engine=args.engine, refine=args.refine, judgment=judgment,
-                              progress=progress)
+    with analysing_beside(args.input) as input_features:
+        target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
+        suggestion = suggest_file(args.input, target, engine=args.engine, refine=args.refine, judgment=judgment,
+                                  progress=progress, input_features=input_features)
     target = suggestion.target
     print("\n".join(text.suggestion_lines(args.input, suggestion, args.engine)))
     if args.output:

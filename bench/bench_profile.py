@@ -6,9 +6,10 @@ For each (input, reference) pair of ``bench_master.py`` (inputs cut to ``--secon
 reference each time: an empty analysis cache), each tool runs in its own fresh process:
 
 - **Mixbridge**: ``master_file(IN, OUT, resolve_target(references=[REF]))`` as ``mixbridge master
-  IN -o OUT --reference REF`` does, its stages timed by the progress messages the library
-  already gives (reference analysis, input analysis, choosing settings, rendering, finalizing
-  and writing, measuring the output), after the import of the package;
+  IN -o OUT --reference REF`` does (the input analysed beside the reference), its stages timed
+  by the progress messages the library already gives (reference analysis, then the rest of the
+  input's analysis, choosing settings, rendering, finalizing and writing with the output's
+  analysis), after the import of the package;
 - **Matchering 2.0.6** (its own venv, GPLv3, a subprocess): ``mg.process``, its stages timed by
   its own info messages (loading, matching levels, matching frequencies, correcting levels,
   finalizing, exporting).
@@ -45,14 +46,16 @@ MATCHERING_PY = Path("/work/bench-venvs/matchering/bin/python")
 MIXBRIDGE_CODE = """
 import json, sys, time
 t0 = time.perf_counter()
-from mixbridge.assistant.master import master_file, resolve_target
+from mixbridge.assistant.master import analysing_beside, master_file, resolve_target
 from mixbridge.assistant.options import MasterOptions
 marks = [("import", time.perf_counter())]
 def step(message):
     name = "analysing reference" if message.startswith("analysing reference") else message
     marks.append((name, time.perf_counter()))
-target = resolve_target(None, [sys.argv[2]], progress=step)
-master_file(sys.argv[1], sys.argv[3], target, MasterOptions(overwrite=True), progress=step)
+with analysing_beside(sys.argv[1]) as input_features:  # as cmd_master: the input beside the reference
+    target = resolve_target(None, [sys.argv[2]], progress=step)
+    master_file(sys.argv[1], sys.argv[3], target, MasterOptions(overwrite=True), progress=step,
+                input_features=input_features)
 """
 
 MATCHERING_CODE = """

@@ -11,8 +11,8 @@ much the target was missed, rather than crushing the track.
 Two passes, so any length works in bounded memory: pass 1 feeds the signal, in chunks, to a
 :class:`BlockStatsMeter` (K-weighted power and true-peak envelope per limiter block, a few
 bytes per 0.5 ms); the gain is solved on those arrays; pass 2 applies the gain and the
-limiter curve chunk by chunk (:func:`apply_stream`), hands the result to the caller (an array
-in memory, or a file being written) and measures it, repeated if a correction is needed.
+limiter curve chunk by chunk (:func:`apply_stream`) and hands the result to the caller (an array
+in memory, or a file being written), which measures it; repeated if a correction is needed.
 :func:`finalize` does both passes on an array; :func:`finalize_from_stats` is the same
 finalizer for callers that stream the signal themselves.
 """
@@ -118,22 +118,33 @@ class FinalizePlan:
     block: int
 
 
-def apply_stream(chunks: Iterable[np.ndarray], sample_rate: int, channels: int, gain_db: float,
-                 block_gain_db: np.ndarray, block: int,
-                 sink: Callable[[np.ndarray], None]) -> tuple[float, float]:
-    """Pass 2: apply gain and limiter curve to consecutive chunks, give each limited chunk to
-    ``sink``, and return the output's (integrated loudness in LUFS, true peak in dBTP)."""
-    loudness = LoudnessMeter(sample_rate, channels)
-    peak = TruePeakMeter(sample_rate, channels)
+def apply_stream(chunks: Iterable[np.ndarray], gain_db: float, block_gain_db: np.ndarray, block: int,
+                 sink: Callable[[np.ndarray], None]) -> None:
+    """Pass 2: apply gain and limiter curve to consecutive chunks and give each limited chunk
+    to ``sink``, which also measures it (an :class:`OutputMeter`, or a master's whole analysis
+    of the samples it writes)."""
     start = 0
     for chunk in chunks:
-        out = TruePeakLimiter.apply(chunk, block_gain_db, block, gain_db, start)
+        sink(TruePeakLimiter.apply(chunk, block_gain_db, block, gain_db, start))
         start += chunk.shape[1]
-        loudness.process(out)
-        peak.process(out)
-        sink(out)
-    peak.finish()
-    return loudness.result().integrated_lufs, peak.true_peak_dbtp
+
+
+class OutputMeter:
+    """What a pass-2 run returns to :func:`finalize_from_stats`: integrated loudness and true
+    peak of the samples given to :meth:`process`."""
+
+    def __init__(self, sample_rate: int, channels: int):
+        self._loudness = LoudnessMeter(sample_rate, channels)
+        self._peak = TruePeakMeter(sample_rate, channels)
+
+    def process(self, block: np.ndarray) -> None:
+        self._loudness.process(block)
+        self._peak.process(block)
+
+    def result(self) -> tuple[float, float]:
+        """(integrated LUFS, true peak dBTP); call once, after the last block."""
+        self._peak.finish()
+        return self._loudness.result().integrated_lufs, self._peak.true_peak_dbtp
 
 
 def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: str = "<audio>") -> FinalizeResult:
@@ -153,12 +164,15 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
 
     def run_pass(gain_db: float, block_gain_db: np.ndarray) -> tuple[float, float]:
         filled = [0]
+        measure = OutputMeter(sample_rate, channels)
 
         def keep(chunk: np.ndarray) -> None:
             out[:, filled[0] : filled[0] + chunk.shape[1]] = chunk
             filled[0] += chunk.shape[1]
+            measure.process(chunk)
 
-        return apply_stream(chunks(x, CHUNK_FRAMES), sample_rate, channels, gain_db, block_gain_db, meter.block, keep)
+        apply_stream(chunks(x, CHUNK_FRAMES), gain_db, block_gain_db, meter.block, keep)
+        return measure.result()
 
     plan = finalize_from_stats(meter.result(), spec, run_pass, source)
     return FinalizeResult(out, plan.gain_db, plan.limiting_db, plan.integrated_lufs, plan.true_peak_dbtp,

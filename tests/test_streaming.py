@@ -18,6 +18,7 @@ import mixbridge.analysis.audio
 import mixbridge.assistant.master
 from mixbridge.analysis.analyze import analyze, analyze_file
 from mixbridge.analysis.audio import Audio, load, load_spans
+from mixbridge.analysis.blocks import Background
 from mixbridge.analysis.errors import OutputError
 from mixbridge.analysis.loudness import WeightedPowerMeter, measure_loudness, weighted_power
 from mixbridge.analysis.truepeak import PeakEnvelopeMeter, peak_envelope, true_peak_dbtp
@@ -25,7 +26,14 @@ from mixbridge.assistant.decide import suggest_settings
 from mixbridge.assistant.master import master_audio, master_file, resolve_target
 from mixbridge.assistant.options import MasterOptions
 from mixbridge.assistant.targets import profile_from_features
-from mixbridge.effects.finalize import BlockStatsMeter, FinalizeSpec, apply_stream, finalize, finalize_from_stats
+from mixbridge.effects.finalize import (
+    BlockStatsMeter,
+    FinalizeSpec,
+    OutputMeter,
+    apply_stream,
+    finalize,
+    finalize_from_stats,
+)
 from mixbridge.effects.limiter import TruePeakLimiter
 from mixbridge.effects.render import ChainRenderer, render
 from mixbridge.effects.schema import ChainSettings
@@ -107,7 +115,14 @@ def test_streaming_finalize_equals_the_in_memory_finalize(chunk, target_lufs):
 
     def run_pass(gain_db, block_gain_db):
         written.clear()
-        return apply_stream(_chunks(x, chunk), sr, 2, gain_db, block_gain_db, meter.block, written.append)
+        measure = OutputMeter(sr, 2)
+
+        def sink(out):
+            written.append(out)
+            measure.process(out)
+
+        apply_stream(_chunks(x, chunk), gain_db, block_gain_db, meter.block, sink)
+        return measure.result()
 
     plan = finalize_from_stats(meter.result(), spec, run_pass)
     assert plan.gain_db == pytest.approx(expected.gain_db, abs=1e-6)
@@ -134,6 +149,25 @@ def test_master_file_writes_what_master_audio_computes(tmp_path):
     assert report.gain_db == pytest.approx(gain_db, abs=1e-6)
     assert report.limiting_db == pytest.approx(limiting_db, abs=1e-6)
     np.testing.assert_allclose(written, expected.samples, rtol=0.0, atol=1.5 / 2**23)
+
+
+@pytest.mark.parametrize("bit_depth", ["16", "24", "32f"])
+def test_the_reports_output_features_are_the_written_files(tmp_path, bit_depth):
+    """The write pass measures the samples as written (dithered, rounded) instead of reading the
+    file back: the report's output features equal an analysis of the file."""
+    sr = 22050
+    path = tmp_path / "mix.wav"
+    sf.write(str(path), np.tile(groove(sr, 7.0), 10).T, sr, subtype="PCM_24")
+    out = tmp_path / "master.wav"
+    report = master_file(path, out, resolve_target("spotify"), MasterOptions(chain=EVERY_STAGE, bit_depth=bit_depth))
+    measured, read_back = report.output_features.to_dict(), analyze_file(out).to_dict()
+    assert measured.keys() == read_back.keys()
+    for key, value in read_back.items():
+        if isinstance(value, float) or (isinstance(value, list) and value and isinstance(value[0], float)):
+            # blocks of other sizes sum in another order: a last digit of the 4 kept may differ
+            np.testing.assert_allclose(measured[key], value, rtol=0.0, atol=1.01e-4, err_msg=key)
+        else:
+            assert measured[key] == value, key
 
 
 def test_settings_from_the_files_excerpt_equal_settings_from_the_whole_track(tmp_path):
@@ -259,3 +293,19 @@ def test_success_leaves_only_the_output(mix):
     master_file(mix, mix.parent / "master.wav", resolve_target("spotify"), MasterOptions(chain=EVERY_STAGE))
     assert sorted(p.name for p in mix.parent.iterdir()) == ["master.wav", "mix.wav"]
     assert mixbridge.assistant.master.STREAM_BLOCK_FRAMES == mixbridge.analysis.audio.DITHER_BLOCK_FRAMES
+
+
+def test_background_consumes_in_order_and_raises_the_consumers_error():
+    seen: list[float] = []
+    with Background(lambda block: seen.append(float(block[0, 0]))) as measure:
+        for i in range(50):
+            measure.put(np.full((1, 4), float(i)))
+    assert seen == [float(i) for i in range(50)]
+
+    def fail(block):
+        raise ValueError("meter broke")
+
+    with pytest.raises(ValueError, match="meter broke"):
+        with Background(fail) as measure:
+            for _ in range(5):
+                measure.put(np.zeros((1, 4)))
