@@ -23,6 +23,11 @@ children are waited for), each into a fresh output folder:
 4. run 2's command again on its output folder, nothing changed: the resume time
 5. ``mixbridge master LONG -o OUT`` on the 1-hour file: wall time and peak RSS (``--skip-long``
    leaves it out)
+6. with a reference (the recording ``--reference-track``, whole, from the corpus): ``mixbridge batch
+   IN -o OUT --reference REF --jobs 2`` beside **Matchering 2.0.6** mastering the same files to the
+   same reference in a serial loop in one process of its own venv (``--matchering-python``; GPLv3,
+   a subprocess, never imported here): files per minute side by side (``--skip-matchering``
+   leaves both out)
 
 Mixbridge runs from a frozen copy of the packages taken at start (``--live``: the installed
 console script), as in ``bench_master.py``. Prints markdown tables and saves them to
@@ -47,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_master import (  # noqa: E402
+    MATCHERING_PY,
     ToolFailed,
     git_state,
     launch,
@@ -120,6 +126,29 @@ def build_material(wavs: list[Path], args) -> tuple[Path, Path | None]:
     return folder, long_file
 
 
+# One process, one import, every file in turn: the fairest serial loop Matchering's API allows.
+MATCHERING_LOOP = """
+import sys, pathlib, matchering as mg
+inp, ref, out = map(pathlib.Path, sys.argv[1:4])
+for f in sorted(inp.glob("*.wav")):
+    mg.process(target=str(f), reference=str(ref), results=[mg.pcm24(str(out / f.name))])
+"""
+
+
+def run_matchering_loop(python: Path, in_dir: Path, ref: Path, out: Path, tmp: Path, n_files: int) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]
+    label = "Matchering 2.0.6, serial loop in one process, `--reference`"
+    try:
+        run = launch([python, "-c", MATCHERING_LOOP, in_dir, ref, out], tmp)
+    except ToolFailed as exc:
+        return {"label": label, "ok": False, "note": str(exc), "load": load}
+    done = len(list(out.glob("*.wav")))
+    return {"label": label, "ok": True, "wall_s": run.wall_s, "cpu_s": run.cpu_s, "rss_mb": run.rss_mb,
+            "done": done, "files": n_files, "file_s": run.wall_s, "summary": f"{done} mastered", "load": load,
+            "jobs": 1}
+
+
 def manifest_rows(out: Path) -> list[dict]:
     path = out / "manifest.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -182,6 +211,11 @@ def main() -> None:
                     help="run the installed console script against the live tree (default: a frozen copy of "
                          "the packages taken at start)")
     ap.add_argument("--results", type=Path, default=RESULTS, help="markdown file to write (default %(default)s)")
+    ap.add_argument("--matchering-python", type=Path, default=MATCHERING_PY,
+                    help="python of Matchering's own venv (default %(default)s)")
+    ap.add_argument("--reference-track", default="mars_orphanage",
+                    help="corpus recording used as the reference of run 6 (default %(default)s)")
+    ap.add_argument("--skip-matchering", action="store_true", help="leave out run 6")
     args = ap.parse_args()
     if args.cache.resolve().is_relative_to(ROOT):
         sys.exit("--cache must be outside the repository (no corpus audio in the repo)")
@@ -221,6 +255,22 @@ def main() -> None:
             r.update(jobs=2, done=0, file_s=0.0, shown=f"0 ({skipped} unchanged, skipped)")
             results.append(r)
             print(f"    {r.get('summary') or r.get('note')}; wall {fmt(r.get('wall_s'), 2)} s", flush=True)
+        matching: list[dict] = []
+        reference = args.corpus / f"{args.reference_track}.wav"
+        if not args.skip_matchering and reference.exists():
+            label = f"jobs 2, `--reference {reference.name}`"
+            print(f"[{time.perf_counter() - t_start:6.1f} s] batch {label} ...", flush=True)
+            r = run_batch(label, exe, in_dir, tmp / "out_reference", ["--jobs", "2", "--reference", reference, *engine],
+                          tmp, args.tracks)
+            r.update(jobs=2)
+            matching.append(r)
+            print(f"    {r.get('summary') or r.get('note')}; wall {fmt(r.get('wall_s'))} s", flush=True)
+            if args.matchering_python.exists():
+                print(f"[{time.perf_counter() - t_start:6.1f} s] Matchering, serial loop ...", flush=True)
+                r = run_matchering_loop(args.matchering_python, in_dir, reference, tmp / "out_matchering", tmp,
+                                        args.tracks)
+                matching.append(r)
+                print(f"    {r.get('summary') or r.get('note')}; wall {fmt(r.get('wall_s'))} s", flush=True)
         long_row = None
         if long_file:
             print(f"[{time.perf_counter() - t_start:6.1f} s] master the {args.long_seconds:g} s file ...", flush=True)
@@ -250,6 +300,14 @@ def main() -> None:
         "workers at the end)", "",
         *table(results, base, pool2), "",
     ]
+    if matching:
+        lines += [f"### With a reference: Mixbridge `--jobs 2` beside a serial Matchering loop (the same "
+                  f"{args.tracks} files, reference `{args.reference_track}`)", "", *table(matching, None, None), ""]
+        if len(matching) == 2 and all(r["ok"] and r["done"] for r in matching):
+            ratio = (matching[0]["done"] / matching[0]["wall_s"]) / (matching[1]["done"] / matching[1]["wall_s"])
+            lines += [f"Files per minute, Mixbridge / Matchering: {ratio:.2f}×; peak RSS "
+                      f"{matching[0]['rss_mb']:.0f} MB (the largest single process) vs "
+                      f"{matching[1]['rss_mb']:.0f} MB.", ""]
     if long_row:
         lines += [f"`mixbridge master` on the {args.long_seconds:g} s file ({long_file.name}): "
                   + (f"wall {long_row['wall_s']:.1f} s, CPU {long_row['cpu_s']:.1f} s, peak RSS "
