@@ -20,7 +20,7 @@ from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.atomic import cache_root, write_text
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.blocks import chunks
-from mixbridge.analysis.dynamics import describe_dynamics
+from mixbridge.analysis.dynamics import DynamicsResult, describe_dynamics
 from mixbridge.analysis.errors import MixbridgeError
 from mixbridge.analysis.features import FEATURE_VERSION, Features
 from mixbridge.analysis.loudness import (
@@ -47,6 +47,17 @@ MEASUREMENT_REVISION = 2
 def analyze(audio: Audio) -> Features:
     """Measure ``audio``; see :class:`Features` for what is measured."""
     return _analyze_blocks(audio.blocks(), audio.sample_rate, audio.channels, audio.source)
+
+
+def analyze_dynamics(audio: Audio) -> DynamicsResult:
+    """Only the dynamics and ambience descriptors of :func:`analyze` (the same values: the same
+    frames of the spectrum analyzer), without the loudness and true-peak meters, for a closed
+    loop that needs nothing else (the reverb's tail level)."""
+    spec = SpectrumAnalyzer(audio.sample_rate, audio.channels)
+    for block in audio.blocks():
+        spec.process(block)
+    sr = spec.result()
+    return describe_dynamics(sr.frame_band_db, sr.frame_peak, sr.frame_mean_square, sr.hop_s)
 
 
 def analyze_file(path: str | Path) -> Features:
