@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # Debian packages the test suite needs: FluidSynth and a GM soundfont render the model's training
 # audio from music21 scores (libsndfile itself ships in the soundfile wheel); the ZAM VST3 plugins
 # (ZamVerb needs libzita-convolver4 and libsamplerate0) for the plugin bridge; dpf-source and g++
-# build the bridge's fixture plugin.
-APT_PACKAGES=(fluidsynth fluid-soundfont-gm zam-plugins libzita-convolver4 libsamplerate0 dpf-source g++)
+# build the bridge's fixture plugin; Chromium and its driver run the HTML report's browser tests.
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm zam-plugins libzita-convolver4 libsamplerate0 dpf-source g++
+              chromium chromium-driver)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

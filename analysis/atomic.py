@@ -61,6 +61,15 @@ def _temporary_next_to(path: Path, suffix: str) -> str:
     return tmp
 
 
+def check_writable(path: str | Path) -> Path:
+    """Refuse, before any work, an output that cannot be written: its folder missing or not
+    writable, or ``path`` a folder (the same test the final write makes: a temporary file is
+    created next to it and removed)."""
+    path = Path(path)
+    os.unlink(_temporary_next_to(path, PART_SUFFIX))
+    return path
+
+
 def remove_leftovers(path: str | Path) -> list[Path]:
     """Remove the temporary files that writers of ``path`` killed by a signal left behind.
 

@@ -43,6 +43,7 @@ from mixbridge.assistant.targets import Target
 
 log = logging.getLogger(__name__)
 
+INDEX_PAGE = "index.html"  # with --html: the catalogue's page
 MANIFEST = "manifest.jsonl"
 OUTPUT_SUFFIX = ".wav"
 EXECUTORS = ("local", "ray")
@@ -61,6 +62,7 @@ class Task:
     content_hash: str | None  # None: not hashed yet (a new file); the worker hashes it
     settings_hash: str
     target: Target
+    html_path: str | None = None  # write the master's report page here
 
 
 def find_inputs(in_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
@@ -105,8 +107,8 @@ def settings_hash(target: Target, options: MasterOptions) -> str:
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
 
-def read_manifest(out_dir: Path) -> dict[str, dict]:
-    """The last ``done`` line per input in the manifest (unreadable lines are ignored)."""
+def read_manifest(out_dir: Path, statuses: tuple[str, ...] = ("done",)) -> dict[str, dict]:
+    """The last line per input in the manifest among those of ``statuses`` (unreadable lines are ignored)."""
     done: dict[str, dict] = {}
     path = Path(out_dir) / MANIFEST
     if not path.exists():
@@ -116,7 +118,7 @@ def read_manifest(out_dir: Path) -> dict[str, dict]:
             row = json.loads(line)
         except ValueError:
             continue  # a line cut by a crash
-        if row.get("status") == "done":
+        if row.get("status") in statuses:
             done[row["input"]] = row
     return done
 
@@ -183,6 +185,15 @@ def _master_one(task: Task, options: MasterOptions) -> dict:
         log.exception("internal error on %s", task.input_path)
         return {**row, "status": "failed", "error": f"internal error: {exc}", "code": "internal"}
     b, a = report.input_features, report.output_features
+    page_warning = []
+    if task.html_path:
+        try:
+            from mixbridge.assistant.html_report import master_page
+
+            master_page(report, task.html_path)
+            row["html"] = task.html_path
+        except (MixbridgeError, OSError, ValueError) as exc:  # the master stands; say why its page is missing
+            page_warning = [f"report page not written: {exc}"]
 
     def finite(v: float) -> float | None:
         return round(v, 3) if math.isfinite(v) else None
@@ -193,7 +204,7 @@ def _master_one(task: Task, options: MasterOptions) -> dict:
             "after": {"lufs": finite(a.integrated_lufs), "true_peak_dbtp": finite(a.true_peak_dbtp),
                       "lra_lu": finite(a.loudness_range_lu)},
             "settings": report.settings.to_dict(), "moves": [m.text for m in report.moves],
-            "profile": report.target.profile.name, "warnings": list(report.warnings)}
+            "profile": report.target.profile.name, "warnings": list(report.warnings) + page_warning}
 
 
 def _one_thread_per_worker() -> None:
@@ -378,8 +389,10 @@ class BatchSummary:
 
 def run_batch(in_dir: Path, out_dir: Path, target: Target, options: MasterOptions = MasterOptions(), *,
               jobs: int = 1, progress: Callable[[str], None] | None = None, album: bool = False,
-              executor: str = "local", address: str | None = None) -> BatchSummary:
+              executor: str = "local", address: str | None = None, html: bool = False) -> BatchSummary:
     """Master a folder tree; see the module docstring. ``album``: see :func:`album_targets`.
+    ``html``: a report page next to each master and ``out_dir/index.html`` (:data:`INDEX_PAGE`)
+    listing every file of the manifest, failed ones with their error.
 
     ``executor``: ``"local"`` (``jobs`` processes) or ``"ray"`` (Ray tasks; a local Ray
     instance with ``jobs`` CPUs, or the cluster at ``address``, e.g. ``"head:6379"``, whose
@@ -406,7 +419,7 @@ def run_batch(in_dir: Path, out_dir: Path, target: Target, options: MasterOption
             if content == old["content_hash"]:
                 skipped += 1
                 continue
-        tasks.append(Task(str(src), str(dst), content, s_hash, own))
+        tasks.append(Task(str(src), str(dst), content, s_hash, own, str(dst.with_suffix(".html")) if html else None))
     done = failed = 0
     start = time.perf_counter()
 
@@ -426,4 +439,8 @@ def run_batch(in_dir: Path, out_dir: Path, target: Target, options: MasterOption
 
     for row in _rows(tasks, options, jobs, executor, address):
         report(row)
+    if html:
+        from mixbridge.assistant.html_report import batch_index
+
+        batch_index(list(read_manifest(out_dir, ("done", "failed")).values()), out_dir / INDEX_PAGE)
     return BatchSummary(done, skipped, failed, time.perf_counter() - start)

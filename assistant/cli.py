@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mixbridge.analysis.errors import MixbridgeError
+from mixbridge.analysis.errors import MixbridgeError, UsageError
 from mixbridge.assistant import text
 
 log = logging.getLogger("mixbridge")
@@ -67,17 +67,38 @@ def cmd_master(args: argparse.Namespace) -> int:
     from mixbridge.assistant.options import MasterOptions
 
     options = _master_options(args, MasterOptions)  # refused before any work
+    _check_outputs(args.html, args.report, args.save_chain)
     progress = _progress(args.verbose or sys.stderr.isatty())
     with analysing_beside(args.input) as input_features:
         target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
         report = master_file(args.input, args.output, target, options, progress=progress,
                              plugins=args.plugins, plugin_dirs=args.plugin_dir or (), input_features=input_features)
+    links = {}
     if args.save_chain:
-        report.settings.save(args.save_chain)
+        links["the chain (JSON)"] = report.settings.save(args.save_chain)
     if args.report:
-        write_report(report, args.report)
+        links["the full report (JSON)"] = write_report(report, args.report)
+    if args.html:
+        from mixbridge.assistant.html_report import master_page
+
+        progress("writing the HTML report")
+        master_page(report, args.html, links)
     print("\n".join(text.master_lines(report)))
+    if args.html:
+        print(f"  report page: {args.html}")
     return 0
+
+
+def _check_outputs(html: str | None, *paths: str | None) -> None:
+    """Refuse, before any audio work, a report page (``html``), report or chain path that cannot
+    be written."""
+    from mixbridge.analysis.atomic import check_writable
+
+    if html and Path(html).suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"{html}: a report page is written as .html")
+    for path in (html, *paths):
+        if path:
+            check_writable(path)
 
 
 def _master_options(args: argparse.Namespace, kind, **extra):
@@ -105,6 +126,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     from mixbridge.assistant.master import analysing_beside, resolve_target, suggest_file
 
     judgment = _judgment(args)
+    _check_outputs(args.html, args.output)
     progress = _progress(args.verbose or sys.stderr.isatty())
     with analysing_beside(args.input) as input_features:
         target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
@@ -112,8 +134,9 @@ def cmd_suggest(args: argparse.Namespace) -> int:
                                   progress=progress, input_features=input_features)
     target = suggestion.target
     print("\n".join(text.suggestion_lines(args.input, suggestion, args.engine)))
+    links = {}
     if args.output:
-        suggestion.settings.save(args.output)
+        links["the chain (JSON)"] = suggestion.settings.save(args.output)
         print(f"  chain saved to {args.output} (apply with: mixbridge master IN -o OUT --chain {args.output})")
     if args.plugins:
         progress("loading and setting the plugins")
@@ -128,6 +151,12 @@ def cmd_suggest(args: argparse.Namespace) -> int:
                                      suggestion.excerpt.sample_rate, gain_db, target.ceiling_dbtp,
                                      f"{target.lufs:.1f} LUFS")
             print(f"  presets written to {args.export_presets}: " + ", ".join(p.name for p in written))
+            links.update({f"preset: {p.name}": p for p in written})
+    if args.html:
+        from mixbridge.assistant.html_report import suggestion_page
+
+        suggestion_page(args.input, suggestion, args.html, links)
+        print(f"  report page: {args.html}")
     return 0
 
 
@@ -164,7 +193,7 @@ def cmd_plugins_learn(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from mixbridge.assistant.batch import MANIFEST, check_executor, run_batch
+    from mixbridge.assistant.batch import INDEX_PAGE, MANIFEST, check_executor, run_batch
     from mixbridge.assistant.master import resolve_target
     from mixbridge.assistant.options import MasterOptions
 
@@ -173,9 +202,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     progress = _progress(True)
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
     summary = run_batch(Path(args.input), Path(args.output), target, options, jobs=args.jobs, progress=progress,
-                        album=args.album, executor=args.executor, address=args.address)
+                        album=args.album, executor=args.executor, address=args.address, html=args.html)
     print(f"{summary.done} mastered, {summary.skipped} unchanged (skipped), {summary.failed} failed "
-          f"in {summary.seconds:.1f} s; manifest: {Path(args.output) / MANIFEST}")
+          f"in {summary.seconds:.1f} s; manifest: {Path(args.output) / MANIFEST}"
+          + (f"; report pages: {Path(args.output) / INDEX_PAGE}" if args.html else ""))
     return 8 if summary.failed else 0
 
 
@@ -347,6 +377,8 @@ def _add_master(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--chain", metavar="JSON", help="apply this saved chain instead of suggesting one")
     p.add_argument("--save-chain", metavar="JSON", help="save the chain used")
     p.add_argument("--report", metavar="JSON", help="write the full report")
+    p.add_argument("--html", metavar="HTML", help="write a self-contained report page: plots, the chain and why, "
+                                                  "a level-matched A/B player")
     _delivery_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _plugin_options(p)
@@ -363,6 +395,8 @@ def _add_suggest(sub, common: argparse.ArgumentParser) -> None:
     _plugin_options(p)
     p.add_argument("--export-presets", metavar="DIR",
                    help="with --plugins: one .vstpreset per plugin insert and INSERTS.txt (the order)")
+    p.add_argument("--html", metavar="HTML", help="write a self-contained report page: the spectrum against the "
+                                                  "target, loudness, the chain and why")
     _judgment_options(p)
     p.set_defaults(run=cmd_suggest)
 
@@ -399,6 +433,8 @@ def _add_batch(sub, common: argparse.ArgumentParser) -> None:
     _delivery_options(p)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="parallel processes, or CPUs of a local Ray instance (default: all cores)")
+    p.add_argument("--html", action="store_true",
+                   help="a report page next to each master and OUT_DIR/index.html with a row per file")
     p.add_argument("--album", action="store_true",
                    help="one loudness decision for the set: the loudest track at the target, the others "
                         "keep their level differences (AES TD1008)")

@@ -57,9 +57,11 @@ from mixbridge.effects.finalize import (
     BlockStatsMeter,
     FinalizePlan,
     FinalizeSpec,
+    LimiterTrace,
     apply_stream,
     finalize,
     finalize_from_stats,
+    limiter_trace,
 )
 from mixbridge.effects.render import ChainRenderer, render
 from mixbridge.effects.schema import ChainSettings
@@ -92,6 +94,7 @@ class MasterReport:
     goal: Goal | None = None  # the judgment behind the settings (None for --chain)
     moves: tuple[Move, ...] = ()  # one evidence line per stage or measurement
     notes: tuple[str, ...] = ()  # the judgment's notes (as delivered, DC high-pass, boosts scaled)
+    limiter: LimiterTrace | None = None  # the finalizer over time (the HTML report's plots)
 
     def to_dict(self) -> dict:
         t = self.target
@@ -102,7 +105,8 @@ class MasterReport:
                        "profile": t.profile.name, "profile_description": t.profile.description},
             "engine": self.engine,
             "settings": self.settings.to_dict(),
-            "finalizer": {"gain_db": round(self.gain_db, 3), "limiting_db": round(self.limiting_db, 3)},
+            "finalizer": {"gain_db": round(self.gain_db, 3), "limiting_db": round(self.limiting_db, 3)}
+            | ({"timeline": self.limiter.to_dict()} if self.limiter else {}),
             "output": {"path": self.output_path, "bit_depth": self.bit_depth,
                        "features": self.output_features.to_dict()},
             "tonal_error_db": {"before": round(self.tonal_error_before_db, 3),
@@ -273,7 +277,7 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
         plugin_report = {"map": plugins, "chain": renderer.describe(),
                          "match": render_match(renderer, settings, excerpt)}
     del excerpt
-    plan, after = _render_and_finalize(input_path, output_path, meta, renderer or ChainRenderer(settings, sr), spec,
+    plan, after, trace = _render_and_finalize(input_path, output_path, meta, renderer or ChainRenderer(settings, sr), spec,
                                        o.bit_depth, step)
     warnings = plan.warnings
     if after.true_peak_dbtp > target.ceiling_dbtp:
@@ -290,13 +294,13 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
         tonal_error_after_db=tonal_error_db(after.mid_band_db, target.profile, sr),
         warnings=tuple(warnings) + tuple(before.notes),
         plugins=plugin_report, goal=decision.goal if decision else None,
-        moves=decision.moves if decision else (), notes=decision.notes if decision else (),
+        moves=decision.moves if decision else (), notes=decision.notes if decision else (), limiter=trace,
     )
 
 
 def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.AudioInfo, renderer,
                          spec: FinalizeSpec, bit_depth: str,
-                         step: Callable[[str], None]) -> tuple[FinalizePlan, Features]:
+                         step: Callable[[str], None]) -> tuple[FinalizePlan, Features, LimiterTrace]:
     """Pass 1: render the input block by block through ``renderer`` (a ``ChainRenderer`` or a
     ``PluginChainRenderer``: anything with ``process(block)``) into a scratch file, measuring the finalizer's
     block statistics. Pass 2 (repeated if the finalizer corrects): read it back, apply the
@@ -337,7 +341,7 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
                 return outputs[-1].integrated_lufs, outputs[-1].true_peak_dbtp
 
             plan = finalize_from_stats(stats, spec, write_pass, str(input_path))
-        return plan, outputs[-1]
+        return plan, outputs[-1], limiter_trace(stats, plan)
 
 
 def excerpt_of(path: str | Path) -> Audio:

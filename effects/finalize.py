@@ -118,6 +118,38 @@ class FinalizePlan:
     block: int
 
 
+@dataclass(frozen=True)
+class LimiterTrace:
+    """The finalizer over time, for the report's plots: per hop of ``hop_s``, the most the
+    limiter took off (dB, >= 0) and the output's true-peak envelope (dBTP: pass 1's envelope
+    with the gain and the limiter curve applied, so it reads the output before dither)."""
+
+    hop_s: float
+    gain_reduction_db: np.ndarray
+    true_peak_dbtp: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"hop_s": self.hop_s, "gain_reduction_db": [round(float(v), 2) for v in self.gain_reduction_db],
+                "true_peak_dbtp": [round(float(v), 2) if math.isfinite(v) else None for v in self.true_peak_dbtp]}
+
+
+def limiter_trace(stats: BlockStats, plan: FinalizePlan, points: int = 2000) -> LimiterTrace:
+    """``plan`` applied to ``stats``, in at most ``points`` hops (maxima over each hop)."""
+    n = stats.envelope_db.size
+    per = max(1, -(-n // max(1, points)))
+    hops = -(-n // per)
+
+    def hop_max(values: np.ndarray, fill: float) -> np.ndarray:
+        padded = np.full(hops * per, fill)
+        padded[:n] = values
+        return padded.reshape(hops, per).max(axis=1)
+
+    reduction = hop_max(-np.asarray(plan.block_gain_db, dtype=np.float64), 0.0)
+    with np.errstate(invalid="ignore"):
+        peak = hop_max(stats.envelope_db + plan.gain_db + plan.block_gain_db, -math.inf)
+    return LimiterTrace(per * stats.block / stats.sample_rate, np.maximum(reduction, 0.0), peak)
+
+
 def apply_stream(chunks: Iterable[np.ndarray], gain_db: float, block_gain_db: np.ndarray, block: int,
                  sink: Callable[[np.ndarray], None]) -> None:
     """Pass 2: apply gain and limiter curve to consecutive chunks and give each limited chunk

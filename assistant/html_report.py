@@ -1,0 +1,516 @@
+"""The HTML report (``--html``): one self-contained page per master or suggestion, and a batch's
+``index.html``. No network: plots are inline SVG, the script and the styles are inline, the A/B
+excerpts are embedded.
+
+- **Plots** are drawn by matplotlib (a ``Figure`` on the SVG canvas: no pyplot, no display),
+  with text kept as text, so each chart weighs tens of kB. Curves hold at most PLOT_POINTS
+  points, so an hour-long file's page stays small.
+- **A/B player.** The same EXCERPT_S seconds of the input and of the master (the stretch whose
+  short-term loudness stays nearest the whole track's, :func:`representative_span`), each as Ogg Vorbis at
+  quality VORBIS_QUALITY through the same encoder. Both play at once, looped, from the same
+  position; the toggle (button or the ``T`` key) mutes one and opens the other, so the playhead
+  never jumps and there is no gap. Level-matched (the default) turns the louder excerpt down by
+  the difference of the two excerpts' integrated loudness, measured by our meter on the
+  samples before encoding, and shows it; "as delivered" plays both at their own level.
+  ``window.mixbridgeAB`` exposes the player's state to the browser tests.
+- A page is written atomically (a failed build leaves no file).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import soundfile as sf
+from matplotlib import rc_context
+from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.figure import Figure
+
+from mixbridge.analysis import audio as audio_io
+from mixbridge.analysis.atomic import write_text
+from mixbridge.analysis.features import Features
+from mixbridge.analysis.loudness import measure_loudness
+from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
+from mixbridge.assistant.evidence import Move
+from mixbridge.assistant.judge import Goal
+from mixbridge.assistant.targets import Target, known_bands
+from mixbridge.effects.finalize import LimiterTrace
+from mixbridge.effects.schema import ChainSettings, describe
+
+EXCERPT_S = 30.0
+VORBIS_QUALITY = 0.7  # libsndfile's compression level 0.3: about 190 kbit/s stereo
+PLOT_POINTS = 1500
+STYLE: Any = {"svg.fonttype": "none", "svg.hashsalt": "mixbridge", "font.size": 10, "axes.grid": True,
+         "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+COLOURS = {"input": "#8a8f98", "output": "#1f6feb", "target": "#2da44e", "limit": "#cf222e"}
+
+
+# ---- data ---------------------------------------------------------------------------------------
+
+def representative_span(features: Features, seconds: float = EXCERPT_S) -> tuple[float, float]:
+    """``(start_s, end_s)`` of the ``seconds`` whose short-term loudness stays nearest the track's
+    integrated loudness (the least mean distance): a chorus or verse at the track's level, not an
+    intro or a break; the whole track if shorter."""
+    st = np.asarray(features.short_term_lufs, dtype=np.float64)
+    hop = features.series_hop_s
+    width = int(round(seconds / hop))
+    if features.duration_s <= seconds or st.size <= width or not math.isfinite(features.integrated_lufs):
+        return 0.0, features.duration_s
+    distance = np.where(np.isfinite(st), np.abs(st - features.integrated_lufs), 100.0)
+    cum = np.concatenate(([0.0], np.cumsum(distance)))
+    best = int(np.argmin(cum[width:] - cum[:-width]))
+    # window ``best`` covers the series entries best .. best+width-1; entry j is the 3 s ending at (j+1) hops
+    start = min(max(0.0, (best + 1) * hop - 3.0), features.duration_s - seconds)
+    return start, start + seconds
+
+
+def _decimated(values: Sequence[float], hop_s: float, points: int = PLOT_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """(times, values) with at most ``points`` points: the power mean of each group (loudness)."""
+    v = np.asarray(values, dtype=np.float64)
+    per = max(1, -(-v.size // points))
+    n = -(-v.size // per)
+    power = np.zeros(n * per)
+    power[: v.size] = np.where(np.isfinite(v), 10.0 ** (v / 10.0), 0.0)
+    counts = np.full(n * per, 1.0)
+    counts[v.size:] = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = 10.0 * np.log10(power.reshape(n, per).sum(axis=1) / counts.reshape(n, per).sum(axis=1))
+    times = (np.arange(n) * per + min(per, v.size)) * hop_s
+    return times, np.where(np.isfinite(means), means, np.nan)
+
+
+# ---- plots --------------------------------------------------------------------------------------
+
+def _svg(fig: Figure) -> str:
+    buf = io.StringIO()
+    FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+FREQ_TICKS_HZ = (31.5, 63, 125, 250, 500, 1000, 2000, 4000, 8000, 16000)
+
+
+def _frequency_axis(ax) -> None:
+    """Log frequency axis with the octave centres as its only ticks (no minor tick labels)."""
+    ax.set_xscale("log")
+    ax.set_xticks(FREQ_TICKS_HZ, [f"{f / 1000:g}k" if f >= 1000 else f"{f:g}" for f in FREQ_TICKS_HZ])
+    ax.minorticks_off()
+    ax.set_xlim(18.0, 22000.0)
+
+
+def _figure(height_in: float = 3.0, rows: int = 1) -> Figure:
+    """A figure with fixed margins (a layout engine would draw it several times over)."""
+    fig = Figure(figsize=(9.0, height_in * rows))
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.5 / (height_in * rows), top=1.0 - 0.35 / (height_in * rows),
+                        hspace=0.25)
+    return fig
+
+
+def spectrum_svg(curves: dict[str, Features], target: Target | None) -> str:
+    """Mid and side 1/3-octave band shapes, level removed (each curve's mid mean over the tonal
+    bands), with the target's normal range shaded on mid."""
+    first = next(iter(curves.values()))
+    sr = first.sample_rate
+    mask = shape_mask(sr) & (known_bands(target.profile) if target else True)
+    centres = np.asarray(BAND_CENTRES_HZ)
+    with rc_context(STYLE):
+        fig = _figure(3.0, 2)
+        mid_ax, side_ax = fig.subplots(2, 1, sharex=True)
+        if target is not None:
+            p = target.profile
+            offset = float(np.mean(np.asarray(p.band_shape_db)[mask]))
+            lo, hi = np.asarray(p.band_low_db) - offset, np.asarray(p.band_high_db) - offset
+            keep = known_bands(p)
+            mid_ax.fill_between(centres[keep], lo[keep], hi[keep], color=COLOURS["target"], alpha=0.18,
+                                label=f"{p.name}: normal range")
+        for label, f in curves.items():
+            mid = np.asarray(f.mid_band_db, dtype=np.float64)
+            offset = float(np.mean(mid[mask]))
+            colour = COLOURS["output" if label.startswith(("master", "output")) else "input"]
+            held = np.isfinite(mid)
+            mid_ax.plot(centres[held], (band_shape(mid, mask))[held], color=colour, label=label, marker=".")
+            if f.channels >= 2:
+                side = np.asarray(f.side_band_db, dtype=np.float64) - offset
+                ok = np.isfinite(side)
+                side_ax.plot(centres[ok], side[ok], color=colour, label=label, marker=".")
+        if all(f.channels < 2 for f in curves.values()):
+            side_ax.text(0.5, 0.5, "mono: no side signal", transform=side_ax.transAxes, ha="center", va="center")
+        for ax, what in ((mid_ax, "mid"), (side_ax, "side")):
+            _frequency_axis(ax)
+            ax.set_ylabel(f"{what} level (dB, level removed)")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="lower left", fontsize=9)
+        side_ax.set_xlabel("frequency (Hz), 1/3-octave bands")
+        mid_ax.set_title("Spectrum: mid and side, level removed")
+        return _svg(fig)
+
+
+def loudness_svg(curves: dict[str, Features], target_lufs: float | None) -> str:
+    """Short-term loudness over time, with the integrated values and the target."""
+    with rc_context(STYLE):
+        fig = _figure(3.0)
+        ax = fig.subplots()
+        for label, f in curves.items():
+            t, v = _decimated(f.short_term_lufs, f.series_hop_s)
+            colour = COLOURS["output" if label.startswith(("master", "output")) else "input"]
+            ax.plot(t, v, color=colour, label=f"{label} (integrated {f.integrated_lufs:.1f} LUFS)", linewidth=1.0)
+        if target_lufs is not None:
+            ax.axhline(target_lufs, color=COLOURS["target"], linestyle="--", label=f"target {target_lufs:.1f} LUFS")
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("short-term loudness (LUFS)")
+        ax.set_title("Loudness over time (3 s windows)")
+        ax.legend(loc="lower right", fontsize=9)
+        return _svg(fig)
+
+
+def limiter_svg(trace: LimiterTrace, ceiling_dbtp: float) -> str:
+    """The output's true-peak envelope against the ceiling, and the limiter's gain reduction."""
+    t = (np.arange(trace.gain_reduction_db.size) + 1) * trace.hop_s
+    with rc_context(STYLE):
+        fig = _figure(2.4, 2)
+        peak_ax, gr_ax = fig.subplots(2, 1, sharex=True)
+        peak = np.where(np.isfinite(trace.true_peak_dbtp), trace.true_peak_dbtp, np.nan)
+        peak_ax.plot(t, peak, color=COLOURS["output"], linewidth=1.0, label="output true peak (dBTP)")
+        peak_ax.axhline(ceiling_dbtp, color=COLOURS["limit"], linestyle="--", label=f"ceiling {ceiling_dbtp:.1f} dBTP")
+        peak_ax.set_ylabel("true peak (dBTP)")
+        peak_ax.legend(loc="lower right", fontsize=9)
+        peak_ax.set_title("Peaks and limiting")
+        gr_ax.fill_between(t, 0.0, -trace.gain_reduction_db, color=COLOURS["limit"], alpha=0.5,
+                           label=f"limiter gain reduction (most {trace.gain_reduction_db.max(initial=0.0):.1f} dB)")
+        gr_ax.set_ylabel("gain (dB)")
+        gr_ax.set_xlabel("time (s)")
+        gr_ax.set_ylim(min(-1.0, -1.1 * float(trace.gain_reduction_db.max(initial=0.0))), 0.2)
+        gr_ax.legend(loc="lower right", fontsize=9)
+        return _svg(fig)
+
+
+def width_svg(curves: dict[str, Features]) -> str:
+    """Stereo width (side share) per band."""
+    centres = np.asarray(BAND_CENTRES_HZ)
+    with rc_context(STYLE):
+        fig = _figure(2.6)
+        ax = fig.subplots()
+        for label, f in curves.items():
+            w = np.asarray(f.width_band, dtype=np.float64)
+            ok = np.isfinite(w)
+            colour = COLOURS["output" if label.startswith(("master", "output")) else "input"]
+            ax.plot(centres[ok], 100.0 * w[ok], color=colour, marker=".", label=label)
+        if all(f.channels < 2 for f in curves.values()):
+            ax.text(0.5, 0.5, "mono: no side signal", transform=ax.transAxes, ha="center", va="center")
+        _frequency_axis(ax)
+        ax.set_xlabel("frequency (Hz), 1/3-octave bands")
+        ax.set_ylabel("side share (%)")
+        ax.set_title("Stereo width per band")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", fontsize=9)
+        return _svg(fig)
+
+
+# ---- page sections ------------------------------------------------------------------------------
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: float, unit: str = "", digits: int = 1) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}{(' ' + unit) if unit else ''}"
+
+
+def _warnings(warnings: Sequence[str]) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{_esc(w)}</li>" for w in warnings)
+    return f'<section class="warnings" id="warnings"><h2>Warnings</h2><ul>{items}</ul></section>'
+
+
+DYNAMICS_ROWS = (("integrated_lufs", "integrated loudness", "LUFS", None), ("true_peak_dbtp", "true peak", "dBTP", None),
+                 ("crest_factor_db", "crest factor", "dB", "crest_factor_db"), ("plr_db", "PLR", "dB", None),
+                 ("loudness_range_lu", "loudness range (LRA)", "LU", "loudness_range_lu"),
+                 ("width", "stereo width (side share)", "", "width"))
+
+
+def _dynamics_table(before: Features, after: Features | None, goal: Goal | None) -> str:
+    ranges = {c.key: (c.low, c.high) for c in goal.checks} if goal else {}
+    head = "<tr><th>measure</th><th>before</th>" + ("<th>after</th>" if after else "") + "<th>normal range</th></tr>"
+    rows = []
+    for key, label, unit, range_key in DYNAMICS_ROWS:
+        digits = 3 if key == "width" else 1 if key != "true_peak_dbtp" else 2
+        low_high = ranges.get(range_key or "")
+        span = f"{_fmt(low_high[0], unit, digits)} – {_fmt(low_high[1], unit, digits)}" if low_high else ""
+        cells = [f"<td>{_esc(label)}</td>", f"<td>{_fmt(getattr(before, key), unit, digits)}</td>"]
+        if after:
+            cells.append(f"<td>{_fmt(getattr(after, key), unit, digits)}</td>")
+        rows.append("<tr>" + "".join(cells) + f"<td>{_esc(span)}</td></tr>")
+    return f'<table class="figures">{head}{"".join(rows)}</table>'
+
+
+def _chain(settings: ChainSettings, moves: Sequence[Move], links: dict[str, Path], page: Path) -> str:
+    stages = "".join(f"<li>{_esc(line)}</li>" for line in describe(settings)) or "<li>no changes</li>"
+    evidence = "".join(f'<li class="move {_esc(m.status)}">{_esc(m.text)}</li>' for m in moves)
+    link_items = "".join(f'<li><a href="{_esc(os.path.relpath(path, page.parent))}">{_esc(label)}</a></li>'
+                         for label, path in links.items())
+    return ('<section id="chain"><h2>The chain</h2><h3>Stages, in signal order</h3>'
+            f'<ol class="stages">{stages}</ol>'
+            + (f'<h3>Why: what was measured, and the move</h3><ul class="evidence">{evidence}</ul>' if evidence else "")
+            + (f'<h3>Files</h3><ul class="links">{link_items}</ul>' if link_items else "") + "</section>")
+
+
+def _encode_excerpt(path: Path, span: tuple[float, float]) -> tuple[str, float]:
+    """(base64 Ogg Vorbis of ``path`` over ``span``, its integrated loudness by our meter)."""
+    meta = audio_io.info(path)
+    start, stop = (int(round(s * meta.sample_rate)) for s in span)
+    audio = audio_io.load_spans(path, [(start, min(stop, meta.frames))])
+    lufs = measure_loudness(audio.samples, audio.sample_rate).integrated_lufs
+    buf = io.BytesIO()
+    sf.write(buf, audio.samples.T, audio.sample_rate, format="OGG", subtype="VORBIS",
+             compression_level=1.0 - VORBIS_QUALITY)
+    return base64.b64encode(buf.getvalue()).decode("ascii"), float(lufs)
+
+
+def ab_section(original: tuple[str, float], master: tuple[str, float], span: tuple[float, float]) -> str:
+    """The loudness-matched A/B player over ``span``, from both excerpts as :func:`_encode_excerpt`
+    gives them."""
+    (a64, a_lufs), (b64, b_lufs) = original, master
+    difference = b_lufs - a_lufs if math.isfinite(a_lufs) and math.isfinite(b_lufs) else 0.0
+    data = {"original": a64, "master": b64, "original_lufs": round(a_lufs, 2), "master_lufs": round(b_lufs, 2),
+            # level-matched: the louder excerpt turned down by the difference (dB, <= 0)
+            "match_gain_db": {"original": round(min(0.0, difference), 2), "master": round(min(0.0, -difference), 2)},
+            "span_s": [round(span[0], 2), round(span[1], 2)]}
+    louder = "master" if difference > 0 else "original"
+    note = (f"excerpt {span[0]:.1f}–{span[1]:.1f} s · original {_fmt(a_lufs, 'LUFS')}, master {_fmt(b_lufs, 'LUFS')} "
+            f"(our meter) · level-matched: the {louder} plays {abs(difference):.1f} dB down")
+    return f'''<section id="ab"><h2>Listen: A/B, level-matched</h2>
+<p class="note" id="ab-note">{_esc(note)}</p>
+<div class="player">
+<button id="ab-play" disabled>loading…</button>
+<button id="ab-toggle" disabled title="key: T">now: <b id="ab-current">original</b> (T to switch)</button>
+<label><input type="checkbox" id="ab-matched" checked> level-matched</label>
+<span id="ab-gain"></span>
+<span id="ab-time">0.0 s</span>
+</div>
+<p class="note">Both excerpts play together from the same position; the switch mutes one and opens the other,
+so the playhead never jumps. Ogg Vorbis (quality {VORBIS_QUALITY}), both through the same encoder.</p>
+<script type="application/json" id="ab-data">{json.dumps(data)}</script>
+</section>'''
+
+
+PLAYER_JS = r"""
+(function () {
+  const node = document.getElementById('ab-data');
+  if (!node) return;
+  const data = JSON.parse(node.textContent);
+  const $ = (id) => document.getElementById(id);
+  const state = {ctx: null, buffers: {}, gains: {}, sources: [], playing: false, startedAt: 0, offset: 0,
+                 current: 'original', matched: true, ready: false, error: null};
+  function bytes(b64) {
+    const bin = atob(b64), out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out.buffer;
+  }
+  function levelDb(which) { return state.matched ? data.match_gain_db[which] : 0; }
+  function duration() { return state.buffers.original ? state.buffers.original.duration : 0; }
+  function position() {
+    if (!state.playing) return state.offset;
+    const d = duration();
+    return d ? (state.ctx.currentTime - state.startedAt) % d : 0;
+  }
+  function apply() {
+    for (const which of ['original', 'master']) {
+      state.gains[which].gain.value = which === state.current ? Math.pow(10, levelDb(which) / 20) : 0;
+    }
+    $('ab-current').textContent = state.current;
+    const db = levelDb(state.current);
+    $('ab-gain').textContent = state.matched ? (state.current + ' at ' + db.toFixed(1) + ' dB') : 'as delivered';
+  }
+  function stopSources() { for (const s of state.sources) { try { s.stop(); } catch (e) {} } state.sources = []; }
+  function play() {
+    if (!state.ready || state.playing) return;
+    state.ctx.resume();
+    const at = state.ctx.currentTime + 0.05;
+    for (const which of ['original', 'master']) {
+      const src = state.ctx.createBufferSource();
+      src.buffer = state.buffers[which];
+      src.loop = true;
+      src.connect(state.gains[which]);
+      src.start(at, state.offset);
+      state.sources.push(src);
+    }
+    state.startedAt = at - state.offset;
+    state.playing = true;
+    $('ab-play').textContent = 'pause';
+  }
+  function pause() {
+    if (!state.playing) return;
+    state.offset = position();
+    stopSources();
+    state.playing = false;
+    $('ab-play').textContent = 'play';
+  }
+  function toggle() {
+    if (!state.ready) return;
+    state.current = state.current === 'original' ? 'master' : 'original';
+    apply();
+  }
+  function setMatched(on) { state.matched = !!on; $('ab-matched').checked = state.matched; if (state.ready) apply(); }
+  async function init() {
+    try {
+      state.ctx = new AudioContext();
+      for (const which of ['original', 'master']) {
+        state.buffers[which] = await state.ctx.decodeAudioData(bytes(data[which]));
+        state.gains[which] = state.ctx.createGain();
+        state.gains[which].connect(state.ctx.destination);
+      }
+      state.ready = true;
+      apply();
+      $('ab-play').disabled = false; $('ab-toggle').disabled = false;
+      $('ab-play').textContent = 'play';
+    } catch (e) {
+      state.error = String(e);
+      $('ab-play').textContent = 'cannot play: ' + state.error;
+    }
+  }
+  $('ab-play').addEventListener('click', () => (state.playing ? pause() : play()));
+  $('ab-toggle').addEventListener('click', toggle);
+  $('ab-matched').addEventListener('change', (e) => setMatched(e.target.checked));
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 't' || e.key === 'T') { toggle(); e.preventDefault(); }
+    else if (e.key === ' ') { state.playing ? pause() : play(); e.preventDefault(); }
+  });
+  setInterval(() => { if (state.ready) $('ab-time').textContent = position().toFixed(1) + ' s'; }, 200);
+  window.mixbridgeAB = {
+    play, pause, toggle, setMatched, position,
+    ready: () => state.ready, error: () => state.error, playing: () => state.playing,
+    current: () => state.current,
+    appliedGainDb: (which) => 20 * Math.log10(Math.max(state.gains[which].gain.value, 1e-12)),
+    data: () => ({match_gain_db: data.match_gain_db, original_lufs: data.original_lufs, master_lufs: data.master_lufs}),
+  };
+  init();
+})();
+"""
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 62em; color: #1f2328; padding: 0 1em; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; border-bottom: 1px solid #d0d7de; }
+.sub { color: #57606a; margin-top: 0; }
+.warnings { background: #fff1e5; border: 2px solid #cf222e; padding: 0.3em 1em; border-radius: 6px; }
+.warnings h2 { color: #cf222e; border: none; margin: 0.4em 0; }
+table.figures { border-collapse: collapse; margin: 0.5em 0; }
+table.figures td, table.figures th { border: 1px solid #d0d7de; padding: 0.25em 0.7em; text-align: right; }
+table.figures td:first-child, table.figures th:first-child { text-align: left; }
+.plot svg { width: 100%; height: auto; }
+.note { color: #57606a; font-size: 0.9em; }
+.player { display: flex; gap: 1em; align-items: center; flex-wrap: wrap; }
+.player button { font-size: 1em; padding: 0.4em 1em; }
+li.move.corrected { font-weight: 600; }
+table.files td, table.files th { padding: 0.2em 0.6em; border-bottom: 1px solid #d0d7de; text-align: left; }
+tr.failed td { color: #cf222e; }
+"""
+
+
+def page(title: str, subtitle: str, sections: Sequence[str], script: bool = True) -> str:
+    """The whole document: no external resource of any kind."""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{_esc(title)}</h1><p class=\"sub\">{_esc(subtitle)}</p>"
+            + "".join(s for s in sections if s)
+            + (f"<script>{PLAYER_JS}</script>" if script else "") + "</body></html>\n")
+
+
+def _plot(section_id: str, heading: str, svg: str) -> str:
+    return f'<section id="{section_id}" class="plot"><h2>{_esc(heading)}</h2>{svg}</section>'
+
+
+# ---- the pages ----------------------------------------------------------------------------------
+
+def master_page(report, html_path: str | Path, links: dict[str, Path] | None = None) -> Path:
+    """Write the page of a :class:`~assistant.master.MasterReport` to ``html_path``."""
+    html_path = Path(html_path)
+    before, after, target = report.input_features, report.output_features, report.target
+    curves = {"input": before, "master": after}
+    span = representative_span(before)
+    # the excerpts are encoded in two threads (libsndfile releases the GIL) while the plots are drawn
+    with ThreadPoolExecutor(2, thread_name_prefix="mixbridge-ab") as pool:
+        excerpts = [pool.submit(_encode_excerpt, Path(p), span) for p in (report.input_path, report.output_path)]
+        plots = [_plot("spectrum", "Spectrum", spectrum_svg(curves, target)),
+                 _plot("loudness", "Loudness", loudness_svg(curves, target.lufs)),
+                 _plot("limiting", "Peaks and limiting", limiter_svg(report.limiter, target.ceiling_dbtp))
+                 if report.limiter is not None else "",
+                 '<section id="dynamics"><h2>Dynamics and stereo</h2>'
+                 f'{_dynamics_table(before, after, report.goal)}{width_svg(curves)}</section>']
+        ab = ab_section(excerpts[0].result(), excerpts[1].result(), span)
+    sections = [
+        _warnings(report.warnings),
+        '<section id="summary"><h2>Summary</h2>'
+        f'<p>{_esc(report.input_path)} → {_esc(report.output_path)}; target {_esc(target.name)} '
+        f'{target.lufs:.1f} LUFS, ceiling {target.ceiling_dbtp:.1f} dBTP, profile {_esc(target.profile.name)}; '
+        f'engine {_esc(report.engine)}. Finalizer: gain {report.gain_db:+.2f} dB, peak limiting '
+        f'{report.limiting_db:.1f} dB. Tonal error to the target: {report.tonal_error_before_db:.2f} → '
+        f'{report.tonal_error_after_db:.2f} dB.</p></section>',
+        ab, *plots, _chain(report.settings, report.moves, links or {}, html_path),
+    ]
+    title = f"Mixbridge master: {Path(report.input_path).name}"
+    return write_text(html_path, page(title, f"{Path(report.output_path).name}", sections))
+
+
+def suggestion_page(source: str | Path, suggestion, html_path: str | Path,
+                    links: dict[str, Path] | None = None) -> Path:
+    """Write the page of a suggestion (no master was rendered: no A/B, no output curves)."""
+    html_path = Path(html_path)
+    f, target = suggestion.features, suggestion.target
+    curves = {"input": f}
+    sections = [
+        _warnings(f.notes),
+        '<section id="summary"><h2>Summary</h2>'
+        f'<p>{_esc(source)}: suggested chain toward {_esc(target.name)} {target.lufs:.1f} LUFS, ceiling '
+        f'{target.ceiling_dbtp:.1f} dBTP, profile {_esc(target.profile.name)}. Nothing was rendered: '
+        f'<code>mixbridge master</code> with the saved chain renders it.</p></section>',
+        _plot("spectrum", "Spectrum", spectrum_svg(curves, target)),
+        _plot("loudness", "Loudness", loudness_svg(curves, target.lufs)),
+        '<section id="dynamics"><h2>Dynamics and stereo</h2>'
+        f'{_dynamics_table(f, None, suggestion.decision.goal)}{width_svg(curves)}</section>',
+        _chain(suggestion.settings, suggestion.decision.moves, links or {}, html_path),
+    ]
+    return write_text(html_path, page(f"Mixbridge suggestion: {Path(source).name}", str(source), sections,
+                                      script=False))
+
+
+def batch_index(rows: Sequence[dict], html_path: str | Path) -> Path:
+    """A catalogue's ``index.html``: one row per file of the manifest (its page linked when it
+    has one), failed files with their error."""
+    html_path = Path(html_path)
+    body = []
+    for row in sorted(rows, key=lambda r: str(r.get("input", ""))):
+        name = _esc(os.path.relpath(row.get("input", "?"), html_path.parent)
+                    if row.get("input") else "?")
+        page_path = row.get("html")
+        link = (f'<a href="{_esc(os.path.relpath(page_path, html_path.parent))}">{name}</a>'
+                if page_path and Path(page_path).exists() else name)
+        if row.get("status") == "failed":
+            body.append(f'<tr class="failed"><td>{link}</td><td>failed</td><td colspan="3">'
+                        f'{_esc(row.get("error", ""))}</td></tr>')
+            continue
+        b, a = row.get("before", {}), row.get("after", {})
+        body.append(f"<tr><td>{link}</td><td>mastered</td>"
+                    f"<td>{_fmt(_num(b.get('lufs')), 'LUFS')} → {_fmt(_num(a.get('lufs')), 'LUFS')}</td>"
+                    f"<td>{_fmt(_num(a.get('true_peak_dbtp')), 'dBTP', 2)}</td>"
+                    f"<td>{_esc('; '.join(row.get('warnings', [])))}</td></tr>")
+    failed = sum(1 for r in rows if r.get("status") == "failed")
+    table = ('<table class="files"><tr><th>file</th><th>status</th><th>loudness before → after</th>'
+             f'<th>true peak after</th><th>warnings / error</th></tr>{"".join(body)}</table>')
+    sections = [_warnings([f"{failed} of {len(rows)} files failed; their errors are in the table"] if failed else []),
+                f'<section id="files"><h2>Files</h2>{table}</section>']
+    return write_text(html_path, page("Mixbridge batch", f"{len(rows)} files", sections, script=False))
+
+
+def _num(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan
