@@ -33,11 +33,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from mixbridge.analysis.atomic import remove_leftovers
 from mixbridge.analysis.audio import READ_EXTENSIONS
 from mixbridge.analysis.errors import MixbridgeError, UnreadableAudioError, UsageError
+from mixbridge.analysis.progress import Progress
 from mixbridge.assistant.options import MasterOptions
 from mixbridge.assistant.targets import Target
 
@@ -388,7 +389,7 @@ class BatchSummary:
 
 
 def run_batch(in_dir: Path, out_dir: Path, target: Target, options: MasterOptions = MasterOptions(), *,
-              jobs: int = 1, progress: Callable[[str], None] | None = None, album: bool = False,
+              jobs: int = 1, progress: Progress | None = None, album: bool = False,
               executor: str = "local", address: str | None = None, html: bool = False) -> BatchSummary:
     """Master a folder tree; see the module docstring. ``album``: see :func:`album_targets`.
     ``html``: a report page next to each master and ``out_dir/index.html`` (:data:`INDEX_PAGE`)
@@ -431,11 +432,12 @@ def run_batch(in_dir: Path, out_dir: Path, target: Target, options: MasterOption
         _append(out_dir, row)
         done += row["status"] == "done"
         failed += row["status"] == "failed"
+        if row["status"] == "failed":
+            log.warning("%s", row["error"])
         if progress:
             finished = done + failed
             eta = (time.perf_counter() - start) / finished * (len(tasks) - finished)
-            progress(f"{finished}/{len(tasks)} files, {failed} failed, ETA {eta:.0f} s"
-                     + (f" — {Path(row['input']).name}: {row['error']}" if row["status"] == "failed" else ""))
+            progress(f"{finished}/{len(tasks)} files, {failed} failed, ETA {eta:.0f} s", finished, len(tasks))
 
     for row in _rows(tasks, options, jobs, executor, address):
         report(row)

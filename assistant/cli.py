@@ -17,6 +17,7 @@ from typing import Sequence
 
 from mixbridge.analysis.errors import MixbridgeError, UsageError
 from mixbridge.assistant import text
+from mixbridge.assistant.console import Reporter
 
 log = logging.getLogger("mixbridge")
 
@@ -50,25 +51,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return status
 
 
-def _progress(enabled: bool):
-    import time
-
-    start = time.perf_counter()
-
-    def report(message: str) -> None:
-        if enabled:
-            print(f"  [{time.perf_counter() - start:5.1f} s] {message}", file=sys.stderr, flush=True)
-
-    return report
-
-
 def cmd_master(args: argparse.Namespace) -> int:
     from mixbridge.assistant.master import analysing_beside, master_file, resolve_target, write_report
     from mixbridge.assistant.options import MasterOptions
 
     options = _master_options(args, MasterOptions)  # refused before any work
     _check_outputs(args.html, args.report, args.save_chain)
-    progress = _progress(args.verbose or sys.stderr.isatty())
+    progress = args.progress
     with analysing_beside(args.input) as input_features:
         target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
         report = master_file(args.input, args.output, target, options, progress=progress,
@@ -127,7 +116,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
     judgment = _judgment(args)
     _check_outputs(args.html, args.output)
-    progress = _progress(args.verbose or sys.stderr.isatty())
+    progress = args.progress
     with analysing_beside(args.input) as input_features:
         target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
         suggestion = suggest_file(args.input, target, engine=args.engine, refine=args.refine, judgment=judgment,
@@ -163,7 +152,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 def cmd_plugins_scan(args: argparse.Namespace) -> int:
     from mixbridge.effects.vst3 import scan, scan_table
 
-    plugins, failures = scan(args.dirs, system=args.system, use_cache=args.cache, progress=_progress(True))
+    plugins, failures = scan(args.dirs, system=args.system, use_cache=args.cache, progress=args.progress)
     if args.json:
         print(json.dumps({"plugins": [p.to_dict() for p in plugins], "failures": failures}, indent=2))
     else:
@@ -199,7 +188,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     check_executor(args.executor, args.address)  # before references are measured: a bad address fails fast
     options = _master_options(args, MasterOptions)
-    progress = _progress(True)
+    progress = args.progress
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
     summary = run_batch(Path(args.input), Path(args.output), target, options, jobs=args.jobs, progress=progress,
                         album=args.album, executor=args.executor, address=args.address, html=args.html)
@@ -214,7 +203,7 @@ def cmd_stems(args: argparse.Namespace) -> int:
     from mixbridge.assistant.stems import REPORT_NAME, StemOptions, master_stems
 
     options = _master_options(args, StemOptions, pad=args.pad, corrections=args.stem_corrections)
-    progress = _progress(args.verbose or sys.stderr.isatty())
+    progress = args.progress
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
     report = master_stems(args.input, args.output, target, options, progress=progress)
     print("\n".join(text.stems_lines(report, REPORT_NAME)))
@@ -225,7 +214,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from mixbridge.analysis.analyze import analyze_file
     from mixbridge.assistant.targets import profile_from_features, save_profile
 
-    progress = _progress(args.verbose or sys.stderr.isatty())
+    progress = args.progress
     features = []
     for path in args.files:
         progress(f"analysing {path}")
@@ -243,7 +232,7 @@ def cmd_model_train(args: argparse.Namespace) -> int:
     from mixbridge.models.train import train
 
     summary = train(Path(args.out), [Path(a) for a in args.audio], args.score_clips, args.variants,
-                    args.epochs, args.jobs, progress=_progress(True))
+                    args.epochs, args.jobs, progress=args.progress)
     print(f"trained on {summary['examples']} examples ({summary['dataset_s']:.0f} s dataset, "
           f"{summary['training_s']:.0f} s training); weights in {args.out}/model.npz")
     return 0
@@ -259,7 +248,7 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
     from mixbridge.models.net import SettingsModel
     from mixbridge.models.train import source_files
 
-    progress = _progress(True)
+    progress = args.progress
     trained, held = source_files(cache_root(), [Path(a) for a in args.audio], args.score_clips, args.jobs, progress)
     if args.max_score_clips is not None:
         clips = [p for p in held if "score-clips" in p.parts][: args.max_score_clips]
@@ -348,6 +337,8 @@ def _judgment_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress output (bars on a terminal, lines when piped); results still print")
     parser = argparse.ArgumentParser(prog="mixbridge", description="Mixbridge production assistant",
                                      parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -514,8 +505,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="mixbridge: %(levelname)s: %(message)s")
+    args.progress = Reporter.for_terminal(args.quiet, args.verbose)
     try:
-        return args.run(args)
+        with args.progress:  # the bar is gone before any error line is printed
+            return args.run(args)
     except MixbridgeError as exc:
         print(f"mixbridge: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import InvalidAudioError, MixbridgeError
+from mixbridge.analysis.progress import Progress, silent
 from mixbridge.assistant.decide import suggest_settings
 from mixbridge.assistant.judge import JudgeOptions, measured_change
 from mixbridge.assistant.master import master_audio, resolve_target
@@ -45,12 +46,12 @@ def two_passes(audio: Audio, target: Target, engine: str = DEFAULT_ENGINE,
 
 
 def do_no_harm(files: Sequence[str | Path], clips: int,
-               progress: Callable[[str], None] | None = None) -> dict[str, list[dict]]:
+               progress: Progress | None = None) -> dict[str, list[dict]]:
     """:func:`two_passes` for each engine on one clip of each of the first ``clips`` files
     (real recordings before rendered scores), mastered to spotify with ``--profile auto``.
     Returns the figures per engine; a clip that cannot be used (say, silent) is logged and
     skipped, not fatal."""
-    step = progress or (lambda message: None)
+    step = progress or silent
     target = resolve_target("spotify", profile="auto")
     rows: dict[str, list[dict]] = {engine: [] for engine in ENGINES}
     files = sorted(files, key=lambda p: "score-clips" in Path(p).parts)[:clips]

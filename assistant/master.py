@@ -27,11 +27,12 @@ import numpy as np
 
 from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.analyze import StreamAnalyzer, analyze_file, analyze_file_cached
-from mixbridge.analysis.atomic import atomic_path, scratch_path, write_text
+from mixbridge.analysis.atomic import atomic_path, check_writable, scratch_path, write_text
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.blocks import Background
 from mixbridge.analysis.errors import InvalidAudioError, OutputError, UsageError
 from mixbridge.analysis.features import Features
+from mixbridge.analysis.progress import Progress, silent
 from mixbridge.assistant.bridge import plugin_renderer, render_match
 from mixbridge.assistant.decide import Decision, suggest_settings
 from mixbridge.assistant.evidence import Move, goal_to_dict
@@ -125,7 +126,7 @@ def judgment_dict(goal: Goal | None, moves: Sequence[Move], notes: Sequence[str]
 
 def resolve_target(target: str | None = None, references: Sequence[str] = (), lufs: float | None = None,
                    ceiling_dbtp: float | None = None, profile: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> Target:
+                   progress: Progress | None = None) -> Target:
     """Turn the CLI's target options into one Target.
 
     ``--target`` gives LUFS, ceiling and a default profile; ``--reference`` tracks give the
@@ -214,11 +215,11 @@ class Suggestion:
 
 def suggest_file(path: str | Path, target: Target, *, engine: str = DEFAULT_ENGINE, refine: bool = True,
                  judgment: JudgeOptions = JudgeOptions(), max_limiting_db: float = MAX_LIMITING_DB,
-                 progress: Callable[[str], None] | None = None,
+                 progress: Progress | None = None,
                  input_features: Callable[[], Features] | None = None) -> Suggestion:
     """Analyse ``path`` and suggest the chain that moves it toward ``target`` (no rendering);
     ``input_features`` as in :func:`master_file`."""
-    step = progress or (lambda message: None)
+    step = progress or silent
     step("analysing")
     features = input_features() if input_features else analyze_file(path)
     if not math.isfinite(features.integrated_lufs):
@@ -231,7 +232,7 @@ def suggest_file(path: str | Path, target: Target, *, engine: str = DEFAULT_ENGI
 
 
 def master_file(input_path: str | Path, output_path: str | Path, target: Target,
-                options: MasterOptions = MasterOptions(), *, progress: Callable[[str], None] | None = None,
+                options: MasterOptions = MasterOptions(), *, progress: Progress | None = None,
                 plugins: str | None = None, plugin_dirs: Sequence[str | Path] = (),
                 input_features: Callable[[], Features] | None = None) -> MasterReport:
     """Master one file to ``target`` as ``options`` say; see the module docstring.
@@ -247,7 +248,8 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     if output_path.exists() and not o.overwrite:
         raise OutputError("already exists; pass --overwrite to replace it", output_path)
     audio_io.output_format(output_path, o.bit_depth)  # refuse before any work
-    step = progress or (lambda message: None)
+    check_writable(output_path)
+    step = progress or silent
     meta = audio_io.info(input_path)
     if meta.duration_s < MIN_MASTER_S:
         raise InvalidAudioError(f"is {meta.duration_s:.3f} s long; mastering needs at least {MIN_MASTER_S:.0f} s",
@@ -300,7 +302,7 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
 
 def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.AudioInfo, renderer,
                          spec: FinalizeSpec, bit_depth: str,
-                         step: Callable[[str], None]) -> tuple[FinalizePlan, Features, LimiterTrace]:
+                         step: Progress) -> tuple[FinalizePlan, Features, LimiterTrace]:
     """Pass 1: render the input block by block through ``renderer`` (a ``ChainRenderer`` or a
     ``PluginChainRenderer``: anything with ``process(block)``) into a scratch file, measuring the finalizer's
     block statistics. Pass 2 (repeated if the finalizer corrects): read it back, apply the
@@ -312,7 +314,7 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
     meter = BlockStatsMeter(sr, channels)
     sizes = []
     with scratch_path(output_path) as scratch:
-        step("rendering")
+        step("rendering", 0, meta.frames)
         with open(scratch, "wb") as f, Background(meter.process) as measure:
             for block in audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES):
                 out = renderer.process(block)
@@ -321,17 +323,21 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
                 measure.put(out)
                 out.tofile(f)  # (channels, n) float32, block after block
                 sizes.append(out.shape[1])
+                step("rendering", sum(sizes), meta.frames)
         stats = meter.result()
 
         def rendered():
+            done = 0
             with open(scratch, "rb") as f:
                 for n in sizes:
                     yield np.fromfile(f, np.float32, channels * n).reshape(channels, n)
+                    done += n
+                    step("finalizing and writing", done, meta.frames)
 
         outputs: list[Features] = []
         with atomic_path(output_path) as tmp:
             def write_pass(gain_db: float, block_gain_db: np.ndarray) -> tuple[float, float]:
-                step("finalizing and writing")
+                step("finalizing and writing", 0, meta.frames)
                 analyzer = StreamAnalyzer(sr, channels, str(output_path))
                 with audio_io.BlockWriter(tmp, output_path, sr, channels, bit_depth) as writer, \
                         Background(analyzer.process) as measure:

@@ -37,6 +37,7 @@ import numpy as np
 from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.audio import Audio, load, save
 from mixbridge.analysis.errors import MixbridgeError
+from mixbridge.analysis.progress import Progress, silent
 from mixbridge.analysis.spectrum import side_mid_ratio
 from mixbridge.assistant.judge import Amounts, JudgeOptions
 from mixbridge.assistant.master import master_file, resolve_target
@@ -199,14 +200,14 @@ def cut_clip(src: Path, seconds: float, dest: Path) -> Path:
 
 def restoration(tracks: Sequence[Path], per_track: int = 3, seconds: float = 30.0,
                 extra: dict[str, Callable[[Path, Path, Path], None]] | None = None,
-                progress: Callable[[str], None] | None = None) -> list[dict]:
+                progress: Progress | None = None) -> list[dict]:
     """:func:`restore` on ``per_track`` degraded clips of each track, each from another family
     (seeded by the track's place and the clip's). Returns one row per clip: track, family, the
     degradation, and the methods' measures."""
     families = available_families()
     if not families:
         raise MixbridgeError("no degradation tool found: restoration needs ffmpeg, zam-plugins or sox")
-    step = progress or (lambda message: None)
+    step = progress or silent
     rows = []
     with tempfile.TemporaryDirectory(prefix="mixbridge-restoration-") as tmp:
         work = Path(tmp)

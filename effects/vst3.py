@@ -29,12 +29,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from mixbridge.analysis.atomic import atomic_path, cache_root, write_text
 from mixbridge.analysis.errors import InputNotFoundError, InvalidAudioError, SettingsError, UnreadableAudioError
+from mixbridge.analysis.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def _bundle_key(path: Path) -> list:
 
 def scan(dirs: Iterable[str | Path] = (), system: bool = True, use_cache: bool = True, jobs: int = 2,
          timeout_s: float = SCAN_TIMEOUT_S,
-         progress: Callable[[str], None] | None = None) -> tuple[list[PluginInfo], dict[str, str]]:
+         progress: Progress | None = None) -> tuple[list[PluginInfo], dict[str, str]]:
     """Describe every bundle found: (plugins, {bundle path: error} for those that failed).
 
     Each uncached bundle is loaded in a child process (``jobs`` at a time); results, failures
@@ -144,13 +145,13 @@ def scan(dirs: Iterable[str | Path] = (), system: bool = True, use_cache: bool =
             entry["info"] = _describe_in_child(bundle, timeout_s).to_dict()
         except PluginError as exc:
             entry["error"] = exc.message
-        if progress:
-            progress(f"{bundle.name}: " + ("ok" if "info" in entry else str(entry["error"])))
         return bundle, entry
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for bundle, entry in pool.map(describe_child, todo):
+        for k, (bundle, entry) in enumerate(pool.map(describe_child, todo), 1):
             cache[str(bundle)] = entry
+            if progress:
+                progress(f"plugins: {bundle.name} " + ("ok" if "info" in entry else str(entry["error"])), k, len(todo))
     if todo and use_cache:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         write_text(cache_path, json.dumps({"version": SCAN_CACHE_VERSION, "bundles": cache}, indent=1) + "\n")

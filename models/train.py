@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.atomic import cache_root, write_text
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.features import Features
+from mixbridge.analysis.progress import Progress, silent
 from mixbridge.models.data import LEARNED, audio_files, clips_from_file, make_examples, split_by_source
 from mixbridge.models.net import TargetDescriptor, input_vector, normalise_values
 
@@ -86,7 +87,7 @@ def _file_examples(args: tuple[str, int, int]) -> list[tuple]:
 
 
 def build_dataset(files: Sequence[Path], variants: int, jobs: int, seed: int = 0,
-                  progress: Callable[[str], None] | None = None) -> Dataset:
+                  progress: Progress | None = None) -> Dataset:
     """Examples from every file, in ``jobs`` processes."""
     tasks = [(str(p), seed * 10_000 + i, variants) for i, p in enumerate(files)]
     rows: list = []
@@ -95,16 +96,15 @@ def build_dataset(files: Sequence[Path], variants: int, jobs: int, seed: int = 0
         for i, result in enumerate(pool.map(_file_examples, tasks)):
             rows.extend(result)
             if progress:
-                elapsed = time.perf_counter() - start
-                eta = elapsed / (i + 1) * (len(tasks) - i - 1)
-                progress(f"{i + 1}/{len(tasks)} files, {len(rows)} examples, {elapsed:.0f} s, ETA {eta:.0f} s")
+                eta = (time.perf_counter() - start) / (i + 1) * (len(tasks) - i - 1)
+                progress(f"dataset: {len(rows)} examples, ETA {eta:.0f} s", i + 1, len(tasks))
     if not rows:
         raise RuntimeError("no training examples could be made from the sources")
     return Dataset(*(list(column) for column in zip(*rows)))
 
 
 def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs: int,
-                 progress: Callable[[str], None] | None = None) -> tuple[list[Path], list[Path]]:
+                 progress: Progress | None = None) -> tuple[list[Path], list[Path]]:
     """(training files, held-out files): rendered score clips (cached under ``cache``) and
     every audio file in ``audio_dirs``, each source split on its own (every 5th file held out)."""
     groups: list[list[Path]] = []
@@ -112,8 +112,8 @@ def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs
         from mixbridge.models.synth import render_clips
 
         def clip_progress(done: int, total: int) -> None:
-            if progress and (done % 10 == 0 or done == total):
-                progress(f"score clips: {done}/{total}")
+            if progress:
+                progress("rendering score clips", done, total)
 
         groups.append(render_clips(cache / "score-clips", score_clips, seed=0, jobs=jobs, progress=clip_progress))
     groups += [audio_files(folder) for folder in audio_dirs]
@@ -128,11 +128,11 @@ def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs
 
 def train(out_dir: Path, audio_dirs: Sequence[Path] = (), score_clips: int = DEFAULT_SCORE_CLIPS,
           variants: int = DEFAULT_VARIANTS, epochs: int = 300, jobs: int = 2, cache: Path | None = None,
-          progress: Callable[[str], None] | None = None) -> dict:
+          progress: Progress | None = None) -> dict:
     """Build the dataset (cached), train, write ``out_dir/model.npz`` and ``training.json``."""
     from mixbridge.models.net import train_torch
 
-    say = progress or (lambda m: None)
+    say = progress or silent
     cache = cache or cache_root()
     cache.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -19,6 +18,8 @@ from mixbridge.analysis.atomic import write_text
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import InvalidAudioError, OutputError
 from mixbridge.analysis.loudness import measure_loudness
+from mixbridge.analysis.progress import Progress
+from mixbridge.analysis.progress import silent as no_progress
 from mixbridge.analysis.truepeak import amplitude_to_db, true_peak_dbtp
 from mixbridge.assistant.decide import suggest_settings
 from mixbridge.assistant.master import MIN_MASTER_S
@@ -52,11 +53,11 @@ class StemOptions(MasterOptions):
 
 
 def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, options: StemOptions = StemOptions(), *,
-                 progress: Callable[[str], None] | None = None) -> StemsReport:
+                 progress: Progress | None = None) -> StemsReport:
     """Master one song's stems with one shared bus decision (see the package docstring): writes
     ``<stem>.wav`` for every stem, ``mix-master.wav`` and ``stems-report.json`` in ``out_dir``."""
     song_dir, out_dir = Path(song_dir), Path(out_dir)
-    step = progress or (lambda message: None)
+    step = progress or no_progress
     paths = find_stems(song_dir, out_dir)
     names = [p.stem for p in paths]
     outputs, master_path, report_path = _output_paths(out_dir, names, options.overwrite)
