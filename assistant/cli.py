@@ -203,10 +203,18 @@ def cmd_stems(args: argparse.Namespace) -> int:
     from mixbridge.assistant.stems import REPORT_NAME, StemOptions, master_stems
 
     options = _master_options(args, StemOptions, pad=args.pad, corrections=args.stem_corrections)
+    _check_outputs(args.html)
     progress = args.progress
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
     report = master_stems(args.input, args.output, target, options, progress=progress)
+    if args.html:
+        from mixbridge.assistant.html_report import stems_page
+
+        progress("writing the HTML report")
+        stems_page(report, args.html, {"the stems report (JSON)": Path(args.output) / REPORT_NAME})
     print("\n".join(text.stems_lines(report, REPORT_NAME)))
+    if args.html:
+        print(f"  report page: {args.html}")
     return 0
 
 
@@ -455,6 +463,8 @@ def _add_stems(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--stem-corrections", action=argparse.BooleanOptionalAction, default=True,
                    help="apply the measured per-stem rumble/DC high-pass (otherwise only reported)")
     p.add_argument("--chain", metavar="JSON", help="apply this saved bus chain instead of suggesting one")
+    p.add_argument("--html", metavar="HTML", help="write a self-contained report page: the mix before and after, "
+                                                  "the stems, the bus chain and why, an A/B player")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     _judgment_options(p)
     p.set_defaults(run=cmd_stems)

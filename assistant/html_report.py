@@ -264,11 +264,8 @@ def _chain(settings: ChainSettings, moves: Sequence[Move], links: dict[str, Path
             + (f'<h3>Files</h3><ul class="links">{link_items}</ul>' if link_items else "") + "</section>")
 
 
-def _encode_excerpt(path: Path, span: tuple[float, float]) -> tuple[str, float]:
-    """(base64 Ogg Vorbis of ``path`` over ``span``, its integrated loudness by our meter)."""
-    meta = audio_io.info(path)
-    start, stop = (int(round(s * meta.sample_rate)) for s in span)
-    audio = audio_io.load_spans(path, [(start, min(stop, meta.frames))])
+def _encode(audio: audio_io.Audio) -> tuple[str, float]:
+    """(base64 Ogg Vorbis of ``audio``, its integrated loudness by our meter, before encoding)."""
     lufs = measure_loudness(audio.samples, audio.sample_rate).integrated_lufs
     buf = io.BytesIO()
     sf.write(buf, audio.samples.T, audio.sample_rate, format="OGG", subtype="VORBIS",
@@ -276,7 +273,35 @@ def _encode_excerpt(path: Path, span: tuple[float, float]) -> tuple[str, float]:
     return base64.b64encode(buf.getvalue()).decode("ascii"), float(lufs)
 
 
-def ab_section(original: tuple[str, float], master: tuple[str, float], span: tuple[float, float]) -> str:
+def _span_frames(span: tuple[float, float], sample_rate: int, frames: int) -> tuple[int, int]:
+    start, stop = (int(round(s * sample_rate)) for s in span)
+    return min(start, frames), min(stop, frames)
+
+
+def _encode_excerpt(path: Path, span: tuple[float, float]) -> tuple[str, float]:
+    """:func:`_encode` of ``path`` over ``span``."""
+    meta = audio_io.info(path)
+    return _encode(audio_io.load_spans(path, [_span_frames(span, meta.sample_rate, meta.frames)]))
+
+
+def _encode_stem_sum(paths: Sequence[str], span: tuple[float, float], channels: int) -> tuple[str, float]:
+    """:func:`_encode` of the stems' sum over ``span`` (the mix before the bus; a mono stem
+    centred, a shorter one padded with silence, as the stems pipeline does)."""
+    total = None
+    for path in paths:
+        meta = audio_io.info(path)
+        part = audio_io.load_spans(path, [_span_frames(span, meta.sample_rate, meta.frames)]).samples
+        part = np.repeat(part, channels, axis=0) if part.shape[0] == 1 < channels else part
+        if total is None:
+            total = np.zeros((channels, int(round((span[1] - span[0]) * meta.sample_rate))), dtype=np.float32)
+        n = min(part.shape[1], total.shape[1])
+        total[:, :n] += part[:, :n]
+    assert total is not None  # a stem set has stems
+    return _encode(audio_io.Audio(total, audio_io.info(paths[0]).sample_rate))
+
+
+def ab_section(original: tuple[str, float], master: tuple[str, float], span: tuple[float, float],
+               original_label: str = "original") -> str:
     """The loudness-matched A/B player over ``span``, from both excerpts as :func:`_encode_excerpt`
     gives them."""
     (a64, a_lufs), (b64, b_lufs) = original, master
@@ -286,8 +311,8 @@ def ab_section(original: tuple[str, float], master: tuple[str, float], span: tup
             "match_gain_db": {"original": round(min(0.0, difference), 2), "master": round(min(0.0, -difference), 2)},
             "span_s": [round(span[0], 2), round(span[1], 2)]}
     louder = "master" if difference > 0 else "original"
-    note = (f"excerpt {span[0]:.1f}–{span[1]:.1f} s · original {_fmt(a_lufs, 'LUFS')}, master {_fmt(b_lufs, 'LUFS')} "
-            f"(our meter) · level-matched: the {louder} plays {abs(difference):.1f} dB down")
+    note = (f"excerpt {span[0]:.1f}–{span[1]:.1f} s · original ({original_label}) {_fmt(a_lufs, 'LUFS')}, master "
+            f"{_fmt(b_lufs, 'LUFS')} (our meter) · level-matched: the {louder} plays {abs(difference):.1f} dB down")
     return f'''<section id="ab"><h2>Listen: A/B, level-matched</h2>
 <p class="note" id="ab-note">{_esc(note)}</p>
 <div class="player">
@@ -460,6 +485,40 @@ def master_page(report, html_path: str | Path, links: dict[str, Path] | None = N
     ]
     title = f"Mixbridge master: {Path(report.input_path).name}"
     return write_text(html_path, page(title, f"{Path(report.output_path).name}", sections))
+
+
+def stems_page(report, html_path: str | Path, links: dict[str, Path] | None = None) -> Path:
+    """Write the page of a :class:`~assistant.stems.report.StemsReport`: the mix (the stems' sum)
+    before and after the bus, the stems' loudness, the bus chain and why, and the A/B of the
+    stems' sum against ``mix-master.wav``."""
+    html_path = Path(html_path)
+    before, after, target = report.mix_input, report.mix_output, report.target
+    curves = {"input (stems summed)": before, "master": after}
+    span = representative_span(before)
+    with ThreadPoolExecutor(2, thread_name_prefix="mixbridge-ab") as pool:
+        original = pool.submit(_encode_stem_sum, [s.input_path for s in report.stems], span, after.channels)
+        master = pool.submit(_encode_excerpt, Path(report.mix_master_path), span)
+        plots = [_plot("spectrum", "Spectrum of the mix", spectrum_svg(curves, target)),
+                 _plot("loudness", "Loudness of the mix", loudness_svg(curves, target.lufs)),
+                 '<section id="dynamics"><h2>Dynamics and stereo of the mix</h2>'
+                 f'{_dynamics_table(before, after, report.goal)}{width_svg(curves)}</section>']
+        ab = ab_section(original.result(), master.result(), span, "the stems summed")
+    rows = "".join(f"<tr><td>{_esc(st.name)}</td><td>{_fmt(st.input_lufs, 'LUFS')} → {_fmt(st.output_lufs, 'LUFS')}"
+                   f"</td><td>{_fmt(st.output_true_peak_dbtp, 'dBTP', 2)}</td>"
+                   f"<td>{_esc('; '.join(st.suggestions))}</td></tr>" for st in report.stems)
+    stems_table = ('<section id="stems"><h2>Stems</h2><table class="files"><tr><th>stem</th><th>loudness before → '
+                   f'after</th><th>true peak after</th><th>suggestions</th></tr>{rows}</table></section>')
+    sections = [
+        _warnings(report.warnings),
+        '<section id="summary"><h2>Summary</h2>'
+        f'<p>{_esc(report.input_dir)} ({len(report.stems)} stems) → {_esc(report.output_dir)}; one bus decision for '
+        f'all stems toward {_esc(target.name)} {target.lufs:.1f} LUFS, ceiling {target.ceiling_dbtp:.1f} dBTP. '
+        f'Finalizer: gain {report.gain_db:+.2f} dB, peak limiting {report.limiting_db:.1f} dB (the same gain '
+        f'curve on every stem).</p></section>',
+        ab, *plots, stems_table, _chain(report.settings, report.moves, links or {}, html_path),
+    ]
+    return write_text(html_path, page(f"Mixbridge stems: {Path(report.input_dir).name}", report.output_dir,
+                                      sections))
 
 
 def suggestion_page(source: str | Path, suggestion, html_path: str | Path,

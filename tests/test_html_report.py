@@ -242,3 +242,24 @@ def test_chromium_is_where_the_tests_expect_it():
     """The set-up script installs Debian's chromium and chromium-driver at these paths."""
     _browser_or_skip()
     assert shutil.which("chromium") or CHROMIUM.exists()
+
+
+def test_a_stems_page_plays_the_stems_sum_against_the_mix_master(tmp_path):
+    import json
+
+    from test_stems import _write_stems, song_stems
+
+    from mixbridge.analysis.loudness import measure_loudness
+    from mixbridge.assistant.stems import StemOptions, master_stems
+
+    stems = song_stems(SR)
+    song = _write_stems(tmp_path / "song", stems)
+    report = master_stems(song, tmp_path / "out", resolve_target("spotify"), StemOptions(engine="dsp"))
+    text = html_report.stems_page(report, tmp_path / "stems.html").read_text()
+    for name in stems:
+        assert f"<td>{name}</td>" in text
+    data = json.loads(re.search(r'<script type="application/json" id="ab-data">(.*?)</script>', text).group(1))
+    centred = [np.repeat(x, 2, axis=0) if x.shape[0] == 1 else x for x in stems.values()]
+    expected = measure_loudness(np.sum(centred, axis=0).astype(np.float32), SR).integrated_lufs
+    assert data["original_lufs"] == pytest.approx(expected, abs=0.05)  # written at 24 bits: rounding only
+    assert data["master_lufs"] == pytest.approx(report.mix_output.integrated_lufs, abs=0.05)
