@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -58,7 +59,9 @@ def cmd_master(args: argparse.Namespace) -> int:
     options = _master_options(args, MasterOptions)  # refused before any work
     _check_outputs(args.html, args.report, args.save_chain)
     progress = args.progress
-    with analysing_beside(args.input) as input_features:
+    with analysing_beside(args.input) as input_features, ThreadPoolExecutor(1) as page_work:
+        # the page's plotting library loads and the input's A/B excerpt is encoded while the master runs
+        original = page_work.submit(_page_original, args.input, input_features) if args.html else None
         target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
         report = master_file(args.input, args.output, target, options, progress=progress,
                              plugins=args.plugins, plugin_dirs=args.plugin_dir or (), input_features=input_features)
@@ -71,11 +74,20 @@ def cmd_master(args: argparse.Namespace) -> int:
         from mixbridge.assistant.html_report import master_page
 
         progress("writing the HTML report")
-        master_page(report, args.html, links)
+        master_page(report, args.html, links, original.result() if original else None)
     print("\n".join(text.master_lines(report)))
     if args.html:
         print(f"  report page: {args.html}")
     return 0
+
+
+def _page_original(input_path: str, input_features):
+    """In a worker thread, once the input is analysed (not to slow the analyses down): import the
+    page's module (matplotlib) and encode the input's excerpt, while the master renders."""
+    features = input_features()
+    from mixbridge.assistant.html_report import prepare_original
+
+    return prepare_original(input_path, features)
 
 
 def _check_outputs(html: str | None, *paths: str | None) -> None:

@@ -457,22 +457,36 @@ def _plot(section_id: str, heading: str, svg: str) -> str:
 
 # ---- the pages ----------------------------------------------------------------------------------
 
-def master_page(report, html_path: str | Path, links: dict[str, Path] | None = None) -> Path:
-    """Write the page of a :class:`~assistant.master.MasterReport` to ``html_path``."""
+Excerpt = tuple[tuple[float, float], tuple[str, float]]  # (span, encoded excerpt and its loudness)
+
+
+def prepare_original(input_path: str | Path, features: Features) -> Excerpt:
+    """The input's half of a master's A/B, which needs only the input and its analysis: the CLI
+    has it made in the background while the master runs, and hands it to :func:`master_page`."""
+    span = representative_span(features)
+    return span, _encode_excerpt(Path(input_path), span)
+
+
+def master_page(report, html_path: str | Path, links: dict[str, Path] | None = None,
+                original: Excerpt | None = None) -> Path:
+    """Write the page of a :class:`~assistant.master.MasterReport` to ``html_path``; ``original``
+    from :func:`prepare_original` (else it is made here)."""
     html_path = Path(html_path)
     before, after, target = report.input_features, report.output_features, report.target
     curves = {"input": before, "master": after}
-    span = representative_span(before)
+    span = original[0] if original else representative_span(before)
     # the excerpts are encoded in two threads (libsndfile releases the GIL) while the plots are drawn
     with ThreadPoolExecutor(2, thread_name_prefix="mixbridge-ab") as pool:
-        excerpts = [pool.submit(_encode_excerpt, Path(p), span) for p in (report.input_path, report.output_path)]
+        mastered = pool.submit(_encode_excerpt, Path(report.output_path), span)
+        unmastered = None if original else pool.submit(_encode_excerpt, Path(report.input_path), span)
         plots = [_plot("spectrum", "Spectrum", spectrum_svg(curves, target)),
                  _plot("loudness", "Loudness", loudness_svg(curves, target.lufs)),
                  _plot("limiting", "Peaks and limiting", limiter_svg(report.limiter, target.ceiling_dbtp))
                  if report.limiter is not None else "",
                  '<section id="dynamics"><h2>Dynamics and stereo</h2>'
                  f'{_dynamics_table(before, after, report.goal)}{width_svg(curves)}</section>']
-        ab = ab_section(excerpts[0].result(), excerpts[1].result(), span)
+        before_excerpt = unmastered.result() if unmastered is not None else original[1]  # type: ignore[index]
+        ab = ab_section(before_excerpt, mastered.result(), span)
     sections = [
         _warnings(report.warnings),
         '<section id="summary"><h2>Summary</h2>'

@@ -263,3 +263,16 @@ def test_a_stems_page_plays_the_stems_sum_against_the_mix_master(tmp_path):
     expected = measure_loudness(np.sum(centred, axis=0).astype(np.float32), SR).integrated_lufs
     assert data["original_lufs"] == pytest.approx(expected, abs=0.05)  # written at 24 bits: rounding only
     assert data["master_lufs"] == pytest.approx(report.mix_output.integrated_lufs, abs=0.05)
+
+
+def test_an_hour_long_files_plots_stay_small():
+    """An hour of short-term loudness (36 000 values) and of limiter blocks: the curves are
+    decimated to PLOT_POINTS, so the plots weigh what a 3-minute track's do."""
+    from mixbridge.effects.finalize import LimiterTrace
+
+    base = _features_dict()
+    hour = Features.from_dict({**base, "duration_s": 3600.0,
+                               "short_term_lufs": list(-14.0 + 3.0 * np.sin(np.arange(36_000) / 50.0))})
+    assert len(html_report.loudness_svg({"input": hour, "master": hour}, -14.0)) < 250_000
+    trace = LimiterTrace(1.8, np.abs(np.sin(np.arange(2000.0))), -1.0 - np.abs(np.cos(np.arange(2000.0))))
+    assert len(html_report.limiter_svg(trace, -1.0)) < 250_000
