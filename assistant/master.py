@@ -279,8 +279,8 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
         plugin_report = {"map": plugins, "chain": renderer.describe(),
                          "match": render_match(renderer, settings, excerpt)}
     del excerpt
-    plan, after, trace = _render_and_finalize(input_path, output_path, meta, renderer or ChainRenderer(settings, sr), spec,
-                                       o.bit_depth, step)
+    plan, after, trace = _render_and_finalize(input_path, output_path, meta,
+                                              renderer or ChainRenderer(settings, sr), spec, o.bit_depth, step)
     warnings = plan.warnings
     if after.true_peak_dbtp > target.ceiling_dbtp:
         warnings += (f"output true peak {after.true_peak_dbtp:.2f} dBTP is over the "
@@ -307,9 +307,9 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
     ``PluginChainRenderer``: anything with ``process(block)``) into a scratch file, measuring the finalizer's
     block statistics. Pass 2 (repeated if the finalizer corrects): read it back, apply the
     plan, dither and write ``output_path`` atomically, analysing the samples as written. Returns
-    the finalizer's plan and the output's features (so the output is never read back: the
-    finalizer's measurement is the report's). The meters run in a second thread, beside the
-    rendering and the writing."""
+    the finalizer's plan, the output's features (so the output is never read back: the
+    finalizer's measurement is the report's) and the limiter over time. The meters run in a
+    second thread, beside the rendering and the writing."""
     sr, channels = meta.sample_rate, meta.channels
     meter = BlockStatsMeter(sr, channels)
     sizes = []
