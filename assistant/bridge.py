@@ -8,17 +8,20 @@ this module only joins them to the analyzer and the settings engines.
 from __future__ import annotations
 
 import logging
+from importlib.metadata import version
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.features import Features
 from mixbridge.analysis.loudness import measure_loudness
 from mixbridge.analysis.spectrum import shape_mask
 from mixbridge.assistant.targets import Target
+from mixbridge.effects.dawproject import Mix, PluginDevice, write_dawproject
 from mixbridge.effects.plugins import PluginChainRenderer, load_map
 from mixbridge.effects.render import render
 from mixbridge.effects.schema import ChainSettings
@@ -27,9 +30,19 @@ log = logging.getLogger(__name__)
 
 
 def plugin_renderer(settings: ChainSettings, excerpt: Audio, plugins: str,
-                    plugin_dirs: Sequence[str | Path] = ()) -> PluginChainRenderer:
-    """The chain on the plugins of map ``plugins`` (a name or a TOML path), configured on ``excerpt``."""
-    return PluginChainRenderer(settings, excerpt.sample_rate, load_map(plugins), excerpt.samples, plugin_dirs)
+                    plugin_dirs: Sequence[str | Path] = (), allow_missing: bool = False) -> PluginChainRenderer:
+    """The chain on the plugins of map ``plugins`` (a name or a TOML path), configured on ``excerpt``;
+    ``allow_missing``: a plugin not found leaves its stages built in (``renderer.missing`` says which)."""
+    return PluginChainRenderer(settings, excerpt.sample_rate, load_map(plugins), excerpt.samples, plugin_dirs,
+                               allow_missing)
+
+
+def plugin_devices(renderer: PluginChainRenderer, sample_rate: int) -> list[PluginDevice]:
+    """Each plugin insert of a configured renderer as a DAWproject device, its state the same
+    ``.vstpreset`` bytes that :func:`effects.plugins.export_presets` writes for it."""
+    return [PluginDevice(step.stages, step.insert.plugin.name, step.insert.plugin.vendor,
+                         step.insert.plugin.class_id, step.insert.plugin.preset_bytes(sample_rate))
+            for step in renderer.steps if step.insert is not None]
 
 
 def render_match(renderer: PluginChainRenderer, settings: ChainSettings, excerpt: Audio) -> dict:
@@ -64,3 +77,22 @@ def estimated_gain_db(features: Features, match: dict, target: Target) -> float:
     """The finalizer's gain for the whole track, estimated without rendering it: the track's
     loudness plus the chain's loudness change on the excerpt (from :func:`render_match`), to the target."""
     return float(target.lufs - (features.integrated_lufs + match["lufs_change_lu"]))
+
+
+def chain_gain_db(settings: ChainSettings, excerpt: Audio, features: Features, target: Target) -> float:
+    """:func:`estimated_gain_db` for the built-in chain: its loudness change on the excerpt."""
+    change = (measure_loudness(render(excerpt.samples, excerpt.sample_rate, settings), excerpt.sample_rate)
+              .integrated_lufs - measure_loudness(excerpt.samples, excerpt.sample_rate).integrated_lufs)
+    return float(target.lufs - (features.integrated_lufs + change))
+
+
+def export_dawproject(path: str | Path, settings: ChainSettings, input_path: str | Path, target: Target,
+                      gain_db: float, renderer: PluginChainRenderer | None = None) -> Path:
+    """The mix with ``settings`` on its track as a ``.dawproject`` (:mod:`effects.dawproject`):
+    the plugin inserts of ``renderer`` as VST3 devices with their state, the rest generic."""
+    meta = audio_io.info(input_path)
+    devices = plugin_devices(renderer, meta.sample_rate) if renderer is not None else []
+    target_text = (f"target {target.name}: {target.lufs:.1f} LUFS integrated, {target.ceiling_dbtp:.1f} dBTP "
+                   f"ceiling, profile {target.profile.name}")
+    return write_dawproject(path, settings, Mix(Path(input_path), meta.sample_rate, meta.channels, meta.duration_s),
+                            gain_db, target.ceiling_dbtp, target_text, devices, version("mixbridge"))

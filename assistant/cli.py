@@ -58,6 +58,7 @@ def cmd_master(args: argparse.Namespace) -> int:
 
     options = _master_options(args, MasterOptions)  # refused before any work
     _check_outputs(args.html, args.report, args.save_chain)
+    _check_export(args.export)
     progress = args.progress
     with analysing_beside(args.input) as input_features, ThreadPoolExecutor(1) as page_work:
         # the page's plotting library loads and the input's A/B excerpt is encoded while the master runs
@@ -70,6 +71,8 @@ def cmd_master(args: argparse.Namespace) -> int:
         links["the chain (JSON)"] = report.settings.save(args.save_chain)
     if args.report:
         links["the full report (JSON)"] = write_report(report, args.report)
+    if args.export:
+        links[f"the {args.export[0]} export"] = _export_master(args, report)
     if args.html:
         from mixbridge.assistant.html_report import master_page
 
@@ -79,6 +82,23 @@ def cmd_master(args: argparse.Namespace) -> int:
     if args.html:
         print(f"  report page: {args.html}")
     return 0
+
+
+def _export_master(args: argparse.Namespace, report) -> Path:
+    """The master's chain as a DAW file; with --plugins the inserts are set again on the excerpt."""
+    from mixbridge.assistant.bridge import export_dawproject, plugin_renderer
+    from mixbridge.assistant.master import excerpt_of
+
+    renderer = None
+    if args.plugins:
+        args.progress("setting the plugins for the export")
+        renderer = plugin_renderer(report.settings, excerpt_of(args.input), args.plugins, args.plugin_dir or (),
+                                   allow_missing=True)
+        for line in renderer.missing:
+            log.warning("%s", line)
+    path = export_dawproject(args.export[1], report.settings, args.input, report.target, report.gain_db, renderer)
+    print(f"  {args.export[0]} written: {path}")
+    return path
 
 
 def _page_original(input_path: str, input_features):
@@ -128,6 +148,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
     judgment = _judgment(args)
     _check_outputs(args.html, args.output)
+    _check_export(args.export)
     progress = args.progress
     with analysing_beside(args.input) as input_features:
         target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
@@ -139,9 +160,13 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if args.output:
         links["the chain (JSON)"] = suggestion.settings.save(args.output)
         print(f"  chain saved to {args.output} (apply with: mixbridge master IN -o OUT --chain {args.output})")
+    renderer, match = None, None
     if args.plugins:
         progress("loading and setting the plugins")
-        renderer = plugin_renderer(suggestion.settings, suggestion.excerpt, args.plugins, args.plugin_dir or ())
+        renderer = plugin_renderer(suggestion.settings, suggestion.excerpt, args.plugins, args.plugin_dir or (),
+                                   allow_missing=bool(args.export))
+        for line in renderer.missing:
+            log.warning("%s", line)
         match = render_match(renderer, suggestion.settings, suggestion.excerpt)
         print("\n".join(text.plugins_lines(renderer.describe(), match)))
         if args.export_presets:
@@ -153,6 +178,14 @@ def cmd_suggest(args: argparse.Namespace) -> int:
                                      f"{target.lufs:.1f} LUFS")
             print(f"  presets written to {args.export_presets}: " + ", ".join(p.name for p in written))
             links.update({f"preset: {p.name}": p for p in written})
+    if args.export:
+        from mixbridge.assistant.bridge import chain_gain_db, export_dawproject
+
+        gain_db = (estimated_gain_db(suggestion.features, match, target) if match is not None
+                   else chain_gain_db(suggestion.settings, suggestion.excerpt, suggestion.features, target))
+        path = export_dawproject(args.export[1], suggestion.settings, args.input, target, gain_db, renderer)
+        links[f"the {args.export[0]} export"] = path
+        print(f"  {args.export[0]} written: {path}")
     if args.html:
         from mixbridge.assistant.html_report import suggestion_page
 
@@ -301,6 +334,29 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORT_FORMATS = {"dawproject": ".dawproject"}  # format -> the file's suffix
+
+
+def _export_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
+                   help="write the mix with the chain on its track for your DAW: 'dawproject' (Bitwig Studio, "
+                        "Studio One, Cubase; the plugin inserts of --plugins as VST3 devices with their state)")
+
+
+def _check_export(export: Sequence[str] | None) -> None:
+    """Refuse, before any audio work, an unknown format, a wrong suffix or an unwritable path."""
+    if not export:
+        return
+    from mixbridge.analysis.atomic import check_writable
+
+    kind, path = export
+    if kind not in EXPORT_FORMATS:
+        raise UsageError(f"--export {kind} {path}: unknown format; valid: {', '.join(EXPORT_FORMATS)}")
+    if Path(path).suffix.lower() != EXPORT_FORMATS[kind].lower():
+        raise UsageError(f"{path}: a {kind} export is written as {EXPORT_FORMATS[kind]}")
+    check_writable(path)
+
+
 def _plugin_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugins", metavar="MAP", help="run the chain on VST3 plugins: a shipped map (zam) "
                                                     "or a map .toml file")
@@ -390,6 +446,7 @@ def _add_master(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--report", metavar="JSON", help="write the full report")
     p.add_argument("--html", metavar="HTML", help="write a self-contained report page: plots, the chain and why, "
                                                   "a level-matched A/B player")
+    _export_option(p)
     _delivery_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _plugin_options(p)
@@ -408,6 +465,7 @@ def _add_suggest(sub, common: argparse.ArgumentParser) -> None:
                    help="with --plugins: one .vstpreset per plugin insert and INSERTS.txt (the order)")
     p.add_argument("--html", metavar="HTML", help="write a self-contained report page: the spectrum against the "
                                                   "target, loudness, the chain and why")
+    _export_option(p)
     _judgment_options(p)
     p.set_defaults(run=cmd_suggest)
 

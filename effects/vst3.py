@@ -239,6 +239,10 @@ class HostedPlugin:
         self.class_id = read_preset_header(self._raw_preset(), path).class_id
 
     # ---- description ----
+    @property
+    def vendor(self) -> str:
+        return str(getattr(self._instances[0], "manufacturer_name", ""))
+
     def _accepts(self, channels: int) -> bool:
         try:
             self._instances[0].process(np.zeros((channels, 32), np.float32), 44100.0, reset=True)
@@ -259,7 +263,7 @@ class HostedPlugin:
                 name=name, label=str(p.name), unit=str(p.label or ""),
                 min_value=_finite(p.min_value), max_value=_finite(p.max_value), value=self.value(name),
                 steps=int(steps) if steps and steps < 2**31 - 1 else None))
-        return PluginInfo(path=str(self.path), name=self.name, vendor=str(getattr(plugin, "manufacturer_name", "")),
+        return PluginInfo(path=str(self.path), name=self.name, vendor=self.vendor,
                           category=str(getattr(plugin, "category", "")), class_id=self.class_id,
                           channels=self.channels, load_s=round(load_s, 3), params=tuple(params))
 

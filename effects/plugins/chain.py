@@ -29,10 +29,13 @@ class Step:
     insert: BoundInsert | None = None
 
 
-def plan_steps(settings: ChainSettings, plugin_map: PluginMap, dirs: Iterable[str | Path] = ()) -> list[Step]:
+def plan_steps(settings: ChainSettings, plugin_map: PluginMap, dirs: Iterable[str | Path] = (),
+               missing: list[str] | None = None) -> list[Step]:
     """The chain in order: an insert for each mapped group of active stages, built-ins for the rest.
 
-    An insert is loaded only when one of its stages is active.
+    An insert is loaded only when one of its stages is active. A plugin that cannot be found or
+    loaded raises PluginError, unless ``missing`` is a list: then its stages run built in and a
+    line saying so is appended to ``missing``.
     """
     active = [s for s in STAGES if settings.is_on(s)]
     steps: list[Step] = []
@@ -43,7 +46,15 @@ def plan_steps(settings: ChainSettings, plugin_map: PluginMap, dirs: Iterable[st
             steps.append(Step((stage,)))
         elif insert.name not in placed:
             placed.add(insert.name)
-            steps.append(Step(tuple(s for s in insert.stages if s in active), BoundInsert(insert, dirs)))
+            stages = tuple(s for s in insert.stages if s in active)
+            try:
+                steps.append(Step(stages, BoundInsert(insert, dirs)))
+            except PluginError as exc:
+                if missing is None:
+                    raise
+                missing.append(f"{insert.plugin}: {exc.message}; " + ", ".join(STAGE_LABELS[s] for s in stages)
+                               + " on the built-in stage instead")
+                steps += [Step((s,)) for s in stages]
     return steps
 
 
@@ -56,11 +67,12 @@ class PluginChainRenderer:
     """
 
     def __init__(self, settings: ChainSettings, sample_rate: int, plugin_map: PluginMap,
-                 excerpt: np.ndarray | None = None, dirs: Sequence[str | Path] = ()):
+                 excerpt: np.ndarray | None = None, dirs: Sequence[str | Path] = (), allow_missing: bool = False):
         self.sample_rate = sample_rate
         self.plugin_map = plugin_map
         self.dirs = tuple(dirs)
-        self.steps = plan_steps(settings, plugin_map, dirs)
+        self.missing: list[str] = []  # with allow_missing: plugins not found, their stages built in
+        self.steps = plan_steps(settings, plugin_map, dirs, self.missing if allow_missing else None)
         self._settings = settings
         signal = None if excerpt is None else np.ascontiguousarray(excerpt, dtype=np.float32)
         for step in self.steps:
