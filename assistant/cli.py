@@ -243,6 +243,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 8 if summary.failed else 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from mixbridge.assistant.master import resolve_target
+    from mixbridge.assistant.options import MasterOptions
+    from mixbridge.assistant.watch import WatchOptions, watch_folder
+
+    options = _master_options(args, MasterOptions)
+    if not args.settle_s >= 0.1:
+        raise UsageError(f"--settle-s {args.settle_s:g}: at least 0.1 s, or a bounce could be read half-written")
+    watch = WatchOptions(settle_s=args.settle_s, master=args.master, html=args.html, export=args.export,
+                         stop_after=args.stop_after)
+    target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, args.progress)
+    watch_folder(args.input, target, options, watch, lambda line: print(line, flush=True), plugins=args.plugins)
+    return 0
+
+
 def cmd_stems(args: argparse.Namespace) -> int:
     from mixbridge.assistant.master import resolve_target
     from mixbridge.assistant.stems import REPORT_NAME, StemOptions, master_stems
@@ -424,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugins(sub, common)
     _add_batch(sub, common)
     _add_stems(sub, common)
+    _add_watch(sub, common)
     _add_profile(sub, common)
     _add_model(sub, common)
     return parser
@@ -517,6 +533,25 @@ def _add_batch(sub, common: argparse.ArgumentParser) -> None:
                         "default: a local Ray instance with --jobs CPUs")
     _judgment_options(p)
     p.set_defaults(run=cmd_batch)
+
+
+def _add_watch(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("watch", parents=[common],
+                       help="suggest (or master) every bounce written into a folder, once the DAW has finished it")
+    p.add_argument("input", metavar="BOUNCE_DIR", help="the folder your DAW bounces into (watched recursively; "
+                                                       "outputs go to a mixbridge/ subfolder beside each bounce)")
+    _target_options(p)
+    p.add_argument("--master", action="store_true", help="also write the master, NAME-master.wav")
+    p.add_argument("--html", action="store_true", help="also write the report page, NAME.html")
+    p.add_argument("--export", choices=sorted(EXPORT_FORMATS), metavar="FORMAT",
+                   help="also write the chain for your DAW: dawproject")
+    p.add_argument("--settle-s", type=float, default=1.0, metavar="S",
+                   help="a bounce is taken once its size has not changed for this long (default 1 s)")
+    p.add_argument("--stop-after", type=int, metavar="N", help="stop after N bounces (default: until Ctrl-C)")
+    _delivery_options(p)
+    _plugin_options(p)
+    _judgment_options(p)
+    p.set_defaults(run=cmd_watch)
 
 
 def _add_stems(sub, common: argparse.ArgumentParser) -> None:
