@@ -425,7 +425,23 @@ def _judgment_options(p: argparse.ArgumentParser) -> None:
                    help="largest EQ move (default 4 dB for a master, 9 dB with --reference)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+COMMAND_HELP = {
+    "analyze": "measure loudness, peaks, spectrum, stereo and dynamics",
+    "master": "master a mix to a delivery target and sound profile",
+    "suggest": ("suggest a chain (stage by stage) without rendering; optionally on your VST3 plugins, as "
+                ".vstpreset files, or as a DAW project"),
+    "plugins": "VST3 plugins: scan, learn a map",
+    "batch": "master a folder tree in parallel; re-runs resume",
+    "stems": "master one song's stems with one shared bus: they keep their balance and sum to the master",
+    "watch": "suggest (or master) every bounce written into a folder, once the DAW has finished it",
+    "profile": "measure a tonal-balance profile from reference tracks",
+    "model": "train or evaluate the learned settings model",
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI; with ``only``, that command's options only and the others by name and help
+    (what ``main`` builds: ``mixbridge --help`` then imports none of the pipelines' modules)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
     common.add_argument("-q", "--quiet", action="store_true",
@@ -433,27 +449,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mixbridge", description="Mixbridge production assistant",
                                      parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_analyze(sub, common)
-    _add_master(sub, common)
-    _add_suggest(sub, common)
-    _add_plugins(sub, common)
-    _add_batch(sub, common)
-    _add_stems(sub, common)
-    _add_watch(sub, common)
-    _add_profile(sub, common)
-    _add_model(sub, common)
+    adders = {"analyze": _add_analyze, "master": _add_master, "suggest": _add_suggest, "plugins": _add_plugins,
+              "batch": _add_batch, "stems": _add_stems, "watch": _add_watch, "profile": _add_profile,
+              "model": _add_model}
+    for name, add in adders.items():
+        if only is None or only == name:
+            add(sub, common)
+        else:
+            sub.add_parser(name, help=COMMAND_HELP[name], add_help=False)
     return parser
 
 
 def _add_analyze(sub, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("analyze", parents=[common], help="measure loudness, peaks, spectrum, stereo and dynamics")
+    p = sub.add_parser("analyze", parents=[common], help=COMMAND_HELP["analyze"])
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, aiff, ogg or mp3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_analyze)
 
 
 def _add_master(sub, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("master", parents=[common], help="master a mix to a delivery target and sound profile")
+    p = sub.add_parser("master", parents=[common], help=COMMAND_HELP["master"])
     p.add_argument("input", metavar="IN", help="the mix (wav, flac, aiff, ogg or mp3)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output .wav or .flac")
     _target_options(p)
@@ -471,8 +486,7 @@ def _add_master(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _add_suggest(sub, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("suggest", parents=[common], help="suggest a chain (stage by stage) without rendering; "
-                                                        "optionally on your VST3 plugins, as .vstpreset files")
+    p = sub.add_parser("suggest", parents=[common], help=COMMAND_HELP["suggest"])
     p.add_argument("input", metavar="IN", help="the mix (wav, flac, aiff, ogg or mp3)")
     _target_options(p)
     p.add_argument("-o", "--output", metavar="JSON", help="write the chain (Mixbridge chain preset, JSON)")
@@ -487,7 +501,7 @@ def _add_suggest(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _add_plugins(sub, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("plugins", parents=[common], help="VST3 plugins: scan, learn a map")
+    p = sub.add_parser("plugins", parents=[common], help=COMMAND_HELP["plugins"])
     psub = p.add_subparsers(dest="plugins_command", required=True)
     m = psub.add_parser("scan", parents=[common], help="list VST3 plugins with their parameters (cached)")
     m.add_argument("dirs", nargs="*", metavar="DIR", help="more folders or .vst3 bundles")
@@ -510,7 +524,7 @@ def _add_plugins(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _add_batch(sub, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("batch", parents=[common], help="master a folder tree in parallel; re-runs resume")
+    p = sub.add_parser("batch", parents=[common], help=COMMAND_HELP["batch"])
     p.add_argument("input", metavar="IN_DIR", help="folder of mixes (searched recursively)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
                    help="where the masters and manifest.jsonl (one row per file; re-runs resume) go")
@@ -536,8 +550,7 @@ def _add_batch(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _add_watch(sub, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("watch", parents=[common],
-                       help="suggest (or master) every bounce written into a folder, once the DAW has finished it")
+    p = sub.add_parser("watch", parents=[common], help=COMMAND_HELP["watch"])
     p.add_argument("input", metavar="BOUNCE_DIR", help="the folder your DAW bounces into (watched recursively; "
                                                        "outputs go to a mixbridge/ subfolder beside each bounce)")
     _target_options(p)
@@ -555,8 +568,7 @@ def _add_watch(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _add_stems(sub, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("stems", parents=[common],
-                       help="master one song's stems with one shared bus: they keep their balance and sum to the master")
+    p = sub.add_parser("stems", parents=[common], help=COMMAND_HELP["stems"])
     p.add_argument("input", metavar="SONG_DIR", help="folder holding the stems (same rate and length)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
                    help="writes <stem>.wav per stem, mix-master.wav and stems-report.json")
@@ -576,7 +588,7 @@ def _add_stems(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _add_profile(sub, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("profile", parents=[common], help="measure a tonal-balance profile from reference tracks")
+    p = sub.add_parser("profile", parents=[common], help=COMMAND_HELP["profile"])
     p.add_argument("files", nargs="+", metavar="FILE", help="the reference tracks (one gives a range of its own "
                                                             "values +- the reference tolerances)")
     p.add_argument("-o", "--output", required=True, metavar="TOML", help="the profile file to write")
@@ -587,7 +599,7 @@ def _add_profile(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _add_model(sub, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("model", parents=[common], help="train or evaluate the learned settings model")
+    p = sub.add_parser("model", parents=[common], help=COMMAND_HELP["model"])
     msub = p.add_subparsers(dest="model_command", required=True)
     for name, run, help_text in (("train", cmd_model_train, "build the self-supervised dataset and train"),
                             ("evaluate", cmd_model_evaluate, "compare none / dsp / model / model+refine "
@@ -616,8 +628,9 @@ def _add_model(sub, common: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=next((w for w in words if w in COMMAND_HELP), ""))
+    args = parser.parse_args(words)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="mixbridge: %(levelname)s: %(message)s")
     args.progress = Reporter.for_terminal(args.quiet, args.verbose)

@@ -62,3 +62,13 @@ def test_every_option_of_every_command_has_help():
 
     walk(build_parser(), "mixbridge")
     assert missing == []
+
+
+def test_help_imports_none_of_the_pipelines():
+    """`mixbridge --help` builds the commands by name only: no numpy, no scipy, no pedalboard."""
+    code = ("import sys; from mixbridge.assistant.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('numpy', 'scipy', 'pedalboard', 'mixbridge.assistant.judge') if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
