@@ -49,7 +49,7 @@ EXCERPT_S = 30.0
 VORBIS_QUALITY = 0.7  # libsndfile's compression level 0.3: about 190 kbit/s stereo
 PLOT_POINTS = 1500
 STYLE: Any = {"svg.fonttype": "none", "svg.hashsalt": "mixbridge", "font.size": 10, "axes.grid": True,
-         "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+              "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
 COLOURS = {"input": "#8a8f98", "output": "#1f6feb", "target": "#2da44e", "limit": "#cf222e"}
 
 
