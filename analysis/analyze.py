@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -20,7 +21,7 @@ from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.atomic import cache_root, write_text
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.blocks import chunks
-from mixbridge.analysis.dynamics import DynamicsResult, describe_dynamics
+from mixbridge.analysis.dynamics import describe_dynamics
 from mixbridge.analysis.errors import MixbridgeError
 from mixbridge.analysis.features import FEATURE_VERSION, Features
 from mixbridge.analysis.loudness import (
@@ -49,15 +50,26 @@ def analyze(audio: Audio) -> Features:
     return _analyze_blocks(audio.blocks(), audio.sample_rate, audio.channels, audio.source)
 
 
-def analyze_dynamics(audio: Audio) -> DynamicsResult:
-    """Only the dynamics and ambience descriptors of :func:`analyze` (the same values: the same
-    frames of the spectrum analyzer), without the loudness and true-peak meters, for a closed
-    loop that needs nothing else (the reverb's tail level)."""
+@dataclass(frozen=True)
+class SpectralSummary:
+    """What the settings' closed loops read of a render: the mid band spectrum, the width and
+    two dynamics descriptors, with the values :func:`analyze` gives (the same frames of the
+    spectrum analyzer), measured without the loudness and true-peak meters."""
+
+    mid_band_db: tuple[float, ...]
+    width: float
+    frame_crest_db: float
+    tail_level_db: float
+
+
+def analyze_spectral(audio: Audio) -> SpectralSummary:
+    """:class:`SpectralSummary` of ``audio``: about 40 % of :func:`analyze`'s work."""
     spec = SpectrumAnalyzer(audio.sample_rate, audio.channels)
     for block in audio.blocks():
         spec.process(block)
     sr = spec.result()
-    return describe_dynamics(sr.frame_band_db, sr.frame_peak, sr.frame_mean_square, sr.hop_s)
+    dyn = describe_dynamics(sr.frame_band_db, sr.frame_peak, sr.frame_mean_square, sr.hop_s)
+    return SpectralSummary(tuple(float(v) for v in sr.mid_band_db), sr.width, dyn.frame_crest_db, dyn.tail_level_db)
 
 
 def analyze_file(path: str | Path) -> Features:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from mixbridge.analysis.analyze import analyze, analyze_dynamics
+from mixbridge.analysis.analyze import analyze_spectral
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import UsageError
 from mixbridge.analysis.features import Features
@@ -268,7 +268,7 @@ def _engine_settings(audio: Audio, features: Features, goal: Goal, engine: str, 
     if not aspects:
         return settings
     return refine_loop(audio.samples, audio.sample_rate, features, descriptor, constrain(settings, goal),
-                       lambda x, sr: analyze(Audio(x, sr)), aspects=aspects, eq_limit_db=lim.max_eq_db,
+                       lambda x, sr: analyze_spectral(Audio(x, sr)), aspects=aspects, eq_limit_db=lim.max_eq_db,
                        width_bounds=(lim.width_min_percent, lim.width_max_percent), max_wet=lim.max_reverb_wet,
                        anchor_bands=anchors, layout=layout, band_weights=goal.band_weights())
 
@@ -280,11 +280,11 @@ def _reach_space(audio: Audio, features: Features, goal: Goal, settings: ChainSe
     dryness is the production's character (a master) or the largest reverb stays (a reference)."""
     check, lim = goal.check("tail_level_db"), goal.limits
     x = excerpt(audio.samples, audio.sample_rate)
-    dry = analyze_dynamics(Audio(render(x, audio.sample_rate, settings.replace(enabled={"reverb": False})),
+    dry = analyze_spectral(Audio(render(x, audio.sample_rate, settings.replace(enabled={"reverb": False})),
                                  audio.sample_rate)).tail_level_db
 
     def reached(trial: ChainSettings) -> float:
-        wet = analyze_dynamics(Audio(render(x, audio.sample_rate, trial), audio.sample_rate)).tail_level_db
+        wet = analyze_spectral(Audio(render(x, audio.sample_rate, trial), audio.sample_rate)).tail_level_db
         return features.tail_level_db + (wet - dry if math.isfinite(wet) and math.isfinite(dry) else 0.0)
 
     tail = reached(settings)
