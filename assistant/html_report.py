@@ -514,6 +514,8 @@ def stems_page(report, html_path: str | Path, links: dict[str, Path] | None = No
         master = pool.submit(_encode_excerpt, Path(report.mix_master_path), span)
         plots = [_plot("spectrum", "Spectrum of the mix", spectrum_svg(curves, target)),
                  _plot("loudness", "Loudness of the mix", loudness_svg(curves, target.lufs)),
+                 _plot("limiting", "Peaks and limiting (the same gain curve on every stem)",
+                       limiter_svg(report.limiter, target.ceiling_dbtp)) if report.limiter is not None else "",
                  '<section id="dynamics"><h2>Dynamics and stereo of the mix</h2>'
                  f'{_dynamics_table(before, after, report.goal)}{width_svg(curves)}</section>']
         ab = ab_section(original.result(), master.result(), span, "the stems summed")

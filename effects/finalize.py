@@ -62,6 +62,7 @@ class FinalizeResult:
     # mix): ``TruePeakLimiter.apply(x, block_gain_db, block, gain_db)``.
     block_gain_db: np.ndarray = field(default_factory=lambda: np.zeros(0))
     block: int = 0
+    trace: LimiterTrace | None = None  # the limiter over time, for the report's plots
 
 
 @dataclass(frozen=True)
@@ -206,9 +207,10 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
         apply_stream(chunks(x, CHUNK_FRAMES), gain_db, block_gain_db, meter.block, keep)
         return measure.result()
 
-    plan = finalize_from_stats(meter.result(), spec, run_pass, source)
+    stats = meter.result()
+    plan = finalize_from_stats(stats, spec, run_pass, source)
     return FinalizeResult(out, plan.gain_db, plan.limiting_db, plan.integrated_lufs, plan.true_peak_dbtp,
-                          plan.warnings, plan.block_gain_db, plan.block)
+                          plan.warnings, plan.block_gain_db, plan.block, limiter_trace(stats, plan))
 
 
 def finalize_from_stats(stats: BlockStats, spec: FinalizeSpec,

@@ -258,6 +258,7 @@ def test_a_stems_page_plays_the_stems_sum_against_the_mix_master(tmp_path):
     text = html_report.stems_page(report, tmp_path / "stems.html").read_text()
     for name in stems:
         assert f"<td>{name}</td>" in text
+    assert 'id="limiting"' in text and text.count("<svg") == 4
     data = json.loads(re.search(r'<script type="application/json" id="ab-data">(.*?)</script>', text).group(1))
     centred = [np.repeat(x, 2, axis=0) if x.shape[0] == 1 else x for x in stems.values()]
     expected = measure_loudness(np.sum(centred, axis=0).astype(np.float32), SR).integrated_lufs

@@ -126,7 +126,7 @@ def master_stems(song_dir: str | Path, out_dir: str | Path, target: Target, opti
         limiting_db=result.limiting_db, mix_master_path=str(master_path), mix_input=mix_before,
         mix_output=mix_after, residual=residual, direct_deviation_db=bus.direct_deviation_db,
         warnings=tuple(warnings) + tuple(mix_before.notes), goal=decision.goal if decision else None,
-        moves=decision.moves if decision else (), notes=decision.notes if decision else ())
+        moves=decision.moves if decision else (), notes=decision.notes if decision else (), limiter=result.trace)
     write_text(report_path, json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
     log.info("stems residual: %.1f dB RMS below the master (%s)", residual.rms_below_master_db, options.bit_depth)
     return report

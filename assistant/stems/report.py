@@ -17,6 +17,7 @@ from mixbridge.assistant.master import judgment_dict
 from mixbridge.assistant.stems.attribution import EqMove
 from mixbridge.assistant.stems.lowend import StemCorrection
 from mixbridge.assistant.targets import Target
+from mixbridge.effects.finalize import LimiterTrace
 from mixbridge.effects.schema import ChainSettings
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class StemsReport:
     goal: Goal | None = None  # the bus judgment (None with --chain)
     moves: tuple[Move, ...] = ()
     notes: tuple[str, ...] = ()  # the judgment's notes
+    limiter: LimiterTrace | None = None  # the finalizer over time on the mix (the HTML report's plots)
 
     def to_dict(self) -> dict:
         t = self.target
@@ -114,7 +116,8 @@ class StemsReport:
                 "eq_moves": [{"stage": m.stage, "freq_hz": round(m.freq_hz, 1), "gain_db": round(m.gain_db, 2),
                               "shares": {k: round(v, 4) for k, v in m.shares.items()}} for m in self.eq_moves],
             },
-            "finalizer": {"gain_db": round(self.gain_db, 3), "limiting_db": round(self.limiting_db, 3)},
+            "finalizer": {"gain_db": round(self.gain_db, 3), "limiting_db": round(self.limiting_db, 3)}
+            | ({"timeline": self.limiter.to_dict()} if self.limiter else {}),
             "mix_master": {"path": self.mix_master_path, "input": self.mix_input.to_dict(),
                            "output": self.mix_output.to_dict()},
             "residual": {
