@@ -18,7 +18,7 @@ from typing import Sequence
 
 from mixbridge.analysis.errors import MixbridgeError, UsageError
 from mixbridge.assistant import text
-from mixbridge.assistant.console import Reporter
+from mixbridge.assistant.console import Reporter, print_rows
 
 log = logging.getLogger("mixbridge")
 
@@ -45,7 +45,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if args.json:
             results.append(features.to_dict())
         else:
-            print(text.features_table(features))
+            print_rows(text.features_rows(features), features.notes, text.features_table(features))
             print()
     if args.json:
         print(json.dumps(results if len(results) != 1 else results[0], indent=2, allow_nan=False))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Sequence, TextIO
 
 
 class Reporter:
@@ -77,3 +77,25 @@ class Reporter:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def print_rows(rows: Sequence[tuple[str, str]], notes: Sequence[str] = (), plain: str = "",
+               stream: TextIO | None = None) -> None:
+    """A two-column table: drawn by rich on a terminal, ``plain`` (the same rows as aligned text,
+    which scripts parse) when the output is piped."""
+    stream = stream or sys.stdout
+    if not stream.isatty():
+        print(plain, file=stream)
+        return
+    from rich.console import Console  # lazy: rich only on a terminal
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in rows:
+        table.add_row(label, value)
+    console = Console(file=stream)
+    console.print(table)
+    for note in notes:
+        console.print(f"  note: {note}", style="yellow")

@@ -23,9 +23,18 @@ def fmt(value: float | None, unit: str = "", digits: int = 1) -> str:
 
 
 def features_table(features) -> str:
-    """A readable summary of a Features value."""
+    """A readable summary of a Features value (plain aligned text; see :func:`features_rows`)."""
+    rows = features_rows(features)
+    width = max(len(k) for k, _ in rows)
+    lines = [f"  {k:<{width}}  {v}" for k, v in rows]
+    lines += [f"  note: {n}" for n in features.notes]
+    return "\n".join(lines)
+
+
+def features_rows(features) -> list[tuple[str, str]]:
+    """(measure, value) rows of a Features value, for a plain or a rich table."""
     f = features
-    rows = [
+    return [
         ("file", f.source),
         ("format", f"{f.sample_rate} Hz, {'stereo' if f.channels == 2 else 'mono'}, {f.duration_s:.2f} s"),
         ("integrated loudness", fmt(f.integrated_lufs, "LUFS")),
@@ -40,10 +49,6 @@ def features_table(features) -> str:
         ("transients", fmt(f.transient_density_per_s, "per s", 2)),
         ("decay rate / tail level", f"{fmt(f.decay_rate_db_per_s, 'dB/s', 0)} / {fmt(f.tail_level_db, 'dB')}"),
     ]
-    width = max(len(k) for k, _ in rows)
-    lines = [f"  {k:<{width}}  {v}" for k, v in rows]
-    lines += [f"  note: {n}" for n in f.notes]
-    return "\n".join(lines)
 
 
 def before_after(label: str, before: float, after: float, unit: str, digits: int = 1) -> str:

@@ -72,3 +72,20 @@ def test_help_imports_none_of_the_pipelines():
             "assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_tables_are_rich_on_a_terminal_and_plain_when_piped():
+    from mixbridge.assistant.console import print_rows
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    rows = [("integrated loudness", "-14.0 LUFS"), ("true peak", "-1.00 dBTP")]
+    piped, terminal = io.StringIO(), Terminal()
+    print_rows(rows, ["a note"], "PLAIN TEXT", piped)
+    print_rows(rows, ["a note"], "PLAIN TEXT", terminal)
+    assert piped.getvalue() == "PLAIN TEXT\n"
+    drawn = terminal.getvalue()
+    assert "PLAIN TEXT" not in drawn and "integrated loudness" in drawn and "-1.00 dBTP" in drawn
+    assert "note: a note" in drawn
