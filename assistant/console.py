@@ -44,7 +44,7 @@ class Reporter:
         if self._last == (message, tenth):
             return
         self._last = (message, tenth)
-        count = f" ({done:g}/{total:g})" if done is not None and total else ""
+        count = f" ({100 * done / total:.0f} %)" if done is not None and total else ""
         print(f"  [{time.perf_counter() - self._start:5.1f} s] {message}{count}", file=self._stream, flush=True)
 
     def _update_bar(self, message: str, done: float | None, total: float | None) -> None:

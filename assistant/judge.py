@@ -159,7 +159,7 @@ REFERENCE_LIMITS = Limits(
     max_eq_db=9.0, min_eq_move_db=0.2, tone_trigger_db=0.25, width_min_percent=60.0, width_max_percent=160.0,
     width_trigger=0.02, max_ratio=6.0, max_compression_db=8.0, max_lra_reduction_lu=8.0, dynamics_trigger_db=0.5,
     max_reverb_wet=0.3, space_trigger_db=1.0, max_tail_increase_db=12.0, tone_aim_inside_db=0.25,
-    max_match_eq_db=6.0, partial_moves=True, context="reference",
+    max_match_eq_db=12.0, partial_moves=True, context="reference",
 )
 
 

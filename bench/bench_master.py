@@ -270,7 +270,8 @@ def run_mixbridge(exe: tuple[list[str], dict | None], inp: Path, ref: Path, out:
                   extra: list[str]) -> tuple[Run, list[str]]:
     out.unlink(missing_ok=True)
     cmd, env = exe
-    run = launch([*cmd, "master", inp, "-o", out, "--reference", ref, "--bit-depth", "24", *extra], tmp, env)
+    run = launch([*cmd, "master", inp, "-o", out, "--reference", ref, "--bit-depth", "24", "--quiet", *extra], tmp,
+                 env)
     notes = [line.strip() for line in run.stdout.splitlines()
              if line.strip().startswith(("finalizer:", "warning:"))]
     notes += [f"stderr: {line.strip()}" for line in run.stderr.splitlines() if line.strip()]

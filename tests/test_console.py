@@ -20,8 +20,8 @@ def test_lines_are_thinned_to_tenths_of_a_count():
         report("rendering", done, 1000)
     lines = out.getvalue().splitlines()
     assert lines[0].endswith("analysing")
-    assert len(lines) == 1 + 11  # 0/1000, 100/1000, ..., 1000/1000
-    assert lines[-1].endswith("rendering (1000/1000)")
+    assert len(lines) == 1 + 11  # 0 %, 10 %, ..., 100 %
+    assert lines[-1].endswith("rendering (100 %)")
 
 
 def test_quiet_prints_nothing_and_a_bar_draws_on_its_stream():
