@@ -7,7 +7,8 @@ excerpts are embedded.
   points, so an hour-long file's page stays small.
 - **A/B player.** The same EXCERPT_S seconds of the input and of the master (the stretch whose
   short-term loudness stays nearest the whole track's, :func:`representative_span`), each as Ogg Vorbis at
-  quality VORBIS_QUALITY through the same encoder. Both play at once, looped, from the same
+  quality VORBIS_QUALITY through the same encoder (a file over 48 kHz is previewed at 44.1 or
+  48 kHz: libvorbis is made for those rates). Both play at once, looped, from the same
   position; the toggle (button or the ``T`` key) mutes one and opens the other, so the playhead
   never jumps and there is no gap. Level-matched (the default) turns the louder excerpt down by
   the difference of the two excerpts' integrated loudness, measured by our meter on the
@@ -47,6 +48,7 @@ from mixbridge.effects.schema import ChainSettings, describe
 
 EXCERPT_S = 30.0
 VORBIS_QUALITY = 0.7  # libsndfile's compression level 0.3: about 190 kbit/s stereo
+PREVIEW_MAX_RATE = 48000  # the A/B previews of faster files are resampled to 44.1 or 48 kHz (see _encode)
 PLOT_POINTS = 1500
 STYLE: Any = {"svg.fonttype": "none", "svg.hashsalt": "mixbridge", "font.size": 10, "axes.grid": True,
               "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
@@ -265,11 +267,22 @@ def _chain(settings: ChainSettings, moves: Sequence[Move], links: dict[str, Path
 
 
 def _encode(audio: audio_io.Audio) -> tuple[str, float]:
-    """(base64 Ogg Vorbis of ``audio``, its integrated loudness by our meter, before encoding)."""
+    """(base64 Ogg Vorbis of ``audio``, its integrated loudness by our meter at its own rate).
+
+    Above PREVIEW_MAX_RATE the preview is resampled to 44.1 or 48 kHz first: libvorbis is
+    made for those rates, and crashed (a segmentation fault) on music at 192 kHz here."""
     lufs = measure_loudness(audio.samples, audio.sample_rate).integrated_lufs
+    samples, rate = audio.samples, audio.sample_rate
+    if rate > PREVIEW_MAX_RATE:
+        # lazy: scipy.signal's import costs about 1 s, and only high-rate previews need it
+        from scipy.signal import resample_poly
+
+        target = 44100 if rate % 44100 == 0 else 48000
+        common = math.gcd(rate, target)
+        samples = resample_poly(samples, target // common, rate // common, axis=1).astype(np.float32)
+        rate = target
     buf = io.BytesIO()
-    sf.write(buf, audio.samples.T, audio.sample_rate, format="OGG", subtype="VORBIS",
-             compression_level=1.0 - VORBIS_QUALITY)
+    sf.write(buf, samples.T, rate, format="OGG", subtype="VORBIS", compression_level=1.0 - VORBIS_QUALITY)
     return base64.b64encode(buf.getvalue()).decode("ascii"), float(lufs)
 
 
@@ -323,7 +336,8 @@ def ab_section(original: tuple[str, float], master: tuple[str, float], span: tup
 <span id="ab-time">0.0 s</span>
 </div>
 <p class="note">Both excerpts play together from the same position; the switch mutes one and opens the other,
-so the playhead never jumps. Ogg Vorbis (quality {VORBIS_QUALITY}), both through the same encoder.</p>
+so the playhead never jumps. Ogg Vorbis (quality {VORBIS_QUALITY}), both through the same encoder
+(over 48 kHz, at 44.1 or 48 kHz).</p>
 <script type="application/json" id="ab-data">{json.dumps(data)}</script>
 </section>'''
 

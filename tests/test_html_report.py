@@ -277,3 +277,20 @@ def test_an_hour_long_files_plots_stay_small():
     assert len(html_report.loudness_svg({"input": hour, "master": hour}, -14.0)) < 250_000
     trace = LimiterTrace(1.8, np.abs(np.sin(np.arange(2000.0))), -1.0 - np.abs(np.cos(np.arange(2000.0))))
     assert len(html_report.limiter_svg(trace, -1.0)) < 250_000
+
+
+def test_a_192_khz_excerpt_is_previewed_without_crashing_the_encoder():
+    """libvorbis crashed (segmentation fault) on music at 192 kHz: previews above 48 kHz are
+    resampled first. In a child process, so a regression fails this test, not the whole run."""
+    code = ("import sys; sys.path.insert(0, 'tests'); import base64, io, soundfile as sf, numpy as np\n"
+            "from test_master import groove\n"
+            "from mixbridge.analysis.audio import Audio\n"
+            "from mixbridge.assistant.html_report import _encode\n"
+            "x = np.tile(groove(192000, 2.0), 6).astype(np.float32)\n"
+            "data, lufs = _encode(Audio(x, 192000))\n"
+            "info = sf.info(io.BytesIO(base64.b64decode(data)))\n"
+            "assert info.samplerate == 48000 and abs(info.duration - 12.0) < 0.01, info\n"
+            "assert np.isfinite(lufs)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
