@@ -171,6 +171,11 @@ def watch_folder(folder: str | Path, target: Target, options: MasterOptions, wat
                 processed += 1
             except MixbridgeError as exc:
                 say(f"skipped {path.name}: {exc} (taken again when it changes)")
+            except OSError as exc:  # e.g. deleted or moved while it was read
+                say(f"skipped {path.name}: {exc.strerror or exc} (taken again when it changes)")
+            except Exception as exc:  # a bug on one bounce must not stop the watcher
+                log.exception("internal error on %s", path)
+                say(f"skipped {path.name}: internal error ({type(exc).__name__}: {exc}); run with -v for details")
             if _stamp(path) != current:  # rewritten while it was processed: take it again
                 done.pop(path, None)
             if watch.stop_after is not None and taken >= watch.stop_after:
