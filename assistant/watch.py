@@ -84,11 +84,14 @@ def process_bounce(path: Path, target: Target, options: MasterOptions, watch: Wa
                                   judgment=options.judgment, max_limiting_db=options.max_limiting_db)
         settings, moves, used_target = suggestion.settings, suggestion.decision.moves, suggestion.target
         before, after = suggestion.features.integrated_lufs, used_target.lufs
-        gain_db = chain_gain_db(settings, suggestion.excerpt, suggestion.features, used_target)
+        gain_db = None  # estimated below if a DAW project needs it
         lines = text.suggestion_lines(str(path), suggestion, options.engine)
     links = {"the chain (JSON)": settings.save(out / f"{stem}.chain.json"),
              "the suggestion (text)": write_text(out / f"{stem}.suggestion.txt", "\n".join(lines) + "\n")}
     if watch.export == "dawproject":
+        if gain_db is None:
+            assert suggestion is not None
+            gain_db = chain_gain_db(settings, suggestion.excerpt, suggestion.features, used_target)
         renderer = None
         if plugins:
             renderer = plugin_renderer(settings, excerpt_of(path), plugins, allow_missing=True)
