@@ -349,7 +349,7 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-EXPORT_FORMATS = {"dawproject": ".dawproject"}  # format -> the file's suffix
+EXPORT_FORMATS = ("dawproject",)  # each format's file suffix is its writer's (effects.dawproject.SUFFIX)
 
 
 def _export_option(p: argparse.ArgumentParser) -> None:
@@ -363,12 +363,13 @@ def _check_export(export: Sequence[str] | None) -> None:
     if not export:
         return
     from mixbridge.analysis.atomic import check_writable
+    from mixbridge.effects.dawproject import SUFFIX
 
     kind, path = export
     if kind not in EXPORT_FORMATS:
         raise UsageError(f"--export {kind} {path}: unknown format; valid: {', '.join(EXPORT_FORMATS)}")
-    if Path(path).suffix.lower() != EXPORT_FORMATS[kind].lower():
-        raise UsageError(f"{path}: a {kind} export is written as {EXPORT_FORMATS[kind]}")
+    if Path(path).suffix.lower() != SUFFIX:
+        raise UsageError(f"{path}: a {kind} export is written as {SUFFIX}")
     check_writable(path)
 
 

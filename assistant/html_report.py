@@ -43,6 +43,7 @@ from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape, shape_mask
 from mixbridge.assistant.evidence import Move
 from mixbridge.assistant.judge import Goal
 from mixbridge.assistant.targets import Target, known_bands
+from mixbridge.assistant.text import fmt
 from mixbridge.effects.finalize import LimiterTrace
 from mixbridge.effects.schema import ChainSettings, describe
 
@@ -91,6 +92,11 @@ def _decimated(values: Sequence[float], hop_s: float, points: int = PLOT_POINTS)
 
 # ---- plots --------------------------------------------------------------------------------------
 
+def _colour(label: str) -> str:
+    """The master's curves in the output colour, the input's (and the stems' sum) in grey."""
+    return COLOURS["output" if label.startswith("master") else "input"]
+
+
 def _svg(fig: Figure) -> str:
     buf = io.StringIO()
     FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
@@ -137,7 +143,7 @@ def spectrum_svg(curves: dict[str, Features], target: Target | None) -> str:
         for label, f in curves.items():
             mid = np.asarray(f.mid_band_db, dtype=np.float64)
             offset = float(np.mean(mid[mask]))
-            colour = COLOURS["output" if label.startswith(("master", "output")) else "input"]
+            colour = _colour(label)
             held = np.isfinite(mid)
             mid_ax.plot(centres[held], (band_shape(mid, mask))[held], color=colour, label=label, marker=".")
             if f.channels >= 2:
@@ -163,7 +169,7 @@ def loudness_svg(curves: dict[str, Features], target_lufs: float | None) -> str:
         ax = fig.subplots()
         for label, f in curves.items():
             t, v = _decimated(f.short_term_lufs, f.series_hop_s)
-            colour = COLOURS["output" if label.startswith(("master", "output")) else "input"]
+            colour = _colour(label)
             ax.plot(t, v, color=colour, label=f"{label} (integrated {f.integrated_lufs:.1f} LUFS)", linewidth=1.0)
         if target_lufs is not None:
             ax.axhline(target_lufs, color=COLOURS["target"], linestyle="--", label=f"target {target_lufs:.1f} LUFS")
@@ -204,7 +210,7 @@ def width_svg(curves: dict[str, Features]) -> str:
         for label, f in curves.items():
             w = np.asarray(f.width_band, dtype=np.float64)
             ok = np.isfinite(w)
-            colour = COLOURS["output" if label.startswith(("master", "output")) else "input"]
+            colour = _colour(label)
             ax.plot(centres[ok], 100.0 * w[ok], color=colour, marker=".", label=label)
         if all(f.channels < 2 for f in curves.values()):
             ax.text(0.5, 0.5, "mono: no side signal", transform=ax.transAxes, ha="center", va="center")
@@ -221,10 +227,6 @@ def width_svg(curves: dict[str, Features]) -> str:
 
 def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _fmt(value: float, unit: str = "", digits: int = 1) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}{(' ' + unit) if unit else ''}"
 
 
 def _warnings(warnings: Sequence[str]) -> str:
@@ -247,10 +249,10 @@ def _dynamics_table(before: Features, after: Features | None, goal: Goal | None)
     for key, label, unit, range_key in DYNAMICS_ROWS:
         digits = 3 if key == "width" else 1 if key != "true_peak_dbtp" else 2
         low_high = ranges.get(range_key or "")
-        span = f"{_fmt(low_high[0], unit, digits)} – {_fmt(low_high[1], unit, digits)}" if low_high else ""
-        cells = [f"<td>{_esc(label)}</td>", f"<td>{_fmt(getattr(before, key), unit, digits)}</td>"]
+        span = f"{fmt(low_high[0], unit, digits)} – {fmt(low_high[1], unit, digits)}" if low_high else ""
+        cells = [f"<td>{_esc(label)}</td>", f"<td>{fmt(getattr(before, key), unit, digits)}</td>"]
         if after:
-            cells.append(f"<td>{_fmt(getattr(after, key), unit, digits)}</td>")
+            cells.append(f"<td>{fmt(getattr(after, key), unit, digits)}</td>")
         rows.append("<tr>" + "".join(cells) + f"<td>{_esc(span)}</td></tr>")
     return f'<table class="figures">{head}{"".join(rows)}</table>'
 
@@ -324,8 +326,8 @@ def ab_section(original: tuple[str, float], master: tuple[str, float], span: tup
             "match_gain_db": {"original": round(min(0.0, difference), 2), "master": round(min(0.0, -difference), 2)},
             "span_s": [round(span[0], 2), round(span[1], 2)]}
     louder = "master" if difference > 0 else "original"
-    note = (f"excerpt {span[0]:.1f}–{span[1]:.1f} s · original ({original_label}) {_fmt(a_lufs, 'LUFS')}, master "
-            f"{_fmt(b_lufs, 'LUFS')} (our meter) · level-matched: the {louder} plays {abs(difference):.1f} dB down")
+    note = (f"excerpt {span[0]:.1f}–{span[1]:.1f} s · original ({original_label}) {fmt(a_lufs, 'LUFS')}, master "
+            f"{fmt(b_lufs, 'LUFS')} (our meter) · level-matched: the {louder} plays {abs(difference):.1f} dB down")
     return f'''<section id="ab"><h2>Listen: A/B, level-matched</h2>
 <p class="note" id="ab-note">{_esc(note)}</p>
 <div class="player">
@@ -533,8 +535,8 @@ def stems_page(report, html_path: str | Path, links: dict[str, Path] | None = No
                  '<section id="dynamics"><h2>Dynamics and stereo of the mix</h2>'
                  f'{_dynamics_table(before, after, report.goal)}{width_svg(curves)}</section>']
         ab = ab_section(original.result(), master.result(), span, "the stems summed")
-    rows = "".join(f"<tr><td>{_esc(st.name)}</td><td>{_fmt(st.input_lufs, 'LUFS')} → {_fmt(st.output_lufs, 'LUFS')}"
-                   f"</td><td>{_fmt(st.output_true_peak_dbtp, 'dBTP', 2)}</td>"
+    rows = "".join(f"<tr><td>{_esc(st.name)}</td><td>{fmt(st.input_lufs, 'LUFS')} → {fmt(st.output_lufs, 'LUFS')}"
+                   f"</td><td>{fmt(st.output_true_peak_dbtp, 'dBTP', 2)}</td>"
                    f"<td>{_esc('; '.join(st.suggestions))}</td></tr>" for st in report.stems)
     stems_table = ('<section id="stems"><h2>Stems</h2><table class="files"><tr><th>stem</th><th>loudness before → '
                    f'after</th><th>true peak after</th><th>suggestions</th></tr>{rows}</table></section>')
@@ -590,8 +592,8 @@ def batch_index(rows: Sequence[dict], html_path: str | Path) -> Path:
             continue
         b, a = row.get("before", {}), row.get("after", {})
         body.append(f"<tr><td>{link}</td><td>mastered</td>"
-                    f"<td>{_fmt(_num(b.get('lufs')), 'LUFS')} → {_fmt(_num(a.get('lufs')), 'LUFS')}</td>"
-                    f"<td>{_fmt(_num(a.get('true_peak_dbtp')), 'dBTP', 2)}</td>"
+                    f"<td>{fmt(b.get('lufs'), 'LUFS')} → {fmt(a.get('lufs'), 'LUFS')}</td>"
+                    f"<td>{fmt(a.get('true_peak_dbtp'), 'dBTP', 2)}</td>"
                     f"<td>{_esc('; '.join(row.get('warnings', [])))}</td></tr>")
     failed = sum(1 for r in rows if r.get("status") == "failed")
     table = ('<table class="files"><tr><th>file</th><th>status</th><th>loudness before → after</th>'
@@ -599,7 +601,3 @@ def batch_index(rows: Sequence[dict], html_path: str | Path) -> Path:
     sections = [_warnings([f"{failed} of {len(rows)} files failed; their errors are in the table"] if failed else []),
                 f'<section id="files"><h2>Files</h2>{table}</section>']
     return write_text(html_path, page("Mixbridge batch", f"{len(rows)} files", sections, script=False))
-
-
-def _num(value: object) -> float:
-    return float(value) if isinstance(value, (int, float)) else math.nan

@@ -47,7 +47,14 @@ from typing import Sequence
 from mixbridge.analysis.atomic import atomic_path
 from mixbridge.analysis.errors import OutputError
 from mixbridge.effects.limiter import LOOKAHEAD_MS, RELEASE_DB_PER_S
-from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, STAGE_LABELS, STAGES, ChainSettings
+from mixbridge.effects.schema import (
+    EQ_STAGES,
+    MATCH_EQ_NOMINAL_HZ,
+    MATCH_EQ_PARAMS,
+    STAGE_LABELS,
+    STAGES,
+    ChainSettings,
+)
 
 FORMAT_VERSION = "1.0"
 SUFFIX = ".dawproject"
@@ -129,10 +136,9 @@ def _match_eq(devices: ET.Element, ids: _Ids, settings: ChainSettings) -> None:
     eq = ET.SubElement(devices, "Equalizer", {"id": ids(), "name": "Mixbridge match EQ (31 bands)",
                                               "deviceName": "Equalizer", "deviceRole": "audioFX"})
     _enabled(eq, ids)
-    for name in MATCH_EQ_PARAMS:
+    for name, centre_hz in zip(MATCH_EQ_PARAMS, MATCH_EQ_NOMINAL_HZ):
         if settings[name] != 0.0:
-            centre = float(name.split("band_")[1].removesuffix("hz_db").replace("_", "."))
-            _band(eq, ids, "bell", centre, settings[name], THIRD_OCTAVE_Q)
+            _band(eq, ids, "bell", float(centre_hz), settings[name], THIRD_OCTAVE_Q)
 
 
 def _compressor(devices: ET.Element, ids: _Ids, settings: ChainSettings) -> None:
