@@ -21,10 +21,12 @@ from mixbridge.analysis.features import Features
 from mixbridge.analysis.loudness import measure_loudness
 from mixbridge.analysis.spectrum import shape_mask
 from mixbridge.assistant.targets import Target
+from mixbridge.effects import dawproject, rfxchain
 from mixbridge.effects.dawproject import Mix, PluginDevice, write_dawproject
-from mixbridge.effects.plugins import PluginChainRenderer, load_map
+from mixbridge.effects.plugins import PluginChainRenderer, configured_limiter, load_map, stage_values
 from mixbridge.effects.render import render
-from mixbridge.effects.schema import ChainSettings
+from mixbridge.effects.rfxchain import ReaperFx, write_rfxchain
+from mixbridge.effects.schema import STAGE_LABELS, ChainSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,8 @@ def plugin_devices(renderer: PluginChainRenderer, sample_rate: int) -> list[Plug
     """Each plugin insert of a configured renderer as a DAWproject device, its state the same
     ``.vstpreset`` bytes that :func:`effects.plugins.export_presets` writes for it."""
     return [PluginDevice(step.stages, step.insert.plugin.name, step.insert.plugin.vendor,
-                         step.insert.plugin.class_id, step.insert.plugin.preset_bytes(sample_rate))
+                         step.insert.plugin.class_id, step.insert.plugin.preset_bytes(sample_rate),
+                         step.insert.insert.layout == "dual-mono")
             for step in renderer.steps if step.insert is not None]
 
 
@@ -86,13 +89,70 @@ def chain_gain_db(settings: ChainSettings, excerpt: Audio, features: Features, t
     return float(target.lufs - (features.integrated_lufs + change))
 
 
+def _target_text(target: Target) -> str:
+    return (f"target {target.name}: {target.lufs:.1f} LUFS integrated, {target.ceiling_dbtp:.1f} dBTP "
+            f"ceiling, profile {target.profile.name}")
+
+
+def export_suffix(kind: str) -> str:
+    """The file suffix of a DAW export ``kind`` (its writer's)."""
+    return rfxchain.SUFFIX if kind == "rfxchain" else dawproject.SUFFIX
+
+
+def export_daw(kind: str, path: str | Path, settings: ChainSettings, input_path: str | Path, target: Target,
+               gain_db: float, renderer: PluginChainRenderer | None = None) -> Path:
+    """The chain for a DAW, as ``kind``: a ``.dawproject``
+    (:func:`export_dawproject`) or a REAPER FX chain (:func:`export_rfxchain`)."""
+    if kind == "rfxchain":
+        if renderer is None:
+            raise ValueError("a REAPER FX chain holds VST3 plugins: pass the chain's plugin renderer")
+        return export_rfxchain(path, settings, input_path, target, gain_db, renderer)
+    return export_dawproject(path, settings, input_path, target, gain_db, renderer)
+
+
 def export_dawproject(path: str | Path, settings: ChainSettings, input_path: str | Path, target: Target,
                       gain_db: float, renderer: PluginChainRenderer | None = None) -> Path:
     """The mix with ``settings`` on its track as a ``.dawproject`` (:mod:`effects.dawproject`):
     the plugin inserts of ``renderer`` as VST3 devices with their state, the rest generic."""
     meta = audio_io.info(input_path)
     devices = plugin_devices(renderer, meta.sample_rate) if renderer is not None else []
-    target_text = (f"target {target.name}: {target.lufs:.1f} LUFS integrated, {target.ceiling_dbtp:.1f} dBTP "
-                   f"ceiling, profile {target.profile.name}")
     return write_dawproject(path, settings, Mix(Path(input_path), meta.sample_rate, meta.channels, meta.duration_s),
-                            gain_db, target.ceiling_dbtp, target_text, devices, version("mixbridge"))
+                            gain_db, target.ceiling_dbtp, _target_text(target), devices, version("mixbridge"))
+
+
+def export_rfxchain(path: str | Path, settings: ChainSettings, input_path: str | Path, target: Target,
+                    gain_db: float, renderer: PluginChainRenderer) -> Path:
+    """The chain as a REAPER FX chain (:mod:`effects.rfxchain`): each plugin insert of
+    ``renderer`` with its exact state (a mono-only plugin twice, one per channel), the map's
+    limiter last with the finalizer's gain; the stages no plugin carries, with their values and
+    place, in the file's comment block."""
+    sample_rate = audio_io.info(input_path).sample_rate
+    fxs: list[ReaperFx] = []
+    comment = [f"Mixbridge {version('mixbridge')}: the chain for {Path(input_path).name}, {_target_text(target)}",
+               "Load with REAPER's FX chain menu (Load FX chain). In signal order:"]
+    for step in renderer.steps:
+        labels = ", ".join(STAGE_LABELS[s] for s in step.stages)
+        if step.insert is None:
+            comment.append(f"{len(comment) - 1}. {labels}: no VST3 carries it; insert your own here and set: "
+                           + stage_values(settings, step.stages))
+            continue
+        plugin = step.insert.plugin
+        instances = ((0,), (1,)) if step.insert.insert.layout == "dual-mono" else ((0, 1),)
+        preset = plugin.preset_bytes(sample_rate)
+        fxs += [ReaperFx(plugin.name, plugin.vendor, Path(plugin.path).name, plugin.class_id, preset, channels)
+                for channels in instances]
+        twice = " (twice, dual mono: channel 1, then channel 2)" if len(instances) == 2 else ""
+        comment.append(f"{len(comment) - 1}. {plugin.name}{twice}: {labels}")
+        if "compressor" in step.stages and settings["compressor.amount_percent"] < 100.0:
+            comment.append(f"   parallel compression: set its wet/dry mix to {settings['compressor.amount_percent']:.0f} %")
+    limiter = renderer.plugin_map.limiter
+    if limiter is not None:
+        plugin, text = configured_limiter(limiter, renderer, gain_db, target.ceiling_dbtp)
+        fxs.append(ReaperFx(plugin.name, plugin.vendor, Path(plugin.path).name, plugin.class_id,
+                            plugin.preset_bytes(sample_rate)))
+        comment.append(f"{len(comment) - 1}. {plugin.name}: the finalizer, {text}; the gain is estimated from the "
+                       "loudest 30 s, check the meter")
+    else:
+        comment.append(f"{len(comment) - 1}. a true-peak limiter of your own: {gain_db:+.2f} dB of gain into a "
+                       f"{target.ceiling_dbtp:.1f} dBTP ceiling (the plugin map names no limiter)")
+    return write_rfxchain(path, fxs, comment)

@@ -85,20 +85,22 @@ def cmd_master(args: argparse.Namespace) -> int:
 
 
 def _export_master(args: argparse.Namespace, report) -> Path:
-    """The master's chain as a DAW file; with --plugins the inserts are set again on the excerpt."""
-    from mixbridge.assistant.bridge import export_dawproject, plugin_renderer
+    """The master's chain as a DAW file; on plugins the inserts are set again on the excerpt."""
+    from mixbridge.assistant.bridge import export_daw, plugin_renderer
     from mixbridge.assistant.master import excerpt_of
 
+    kind, path = args.export
     renderer = None
-    if args.plugins:
+    plugins = _export_plugins(args)
+    if plugins:
         args.progress("setting the plugins for the export")
-        renderer = plugin_renderer(report.settings, excerpt_of(args.input), args.plugins, args.plugin_dir or (),
+        renderer = plugin_renderer(report.settings, excerpt_of(args.input), plugins, args.plugin_dir or (),
                                    allow_missing=True)
         for line in renderer.missing:
             log.warning("%s", line)
-    path = export_dawproject(args.export[1], report.settings, args.input, report.target, report.gain_db, renderer)
-    print(f"  {args.export[0]} written: {path}")
-    return path
+    written = export_daw(kind, path, report.settings, args.input, report.target, report.gain_db, renderer)
+    print(f"  {kind} written: {written}")
+    return written
 
 
 def _page_original(input_path: str, input_features):
@@ -161,9 +163,10 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         links["the chain (JSON)"] = suggestion.settings.save(args.output)
         print(f"  chain saved to {args.output} (apply with: mixbridge master IN -o OUT --chain {args.output})")
     renderer, match = None, None
-    if args.plugins:
+    plugins = _export_plugins(args)
+    if plugins:
         progress("loading and setting the plugins")
-        renderer = plugin_renderer(suggestion.settings, suggestion.excerpt, args.plugins, args.plugin_dir or (),
+        renderer = plugin_renderer(suggestion.settings, suggestion.excerpt, plugins, args.plugin_dir or (),
                                    allow_missing=bool(args.export))
         for line in renderer.missing:
             log.warning("%s", line)
@@ -179,11 +182,11 @@ def cmd_suggest(args: argparse.Namespace) -> int:
             print(f"  presets written to {args.export_presets}: " + ", ".join(p.name for p in written))
             links.update({f"preset: {p.name}": p for p in written})
     if args.export:
-        from mixbridge.assistant.bridge import chain_gain_db, export_dawproject
+        from mixbridge.assistant.bridge import chain_gain_db, export_daw
 
         gain_db = (estimated_gain_db(suggestion.features, match, target) if match is not None
                    else chain_gain_db(suggestion.settings, suggestion.excerpt, suggestion.features, target))
-        path = export_dawproject(args.export[1], suggestion.settings, args.input, target, gain_db, renderer)
+        path = export_daw(args.export[0], args.export[1], suggestion.settings, args.input, target, gain_db, renderer)
         links[f"the {args.export[0]} export"] = path
         print(f"  {args.export[0]} written: {path}")
     if args.html:
@@ -254,7 +257,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     watch = WatchOptions(settle_s=args.settle_s, master=args.master, html=args.html, export=args.export,
                          stop_after=args.stop_after)
     target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, args.progress)
-    watch_folder(args.input, target, options, watch, lambda line: print(line, flush=True), plugins=args.plugins)
+    watch_folder(args.input, target, options, watch, lambda line: print(line, flush=True),
+                 plugins=_export_plugins(args))
     return 0
 
 
@@ -349,13 +353,24 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-EXPORT_FORMATS = ("dawproject",)  # each format's file suffix is its writer's (effects.dawproject.SUFFIX)
+EXPORT_FORMATS = ("dawproject", "rfxchain")  # each format's file suffix is its writer's SUFFIX
+RFXCHAIN_MAP = "zam"  # the plugin map of a REAPER FX chain when --plugins names none
+EXPORT_HELP = ("'dawproject' (a project with the mix and the chain on its track, for Bitwig Studio, Studio One, "
+               "Cubase; the inserts of --plugins as VST3 devices with their state, the rest as generic devices) "
+               f"or 'rfxchain' (a REAPER FX chain .RfxChain: the VST3 inserts of --plugins, default {RFXCHAIN_MAP}, "
+               "with their exact state; stages no plugin carries listed in its comment block)")
 
 
 def _export_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
-                   help="write the mix with the chain on its track for your DAW: 'dawproject' (Bitwig Studio, "
-                        "Studio One, Cubase; the plugin inserts of --plugins as VST3 devices with their state)")
+    p.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"), help="write the chain for your DAW: " + EXPORT_HELP)
+
+
+def _export_plugins(args: argparse.Namespace) -> str | None:
+    """The plugin map the chain runs on: --plugins, or for a REAPER FX chain the default map."""
+    if args.plugins or not args.export:
+        return args.plugins
+    kind = args.export if isinstance(args.export, str) else args.export[0]
+    return RFXCHAIN_MAP if kind == "rfxchain" else None
 
 
 def _check_export(export: Sequence[str] | None) -> None:
@@ -363,13 +378,14 @@ def _check_export(export: Sequence[str] | None) -> None:
     if not export:
         return
     from mixbridge.analysis.atomic import check_writable
-    from mixbridge.effects.dawproject import SUFFIX
+    from mixbridge.assistant.bridge import export_suffix
 
     kind, path = export
     if kind not in EXPORT_FORMATS:
         raise UsageError(f"--export {kind} {path}: unknown format; valid: {', '.join(EXPORT_FORMATS)}")
-    if Path(path).suffix.lower() != SUFFIX:
-        raise UsageError(f"{path}: a {kind} export is written as {SUFFIX}")
+    suffix = export_suffix(kind)
+    if Path(path).suffix.lower() != suffix.lower():
+        raise UsageError(f"{path}: a {kind} export is written as {suffix}")
     check_writable(path)
 
 
@@ -558,7 +574,7 @@ def _add_watch(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--master", action="store_true", help="also write the master, NAME-master.wav")
     p.add_argument("--html", action="store_true", help="also write the report page, NAME.html")
     p.add_argument("--export", choices=sorted(EXPORT_FORMATS), metavar="FORMAT",
-                   help="also write the chain for your DAW: dawproject")
+                   help="also write the chain for your DAW, NAME.dawproject or NAME.RfxChain: " + EXPORT_HELP)
     p.add_argument("--settle-s", type=float, default=1.0, metavar="S",
                    help="a bounce is taken once its size has not changed for this long (default 1 s)")
     p.add_argument("--stop-after", type=int, metavar="N", help="stop after N bounces (default: until Ctrl-C)")

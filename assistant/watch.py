@@ -9,7 +9,8 @@ subfolder beside it (:data:`OUT_FOLDER`), every file written atomically:
 - ``NAME.suggestion.txt``: the suggestion with its explanations, as ``suggest`` prints it
   (``master``'s summary with ``master``);
 - ``NAME.html``: the report page, with ``html``;
-- ``NAME.dawproject``: the DAW project, with ``export="dawproject"``;
+- ``NAME.dawproject`` or ``NAME.RfxChain``: the chain for the DAW, with ``export="dawproject"`` or
+  ``"rfxchain"``;
 - ``NAME-master.wav``: the master, with ``master``.
 
 Our own outputs live under ``mixbridge/`` and are never taken as bounces. A bounce that is
@@ -31,7 +32,7 @@ from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.atomic import write_text
 from mixbridge.analysis.errors import InputNotFoundError, MixbridgeError
 from mixbridge.assistant import text
-from mixbridge.assistant.bridge import chain_gain_db, export_dawproject, plugin_renderer
+from mixbridge.assistant.bridge import chain_gain_db, export_daw, export_suffix, plugin_renderer
 from mixbridge.assistant.evidence import Move
 from mixbridge.assistant.master import excerpt_of, master_file, suggest_file
 from mixbridge.assistant.options import MasterOptions
@@ -49,7 +50,7 @@ class WatchOptions:
     settle_s: float = 1.0  # a bounce's size and time unchanged this long: the DAW has finished
     master: bool = False  # also write NAME-master.wav
     html: bool = False
-    export: str | None = None  # "dawproject"
+    export: str | None = None  # "dawproject" or "rfxchain" (then ``plugins`` must name a map)
     stop_after: int | None = None  # bounces taken (processed or skipped) before returning
 
 
@@ -88,7 +89,7 @@ def process_bounce(path: Path, target: Target, options: MasterOptions, watch: Wa
         lines = text.suggestion_lines(str(path), suggestion, options.engine)
     links = {"the chain (JSON)": settings.save(out / f"{stem}.chain.json"),
              "the suggestion (text)": write_text(out / f"{stem}.suggestion.txt", "\n".join(lines) + "\n")}
-    if watch.export == "dawproject":
+    if watch.export:
         if gain_db is None:
             assert suggestion is not None
             gain_db = chain_gain_db(settings, suggestion.excerpt, suggestion.features, used_target)
@@ -97,8 +98,9 @@ def process_bounce(path: Path, target: Target, options: MasterOptions, watch: Wa
             renderer = plugin_renderer(settings, excerpt_of(path), plugins, allow_missing=True)
             for line in renderer.missing:
                 log.warning("%s", line)
-        links["the DAW project"] = export_dawproject(out / f"{stem}.dawproject", settings, path, used_target,
-                                                     gain_db, renderer)
+        links[f"the {watch.export} export"] = export_daw(watch.export, out / f"{stem}{export_suffix(watch.export)}",
+                                                         settings, path,
+                                                         used_target, gain_db, renderer)
     if watch.html:
         from mixbridge.assistant import html_report  # matplotlib: only when pages are asked for
 
@@ -139,6 +141,8 @@ def watch_folder(folder: str | Path, target: Target, options: MasterOptions, wat
         raise InputNotFoundError("does not exist: nothing to watch", folder)
     if not folder.is_dir():
         raise MixbridgeError("is a file, not a folder; watch the folder the DAW bounces into", folder)
+    if watch.export == "rfxchain" and not plugins:
+        raise MixbridgeError("a REAPER FX chain holds VST3 plugins: name a plugin map", folder)
     folder = folder.resolve()
     stop = stop or threading.Event()
     waiting: dict[Path, tuple[tuple[int, int], float]] = {}  # bounce -> (stamp, when it was last seen to change)

@@ -71,6 +71,7 @@ class PluginDevice:
     vendor: str
     class_id: str
     preset: bytes
+    dual_mono: bool = False  # a mono-only plugin that the chain runs once per channel
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,9 @@ def build_project(settings: ChainSettings, mix: Mix, gain_db: float, ceiling_dbt
                 path = f"plugins/{len(states) + 1:02d}-{device.name}.vstpreset"
                 states[path] = device.preset
                 _vst3(devices, ids, device, path)
+                if device.dual_mono:
+                    comment.append(f"{device.name} is mono-only: Mixbridge runs it once per channel with the same "
+                                   "state; the format has no channel routing, so check that your DAW runs it on both")
             continue
         if stage in generic_eq:
             if stage == generic_eq[0]:

@@ -33,6 +33,7 @@ response). Hosting itself is :mod:`mixbridge.effects.vst3`.
 
 from mixbridge.effects.plugins.chain import PluginChainRenderer, plan_steps
 from mixbridge.effects.plugins.maps import PluginMap, load_map, locate, map_names
-from mixbridge.effects.plugins.presets import export_presets
+from mixbridge.effects.plugins.presets import configured_limiter, export_presets, stage_values
 
-__all__ = ["PluginChainRenderer", "PluginMap", "export_presets", "load_map", "locate", "map_names", "plan_steps"]
+__all__ = ["PluginChainRenderer", "PluginMap", "configured_limiter", "export_presets", "load_map", "locate",
+           "map_names", "plan_steps", "stage_values"]

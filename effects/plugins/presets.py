@@ -14,6 +14,13 @@ from mixbridge.effects.vst3 import HostedPlugin
 
 log = logging.getLogger(__name__)
 
+
+def stage_values(settings: ChainSettings, stages: tuple[str, ...]) -> str:
+    """The stages' parameters in words, for a stage the producer sets by hand."""
+    return "; ".join(f"{PARAM_INDEX[n].label} {format_value(PARAM_INDEX[n], settings[n])}"
+                     for s in stages for n in PARAM_INDEX if n.startswith(s + "."))
+
+
 def export_presets(renderer: PluginChainRenderer, settings: ChainSettings, out_dir: str | Path,
                    sample_rate: int, gain_db: float | None = None, ceiling_dbtp: float | None = None,
                    target_text: str = "") -> list[Path]:
@@ -28,9 +35,8 @@ def export_presets(renderer: PluginChainRenderer, settings: ChainSettings, out_d
     for number, step in enumerate(renderer.steps, 1):
         labels = ", ".join(STAGE_LABELS[s] for s in step.stages)
         if step.insert is None:
-            text = "; ".join(f"{PARAM_INDEX[n].label} {format_value(PARAM_INDEX[n], settings[n])}"
-                             for s in step.stages for n in PARAM_INDEX if n.startswith(s + "."))
-            lines.append(f"{number}. {labels}: no plugin mapped; set by hand or use your own: {text}")
+            lines.append(f"{number}. {labels}: no plugin mapped; set by hand or use your own: "
+                         + stage_values(settings, step.stages))
             continue
         bound = step.insert
         path = out_dir / f"{number:02d}-{bound.insert.plugin}.vstpreset"
@@ -48,8 +54,8 @@ def export_presets(renderer: PluginChainRenderer, settings: ChainSettings, out_d
     limiter = renderer.plugin_map.limiter
     if limiter is not None and gain_db is not None and ceiling_dbtp is not None:
         number = len(renderer.steps) + 1
-        path, text = _limiter_preset(limiter, renderer, gain_db, ceiling_dbtp,
-                                     out_dir / f"{number:02d}-{limiter.plugin}.vstpreset", sample_rate)
+        plugin, text = configured_limiter(limiter, renderer, gain_db, ceiling_dbtp)
+        path = plugin.save_preset(out_dir / f"{number:02d}-{limiter.plugin}.vstpreset", sample_rate)
         written.append(path)
         lines += [f"{number}. {path.name} -> {limiter.plugin} (limiter, last): {text}"
                   + (f", aiming at {target_text}" if target_text else ""),
@@ -62,18 +68,18 @@ def export_presets(renderer: PluginChainRenderer, settings: ChainSettings, out_d
     return written
 
 
-def _limiter_preset(limiter: LimiterMap, renderer: PluginChainRenderer, gain_db: float, ceiling_dbtp: float,
-                    path: Path, sample_rate: int) -> tuple[Path, str]:
+def configured_limiter(limiter: LimiterMap, renderer: PluginChainRenderer, gain_db: float,
+                       ceiling_dbtp: float) -> tuple[HostedPlugin, str]:
+    """The map's limiter plugin set to ``gain_db`` into a ceiling under ``ceiling_dbtp``, and its settings in words."""
     plugin = HostedPlugin(locate(limiter.plugin, renderer.dirs))
     ceiling = ceiling_dbtp - limiter.margin_db
     threshold_param = plugin.param(limiter.threshold)
     lo, hi = sorted((float(threshold_param.min_value), float(threshold_param.max_value)))
     threshold = min(max(ceiling - gain_db, lo), hi)
     plugin.set_values(dict(limiter.fixed) | {limiter.ceiling: ceiling, limiter.threshold: threshold})
-    plugin.save_preset(path, sample_rate)
     text = (f"{limiter.ceiling} {ceiling:.1f} dB (sample peak, {limiter.margin_db:g} dB under the "
             f"{ceiling_dbtp:.1f} dBTP ceiling), {limiter.threshold} {threshold:.2f} dB ({ceiling - threshold:+.2f} dB "
             "of gain into the limiter)")
     if ceiling - threshold < gain_db - 1e-6:
         text += f"; the plugin's range stops it {gain_db - (ceiling - threshold):.1f} dB short of the target"
-    return path, text
+    return plugin, text
