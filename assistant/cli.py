@@ -105,7 +105,7 @@ def _export_master(args: argparse.Namespace, report) -> Path:
 
 def _page_original(input_path: str, input_features):
     """In a worker thread, once the input is analysed (not to slow the analyses down): import the
-    page's module (matplotlib) and encode the input's excerpt, while the master renders."""
+    page's module and encode the input's excerpt, while the master renders."""
     features = input_features()
     from mixbridge.assistant.html_report import prepare_original
 

@@ -102,7 +102,7 @@ def process_bounce(path: Path, target: Target, options: MasterOptions, watch: Wa
                                                          settings, path,
                                                          used_target, gain_db, renderer)
     if watch.html:
-        from mixbridge.assistant import html_report  # matplotlib: only when pages are asked for
+        from mixbridge.assistant import html_report  # only when pages are asked for
 
         if report is not None:
             html_report.master_page(report, out / f"{stem}.html", links)

@@ -57,7 +57,9 @@ def test_the_page_is_self_contained_and_holds_every_part(mastered):
     assert "<link" not in text and "@import" not in text
     for section in ("summary", "ab", "spectrum", "loudness", "limiting", "dynamics", "chain"):
         assert f'id="{section}"' in text, section
-    assert text.count("<svg") == 4  # spectrum (mid and side), loudness, peaks and limiting, width
+    # spectrum (mid and side), loudness, true peak and limiter gain, width: each a chart spec, with data
+    assert text.count('class="chart-spec"') == 6
+    assert "<script src" not in text and "window.mixbridgeCharts" in text  # the chart library is inline
     assert 'href="chain.json"' in text  # the exported chain, linked relative to the page
     for move in report.moves:
         assert html_report._esc(move.text) in text
@@ -95,7 +97,7 @@ def test_a_failed_build_leaves_no_file(mastered, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("plot failed")
 
-    monkeypatch.setattr(html_report, "loudness_svg", broken)
+    monkeypatch.setattr(html_report, "loudness_chart", broken)
     with pytest.raises(RuntimeError):
         html_report.master_page(report, tmp_path / "broken.html")
     assert list(tmp_path.iterdir()) == []
@@ -116,7 +118,8 @@ def test_a_suggestion_page(tmp_path):
     mix = _song(tmp_path / "mix.wav", 20.0)
     suggestion = suggest_file(mix, resolve_target("spotify"))
     text = html_report.suggestion_page(mix, suggestion, tmp_path / "s.html").read_text()
-    assert text.count("<svg") == 3 and 'id="ab"' not in text and "Nothing was rendered" in text
+    assert text.count('class="chart-spec"') == 4 and 'id="ab"' not in text and "Nothing was rendered" in text
+    assert "mixbridgeAB" not in text  # no player without excerpts
 
 
 def test_a_batch_index_lists_every_file_and_the_failed_ones_with_their_error(tmp_path):
@@ -184,12 +187,25 @@ def test_the_page_in_chromium(mastered, browser, tmp_path):
     ab = "window.mixbridgeAB"
     assert browser.execute_script(f"return {ab}.error()") is None
 
-    # every plot is drawn, with data: each chart holds line paths with many points
-    charts = browser.execute_script(
-        "return Array.from(document.querySelectorAll('svg')).map(s => Array.from(s.querySelectorAll("
-        "'g[id^=line2d] path, g[id^=FillBetween] path, g[id^=PolyCollection] path')).map(p => "
-        "(p.getAttribute('d') || '').length).reduce((a, b) => Math.max(a, b), 0))")
-    assert len(charts) == 4 and min(charts) > 200, charts
+    # every chart is drawn, with data: its series hold values, and its canvas has painted pixels
+    charts = browser.execute_script("""
+        return Object.entries(window.mixbridgeCharts || {}).map(([id, u]) => {
+          const points = u.data.slice(1).map(s => s.filter(v => v != null).length);
+          const c = u.ctx.canvas, pixels = u.ctx.getImageData(0, 0, c.width, c.height).data;
+          let painted = 0;
+          for (let i = 3; i < pixels.length; i += 4) if (pixels[i]) painted++;
+          return [id, Math.max(...points), painted, u.axes.map(a => a.label || '')];
+        });""")
+    assert [c[0] for c in charts] == ["spectrum-mid", "spectrum-side", "loudness-chart", "peaks-chart", "gain-chart",
+                                      "width-chart"]
+    for chart_id, points, painted, labels in charts:
+        assert points >= 20 and painted > 2000, (chart_id, points, painted)
+        assert all(labels) and any(unit in labels[1] for unit in ("dB", "LUFS", "%")), (chart_id, labels)
+
+    # each excerpt, encoded in parts, is joined again to exactly the span's samples
+    span = html_report.representative_span(report.input_features)
+    frames = int(round(span[1] * SR)) - int(round(span[0] * SR))
+    assert browser.execute_script(f"return [{ab}.frames('original'), {ab}.frames('master')]") == [frames, frames]
 
     # the A/B toggle switches the playing source and keeps the playhead
     browser.execute_script(f"{ab}.play()")
@@ -207,7 +223,6 @@ def test_the_page_in_chromium(mastered, browser, tmp_path):
     data = browser.execute_script(f"return {ab}.data()")
     stated = data["match_gain_db"]["master"]
     assert browser.execute_script(f"return {ab}.appliedGainDb('master')") == pytest.approx(stated, abs=0.1)
-    span = html_report.representative_span(report.input_features)
     difference = _ebur128_lufs(Path(report.output_path), span) - _ebur128_lufs(Path(report.input_path), span)
     assert stated == pytest.approx(min(0.0, -difference), abs=0.1)
     assert f"{abs(difference):.1f} dB down" in browser.find_element("id", "ab-note").text
@@ -258,7 +273,7 @@ def test_a_stems_page_plays_the_stems_sum_against_the_mix_master(tmp_path):
     text = html_report.stems_page(report, tmp_path / "stems.html").read_text()
     for name in stems:
         assert f"<td>{name}</td>" in text
-    assert 'id="limiting"' in text and text.count("<svg") == 4
+    assert 'id="limiting"' in text and text.count('class="chart-spec"') == 6
     data = json.loads(re.search(r'<script type="application/json" id="ab-data">(.*?)</script>', text).group(1))
     centred = [np.repeat(x, 2, axis=0) if x.shape[0] == 1 else x for x in stems.values()]
     expected = measure_loudness(np.sum(centred, axis=0).astype(np.float32), SR).integrated_lufs
@@ -274,9 +289,9 @@ def test_an_hour_long_files_plots_stay_small():
     base = _features_dict()
     hour = Features.from_dict({**base, "duration_s": 3600.0,
                                "short_term_lufs": list(-14.0 + 3.0 * np.sin(np.arange(36_000) / 50.0))})
-    assert len(html_report.loudness_svg({"input": hour, "master": hour}, -14.0)) < 250_000
+    assert len(html_report.loudness_chart({"input": hour, "master": hour}, -14.0)) < 250_000
     trace = LimiterTrace(1.8, np.abs(np.sin(np.arange(2000.0))), -1.0 - np.abs(np.cos(np.arange(2000.0))))
-    assert len(html_report.limiter_svg(trace, -1.0)) < 250_000
+    assert len(html_report.limiter_charts(trace, -1.0)) < 250_000
 
 
 def test_a_192_khz_excerpt_is_previewed_without_crashing_the_encoder():
@@ -288,8 +303,9 @@ def test_a_192_khz_excerpt_is_previewed_without_crashing_the_encoder():
             "from mixbridge.assistant.html_report import _encode\n"
             "x = np.tile(groove(192000, 2.0), 6).astype(np.float32)\n"
             "data, lufs = _encode(Audio(x, 192000))\n"
-            "info = sf.info(io.BytesIO(base64.b64decode(data)))\n"
-            "assert info.samplerate == 48000 and abs(info.duration - 12.0) < 0.01, info\n"
+            "infos = [sf.info(io.BytesIO(base64.b64decode(part))) for part in data]\n"
+            "assert len(infos) == 2 and all(i.samplerate == 48000 for i in infos), infos\n"
+            "assert abs(sum(i.duration for i in infos) - 12.0) < 0.01, infos\n"
             "assert np.isfinite(lufs)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1])
