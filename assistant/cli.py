@@ -18,7 +18,7 @@ from typing import Sequence
 
 from mixbridge.analysis.errors import MixbridgeError, UsageError
 from mixbridge.assistant import text
-from mixbridge.assistant.console import Reporter, print_rows
+from mixbridge.assistant.console import Reporter, print_lines, print_rows
 
 log = logging.getLogger("mixbridge")
 
@@ -204,11 +204,8 @@ def cmd_plugins_scan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"plugins": [p.to_dict() for p in plugins], "failures": failures}, indent=2))
     else:
-        for line in scan_table(plugins):
-            print(line)
-        for path, error in failures.items():
-            print(f"failed: {path}: {error}")
-        print(f"{len(plugins)} plugin(s), {len(failures)} failed to load")
+        print_lines([*scan_table(plugins), *(f"failed: {path}: {error}" for path, error in failures.items()),
+                     f"{len(plugins)} plugin(s), {len(failures)} failed to load"])
     return 0 if plugins or not failures else 4
 
 
@@ -332,19 +329,19 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
     keys = ("eq_gain_mae_db", "threshold_error_db", "reverb_wet_error", "width_error_percent",
             "band_shape_error_db", "crest_error_db", "frame_crest_error_db", "lra_error_lu", "mrstft_ratio")
     print(f"held-out files: {len(held)}; examples: {summary['model']['examples']}")
-    print("\n".join(text.metrics_table(summary, METHODS, keys)))
+    print_lines(text.metrics_table(summary, METHODS, keys))
     for key, value in result["timings"].items():
         print(f"{key}: {value * 1000:.1f} ms (median)")
     rows = do_no_harm(held, args.do_no_harm_clips, progress)
     if any(rows.values()):
-        print("\n" + "\n".join(text.do_no_harm_table(rows)))
+        print_lines(["", *text.do_no_harm_table(rows)])
     # the real recordings the weights never saw (as their training recorded; else this split's)
     recordings = ([p for p in trained + held if p.stem in model.held_out_recordings] if model.held_out_recordings
                   else [p for p in held if "score-clips" not in p.parts])
     if args.restoration_clips > 0 and recordings:
         restored = restoration(recordings, args.restoration_clips, progress=progress)
-        print("\n" + "\n".join(text.restoration_table(
-            restored, "restoration out of family: held-out recordings, the original as the reference")))
+        print_lines(["", *text.restoration_table(
+            restored, "restoration out of family: held-out recordings, the original as the reference")])
         result["restoration"] = restored
     if args.json:
         from mixbridge.analysis.atomic import write_text

@@ -99,3 +99,37 @@ def print_rows(rows: Sequence[tuple[str, str]], notes: Sequence[str] = (), plain
     console.print(table)
     for note in notes:
         console.print(f"  note: {note}", style="yellow")
+
+
+def print_lines(lines: Sequence[str], stream: TextIO | None = None) -> None:
+    """Text whose Markdown tables (runs of ``| a | b |`` lines, the second ``| --- |``) are drawn
+    by rich on a terminal, aligned as their separator says (``---:`` right). Piped, the lines are
+    printed as they are: Markdown, which scripts and the docs take."""
+    stream = stream or sys.stdout
+    if not stream.isatty():
+        for line in lines:
+            print(line, file=stream)
+        return
+    from rich.console import Console  # lazy: rich only on a terminal
+    from rich.table import Table
+
+    console = Console(file=stream)
+
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in line.strip().strip("|").split("|")]
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith("|") and i + 1 < len(lines) and set(lines[i + 1].strip()) <= set("|-: "):
+            table = Table(show_lines=False)
+            for name, rule in zip(cells(line), cells(lines[i + 1])):
+                table.add_column(name, justify="right" if rule.endswith(":") else "left")
+            i += 2
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                table.add_row(*cells(lines[i]))
+                i += 1
+            console.print(table)
+            continue
+        console.print(line, markup=False, highlight=False)
+        i += 1

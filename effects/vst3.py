@@ -470,16 +470,18 @@ def read_preset_header(data: bytes, source: str | Path = "<preset>") -> PresetHe
 
 
 def scan_table(plugins: Sequence[PluginInfo]) -> list[str]:
-    """Readable lines for ``mixbridge plugins scan``."""
+    """Readable lines for ``mixbridge plugins scan``: per plugin a heading, its path, and its
+    parameters as a Markdown table (drawn as a table on a terminal)."""
     lines = []
     for info in plugins:
         layout = "mono-only" if info.channels == 1 else "stereo"
-        lines.append(f"{info.name} ({info.vendor}; {info.category}; {layout}; loaded in {info.load_s:.2f} s)")
-        lines.append(f"  {info.path}")
-        for p in info.params:
-            steps = f", {p.steps} steps" if p.steps else ""
-            unit = f" {p.unit}" if p.unit else ""
-            lines.append(f"    {p.name:<24} {p.min_value:g} .. {p.max_value:g}{unit}{steps}  (now {p.value:g})")
+        lines += [f"{info.name} ({info.vendor}; {info.category}; {layout}; loaded in {info.load_s:.2f} s)",
+                  f"  {info.path}"]
+        if info.params:
+            lines += ["| parameter | min | max | unit | steps | now |", "| --- | ---: | ---: | --- | ---: | ---: |"]
+            lines += [f"| {p.name} | {p.min_value:g} | {p.max_value:g} | {p.unit} | {p.steps or ''} | {p.value:g} |"
+                      for p in info.params]
+        lines.append("")
     return lines
 
 

@@ -89,3 +89,23 @@ def test_tables_are_rich_on_a_terminal_and_plain_when_piped():
     drawn = terminal.getvalue()
     assert "PLAIN TEXT" not in drawn and "integrated loudness" in drawn and "-1.00 dBTP" in drawn
     assert "note: a note" in drawn
+
+
+def test_markdown_tables_are_drawn_on_a_terminal_and_kept_when_piped():
+    from mixbridge.assistant.console import print_lines
+    from mixbridge.assistant.text import metrics_table
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    lines = ["held-out files: 2", *metrics_table({"dsp": {"mrstft_ratio": 0.61}, "model": {"mrstft_ratio": 0.42}},
+                                                ["dsp", "model"], ["mrstft_ratio"]), "done"]
+    piped, terminal = io.StringIO(), Terminal()
+    print_lines(lines, piped)
+    print_lines(lines, terminal)
+    assert piped.getvalue() == "\n".join(lines) + "\n"
+    drawn = terminal.getvalue()
+    assert "| --- |" not in drawn and "held-out files: 2" in drawn and drawn.rstrip().endswith("done")
+    row = next(line for line in drawn.splitlines() if "mrstft_ratio" in line)
+    assert "0.610" in row and "0.420" in row and "│" in row  # one aligned row, drawn with rich's box lines
