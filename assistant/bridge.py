@@ -130,10 +130,10 @@ def export_rfxchain(path: str | Path, settings: ChainSettings, input_path: str |
     fxs: list[ReaperFx] = []
     comment = [f"Mixbridge {version('mixbridge')}: the chain for {Path(input_path).name}, {_target_text(target)}",
                "Load with REAPER's FX chain menu (Load FX chain). In signal order:"]
-    for step in renderer.steps:
+    for number, step in enumerate(renderer.steps, 1):
         labels = ", ".join(STAGE_LABELS[s] for s in step.stages)
         if step.insert is None:
-            comment.append(f"{len(comment) - 1}. {labels}: no VST3 carries it; insert your own here and set: "
+            comment.append(f"{number}. {labels}: no VST3 carries it; insert your own here and set: "
                            + stage_values(settings, step.stages))
             continue
         plugin = step.insert.plugin
@@ -142,17 +142,18 @@ def export_rfxchain(path: str | Path, settings: ChainSettings, input_path: str |
         fxs += [ReaperFx(plugin.name, plugin.vendor, Path(plugin.path).name, plugin.class_id, preset, channels)
                 for channels in instances]
         twice = " (twice, dual mono: channel 1, then channel 2)" if len(instances) == 2 else ""
-        comment.append(f"{len(comment) - 1}. {plugin.name}{twice}: {labels}")
+        comment.append(f"{number}. {plugin.name}{twice}: {labels}")
         if "compressor" in step.stages and settings["compressor.amount_percent"] < 100.0:
             comment.append(f"   parallel compression: set its wet/dry mix to {settings['compressor.amount_percent']:.0f} %")
+    last = len(renderer.steps) + 1
     limiter = renderer.plugin_map.limiter
     if limiter is not None:
         plugin, text = configured_limiter(limiter, renderer, gain_db, target.ceiling_dbtp)
         fxs.append(ReaperFx(plugin.name, plugin.vendor, Path(plugin.path).name, plugin.class_id,
                             plugin.preset_bytes(sample_rate)))
-        comment.append(f"{len(comment) - 1}. {plugin.name}: the finalizer, {text}; the gain is estimated from the "
+        comment.append(f"{last}. {plugin.name}: the finalizer, {text}; the gain is estimated from the "
                        "loudest 30 s, check the meter")
     else:
-        comment.append(f"{len(comment) - 1}. a true-peak limiter of your own: {gain_db:+.2f} dB of gain into a "
+        comment.append(f"{last}. a true-peak limiter of your own: {gain_db:+.2f} dB of gain into a "
                        f"{target.ceiling_dbtp:.1f} dBTP ceiling (the plugin map names no limiter)")
     return write_rfxchain(path, fxs, comment)

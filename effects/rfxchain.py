@@ -29,6 +29,10 @@ repositories show. Three base64 blobs, each in lines of at most 128 characters (
 3. the footer: the program name and the preset name, each NUL-terminated (both empty here),
    then ``u32`` 0x10.
 
+Where the sources differ we follow the projects REAPER saved: ProjectConverter's writer puts
+the component flag as ``0x01000000``, while REAPER writes 1 (and ProjectConverter's own reader
+expects ``01 00 00 00``).
+
 REAPER's plug-in number is the FNV-1a hash (32 bits, top bit cleared) of the class ID's 16
 bytes in the byte order of its GUID string (the first three groups reversed); REAPER since
 6.4x finds the plug-in by the class ID in braces. The second field is the bundle's file name.
