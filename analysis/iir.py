@@ -6,7 +6,7 @@ about 1.0 s on this machine (scipy 1.17: the package's import pulls in ``scipy.s
 ``scipy.interpolate`` and ``scipy.optimize``), more than every meter of a 3-minute master
 together; the compiled extension alone loads in about 25 ms. So :func:`sosfilt` loads the
 extension module ``scipy/signal/_sosfilt`` by its file, without running ``scipy.signal``'s
-package import, and calls it as scipy's own ``sosfilt`` does (in place on a C-ordered
+package import (:mod:`analysis.native`), and calls it as scipy's own ``sosfilt`` does (in place on a C-ordered
 ``(signals, n)`` copy, state ``(signals, sections, 2)``). That kernel is private to scipy: if a
 scipy release moves or changes it, the public ``scipy.signal.sosfilt`` is used instead (the
 log says so once) and only the start-up time is lost. The tests compare both paths sample for
@@ -15,15 +15,13 @@ sample.
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import logging
-import sys
 from functools import cache
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from mixbridge.analysis.native import scipy_extension
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +39,8 @@ def _public_kernel(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
 @cache
 def _kernel() -> Kernel:
     """scipy's compiled loop, loaded by its file; the public function if that fails."""
-    loaded = sys.modules.get("scipy.signal._sosfilt")  # scipy.signal imported by someone already
-    if loaded is not None:
-        return loaded._sosfilt
     try:
-        scipy_spec = importlib.util.find_spec("scipy")
-        assert scipy_spec is not None and scipy_spec.submodule_search_locations
-        folder = Path(next(iter(scipy_spec.submodule_search_locations))) / "signal"
-        path = next(folder / f"_sosfilt{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES
-                    if (folder / f"_sosfilt{suffix}").is_file())
-        loader = importlib.machinery.ExtensionFileLoader("scipy.signal._sosfilt", str(path))
-        spec = importlib.util.spec_from_file_location("scipy.signal._sosfilt", path, loader=loader)
-        assert spec is not None
-        module = importlib.util.module_from_spec(spec)
-        loader.exec_module(module)
-        kernel = module._sosfilt
+        kernel = scipy_extension("scipy.signal._sosfilt")._sosfilt
         probe_x, probe_zi = np.ones((1, 4)), np.zeros((1, 1, 2))
         kernel(np.array([[0.5, 0.0, 0.0, 1.0, -0.5, 0.0]]), probe_x, probe_zi)  # y = 0.5 x + 0.5 y[-1]
         if not np.allclose(probe_x, [[0.5, 0.75, 0.875, 0.9375]]):

@@ -17,7 +17,8 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
-from scipy import fft
+
+from mixbridge.analysis import fft
 
 BAND_CENTRES_HZ = tuple(float(1000.0 * 10.0 ** (k / 10.0)) for k in range(-17, 14))
 BAND_EDGES_HZ = tuple(float(1000.0 * 10.0 ** ((k - 0.5) / 10.0)) for k in range(-17, 15))

@@ -33,7 +33,6 @@ from mixbridge.analysis.blocks import Background
 from mixbridge.analysis.errors import InvalidAudioError, OutputError, UsageError
 from mixbridge.analysis.features import Features
 from mixbridge.analysis.progress import Progress, silent
-from mixbridge.assistant.bridge import plugin_renderer, render_match
 from mixbridge.assistant.decide import Decision, suggest_settings
 from mixbridge.assistant.evidence import Move, goal_to_dict
 from mixbridge.assistant.judge import (
@@ -275,6 +274,8 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     if plugins:
         step("loading and setting the plugins")
         assert excerpt is not None  # read above whenever plugins are used
+        from mixbridge.assistant.bridge import plugin_renderer, render_match  # lazy: VST3 hosting only here
+
         renderer = plugin_renderer(settings, excerpt, plugins, plugin_dirs)
         plugin_report = {"map": plugins, "chain": renderer.describe(),
                          "match": render_match(renderer, settings, excerpt)}

@@ -22,8 +22,8 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy import fft
 
+from mixbridge.analysis import fft
 from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix, held_bands
 
 FIR_SECONDS = 0.3  # the filter's length, rounded up to a power of two (0.37 s at 44.1 kHz: 7 periods of 20 Hz)
