@@ -15,7 +15,8 @@ reference each time: an empty analysis cache), each tool runs in its own fresh p
   finalizing, exporting).
 
 Process start is the wall time of the whole process minus the stages. The floor, measured in
-the same run: reading and writing the input as 24-bit WAV (soundfile). Prints a markdown
+the same run: reading and writing the input as 24-bit WAV (soundfile). Also per input: the CPU
+time of ``mixbridge master IN -o OUT --target spotify`` (no reference), against that floor. Prints a markdown
 table per tool (median over pairs) and saves it to bench/results/profile.md.
 """
 
@@ -109,6 +110,16 @@ def floor_s(path: Path, tmp: Path) -> float:
     return time.perf_counter() - start
 
 
+def cpu_s(cmd: list[str], env: dict) -> float:
+    """User + system CPU seconds of a child process (its threads included)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.read().decode().strip() if proc.stderr else "failed")
+    return usage.ru_utime + usage.ru_stime
+
+
 def table(tool: str, runs: list[dict]) -> list[str]:
     names = list(dict.fromkeys(k for r in runs for k in r))
     lines = [f"### {tool}", "", "| stage | median s | share of wall |", "| --- | ---: | ---: |"]
@@ -135,6 +146,7 @@ def main() -> int:
         tools["Matchering 2.0.6"] = (args.matchering_python, MATCHERING_CODE)
     results: dict[str, list[dict]] = {t: [] for t in tools}
     floors = []
+    spotify: list[tuple[float, float]] = []  # (CPU s of `master --target spotify`, the floor's s)
     pages: list[tuple[int, float, float, float]] = []  # (bytes, build s, the master's own s, wall without --html)
     with tempfile.TemporaryDirectory(prefix="mixbridge-bench-profile-") as tmp_s:
         tmp = Path(tmp_s)
@@ -142,6 +154,9 @@ def main() -> int:
             inp = cut(args.corpus / f"{inp_id}.wav", args.seconds, tmp / f"{inp_id}.wav")
             floors.append(floor_s(inp, tmp))
             (args.corpus / f"{ref_id}.wav").read_bytes()  # every run finds the reference in the OS cache
+            mixbridge = Path(sys.executable).with_name("mixbridge")
+            spotify.append((cpu_s([str(mixbridge), "master", str(inp), "-o", str(tmp / "spotify.wav"), "--target",
+                                   "spotify", "-q", "--overwrite"], dict(os.environ)), floors[-1]))
             for tool, (python, code) in tools.items():
                 env = dict(os.environ, MIXBRIDGE_CACHE=str(tmp / f"cache-{tool.split()[0]}-{inp_id}"))
                 page = [str(tmp / "report.html")] if args.html and tool == "Mixbridge" else []
@@ -168,6 +183,11 @@ def main() -> int:
                 if "Matchering 2.0.6" in walls else ""), ""]
     for tool, runs in results.items():
         lines += [*table(tool, runs), ""]
+    ratios = [cpu / floor for cpu, floor in spotify]
+    lines += [f"`mixbridge master IN -o OUT --target spotify` (no reference): CPU time (user + system, all threads) "
+              f"median {statistics.median(c for c, _ in spotify):.2f} s = {statistics.median(ratios):.1f}× the WAV "
+              f"read+write floor measured beside it (goal ≤ 8×; per input: "
+              + ", ".join(f"{r:.1f}×" for r in ratios) + ").", ""]
     if pages:
         size = statistics.median(p[0] for p in pages) / 1e6
         share = statistics.median(100 * p[1] / p[2] for p in pages)
