@@ -72,10 +72,14 @@ def analyze_spectral(audio: Audio) -> SpectralSummary:
     return SpectralSummary(tuple(float(v) for v in sr.mid_band_db), sr.width, dyn.frame_crest_db, dyn.tail_level_db)
 
 
-def analyze_file(path: str | Path) -> Features:
-    """Measure a file by streaming it (bounded memory, any length)."""
+def analyze_file(path: str | Path, invert_right: bool = False) -> Features:
+    """Measure a file by streaming it (bounded memory, any length); ``invert_right``: as heard
+    with the right channel's polarity inverted (a stereo file's)."""
     meta = audio_io.info(path)
-    features = _analyze_blocks(audio_io.iter_blocks(path), meta.sample_rate, meta.channels, str(path))
+    blocks = audio_io.iter_blocks(path)
+    if invert_right and meta.channels == 2:
+        blocks = (b * np.array([[1.0], [-1.0]], dtype=b.dtype) for b in blocks)
+    features = _analyze_blocks(blocks, meta.sample_rate, meta.channels, str(path))
     if features.clipped_samples:  # about a user's file: worth a warning (rendered arrays: a note only)
         log.warning("%s: %d samples at or above full scale (clipped)", path, features.clipped_samples)
     return features

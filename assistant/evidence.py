@@ -34,6 +34,8 @@ STATUS_TEXT = {
     "amount-0": "outside the normal range, but its amount is 0 %",
     "cannot": "outside the range on the side no processor can undo",
     "n/a": "not measurable",
+    "inverted": "the channels are opposed across the spectrum: one channel's polarity is inverted, and the mix "
+                "cancels when summed to mono",
 }
 
 

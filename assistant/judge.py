@@ -54,6 +54,7 @@ from mixbridge.models.predict import ASPECTS
 MATCH_NAMES = (*ASPECTS, "loudness")  # --match accepts loudness too: it is always delivered
 ASPECT_STAGES = {"tone": EQ_STAGES, "dynamics": ("compressor",), "width": ("stereo",), "space": ("reverb",)}
 OUT_OF_PHASE_WIDTH = 0.5  # side share over which the channels are more opposed than alike (correlation < 0)
+POLARITY_CORRELATION = -0.7  # at or under this, one channel's polarity is taken as inverted
 NEAR_MONO_WIDTH = 0.005  # side share of power under which a track counts as mono: never widened
 KEPT_BAND_WEIGHT = 0.3  # in the EQ fit, against 1 for a band being corrected
 EXCESS_SMOOTHING_BANDS = 3  # a one-band peak is the music (a bass note), not the balance
@@ -273,6 +274,14 @@ def _runs(signs: np.ndarray) -> list[np.ndarray]:
         if start is None and v != 0 and i < len(signs):
             start = i
     return runs
+
+
+def inverted_polarity(features: Features) -> bool:
+    """One channel's polarity is inverted: the channels are strongly opposed (correlation at or
+    under POLARITY_CORRELATION), so the mix cancels when summed to mono. No mix means that; a
+    wire or a track exported with one channel flipped does. Inverting the right channel makes
+    the channels as alike as they were opposed (the mid and side trade places)."""
+    return features.channels == 2 and features.correlation <= POLARITY_CORRELATION
 
 
 def _out_of_phase(features: Features) -> bool:

@@ -19,7 +19,7 @@ import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -38,6 +38,7 @@ from mixbridge.assistant.evidence import Move, goal_to_dict
 from mixbridge.assistant.judge import (
     Goal,
     JudgeOptions,
+    inverted_polarity,
 )
 from mixbridge.assistant.options import DEFAULT_ENGINE, MasterOptions
 from mixbridge.assistant.profile_choice import with_profile_for
@@ -225,9 +226,32 @@ def suggest_file(path: str | Path, target: Target, *, engine: str = DEFAULT_ENGI
         raise InvalidAudioError("is silent (no measurable loudness); nothing to suggest", path)
     step("choosing settings")
     excerpt = excerpt_of(path)
+    decision, target = decide(path, features, excerpt, target, engine, refine, judgment, max_limiting_db)
+    return Suggestion(features, decision, excerpt, target)
+
+
+def decide(path: str | Path, features: Features, excerpt: Audio, target: Target, engine: str, refine: bool,
+           judgment: JudgeOptions, max_limiting_db: float) -> tuple[Decision, Target]:
+    """:func:`assistant.decide.suggest_settings` for the file ``path`` (``features`` its
+    analysis, ``excerpt`` read from it), and the target with its profile chosen.
+
+    A stereo mix whose right channel's polarity is inverted (:func:`assistant.judge.inverted_polarity`)
+    is analysed again as heard with it inverted back, and judged so; the chain's first stage,
+    ``polarity``, then inverts it, and the first line of the evidence says why."""
+    move = None
+    if inverted_polarity(features):
+        features = analyze_file(path, invert_right=True)
+        excerpt = Audio(excerpt.samples * np.array([[1.0], [-1.0]], dtype=np.float32), excerpt.sample_rate,
+                        excerpt.source)
+        move = Move("width", "polarity", f"stereo correlation {-features.correlation:+.2f}", None, None, None, "",
+                    "inverted", "right channel's polarity inverted, before the rest of the chain; "
+                    f"correlation then {features.correlation:+.2f}")
     target = with_profile_for(target, features)
     decision = suggest_settings(excerpt, features, target, engine, refine, judgment, max_limiting_db)
-    return Suggestion(features, decision, excerpt, target)
+    if move is not None:
+        decision = replace(decision, settings=decision.settings.replace(enabled={"polarity": True}),
+                           moves=(move, *decision.moves))
+    return decision, target
 
 
 def master_file(input_path: str | Path, output_path: str | Path, target: Target,
@@ -258,16 +282,17 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     if not math.isfinite(before.integrated_lufs):
         raise InvalidAudioError("is silent (no measurable loudness); nothing to master", input_path)
     sr = meta.sample_rate
-    target = with_profile_for(target, before)
     # the excerpt the model refines on is also what plugins are calibrated and compared on
     excerpt = excerpt_of(input_path) if o.chain is None or plugins else None
     decision = None
     if o.chain is None:
         step("choosing settings")
         assert excerpt is not None  # read above whenever settings are suggested
-        decision = suggest_settings(excerpt, before, target, o.engine, o.refine, o.judgment, o.max_limiting_db)
+        decision, target = decide(input_path, before, excerpt, target, o.engine, o.refine, o.judgment,
+                                  o.max_limiting_db)
         settings = decision.settings
     else:
+        target = with_profile_for(target, before)
         settings = o.chain
     spec = FinalizeSpec(target.lufs, target.ceiling_dbtp, o.max_limiting_db)
     renderer, plugin_report = None, None

@@ -21,9 +21,9 @@ they reference. The written project holds:
     and the project's comment says so;
   - the compressor: a ``Compressor`` (threshold, ratio, attack and release in seconds, makeup
     as ``OutputGain``). A parallel amount under 100 % has no field; it is named in the comment;
-  - the reverb and the stereo width, which the format has no device for: ``BuiltinDevice``
-    elements named "Mixbridge reverb" / "Mixbridge stereo width", carrying their parameters
-    as ``RealParameter`` s;
+  - the polarity flip, the reverb and the stereo width, which the format has no device for:
+    ``BuiltinDevice`` elements named "Mixbridge polarity" / "Mixbridge reverb" / "Mixbridge
+    stereo width", carrying their parameters as ``RealParameter`` s;
   - the finalizer: a ``Limiter`` whose threshold is the ceiling, with the finalizer's gain as
     its ``InputGain``.
   The project's comment lists every stage that a generic or named device stands in for. No
@@ -241,6 +241,10 @@ def build_project(settings: ChainSettings, mix: Mix, gain_db: float, ceiling_dbt
                     ("Width", s["reverb.width"], "normalized", 0.0, 1.0)])
             comment.append("reverb: no device type in the format; written as the named device 'Mixbridge reverb' "
                            "(Freeverb-style parameters)")
+        elif stage == "polarity":
+            _named(devices, ids, "Mixbridge polarity", [("Invert right channel", 1.0, "linear", 0.0, 1.0)])
+            comment.append("polarity: the right channel inverted, before everything else; written as the named "
+                           "device 'Mixbridge polarity' (your DAW's utility or phase-invert switch on the right channel)")
         elif stage == "stereo":
             _named(devices, ids, "Mixbridge stereo width",
                    [("Width (side gain)", settings["stereo.width_percent"], "percent", 0.0, 200.0)])

@@ -1,6 +1,6 @@
 """ChainSettings -> a pedalboard chain -> processed samples, at the audio's native rate.
 
-Stage order: trim, high-pass, low shelf, four peaking bands, high shelf, match EQ (a
+Stage order: polarity (the right channel inverted), trim, high-pass, low shelf, four peaking bands, high shelf, match EQ (a
 minimum-phase FIR, :mod:`mixbridge.effects.match_eq`), compressor (with a parallel dry/wet
 "amount"), reverb (wet added to the unchanged dry signal), stereo width (mid/side). Works on
 float32 ``(channels, n)`` arrays; the caller wraps them in ``Audio``.
@@ -89,10 +89,13 @@ class ChainRenderer:
         self._post = build_board(settings.only(AFTER_MATCH_EQ))
         self._sample_rate = float(sample_rate)
         self._width_percent = settings["stereo.width_percent"] if settings.is_on("stereo") else 100.0
+        self._invert_right = settings.is_on("polarity")
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """The next ``(channels, n)`` block of output (float32) for the next block of input."""
         out = np.ascontiguousarray(block, dtype=np.float32)
+        if self._invert_right and out.shape[0] == 2:
+            out = out * np.array([[1.0], [-1.0]], dtype=np.float32)
         if len(self._pre):
             out = self._pre(out, self._sample_rate, reset=False)
         if self._match is not None:

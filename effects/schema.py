@@ -20,7 +20,7 @@ from mixbridge.analysis.errors import SettingsError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2 added the match EQ (a chain of version 1 reads with it off)
+SCHEMA_VERSION = 3  # 2 added the match EQ, 3 the polarity stage (older chains read with them off)
 # The match EQ's bands: the analyzer's third-octave centres, named by their nominal frequencies (ISO 266).
 MATCH_EQ_NOMINAL_HZ = (20, 25, 31.5, 40, 50, 63, 80, 100, 125, 160, 200, 250, 315, 400, 500, 630, 800, 1000, 1250,
                        1600, 2000, 2500, 3150, 4000, 5000, 6300, 8000, 10000, 12500, 16000, 20000)
@@ -83,6 +83,7 @@ class StageSpec:
 
 
 STAGE_SPECS: tuple[StageSpec, ...] = (
+    StageSpec("polarity", "polarity", True),  # on: the right channel's polarity inverted (no parameters)
     StageSpec("trim", "input trim", True, (("trim.gain_db", 0.0),)),
     StageSpec("highpass", "high-pass", True),
     *(StageSpec(name, label, True, ((f"{name}.gain_db", 0.0),)) for name, label in (
@@ -136,7 +137,10 @@ PARAMS: tuple[ParamSpec, ...] = (
 )
 PARAM_INDEX: Mapping[str, ParamSpec] = MappingProxyType({p.name: p for p in PARAMS})
 # Stages a fresh chain has switched on: a neutral chain is an identity (all gains 0 dB).
-DEFAULT_ENABLED = MappingProxyType({s: s not in ("highpass", "match_eq", "compressor", "reverb") for s in STAGES})
+DEFAULT_ENABLED = MappingProxyType({s: s not in ("polarity", "highpass", "match_eq", "compressor", "reverb")
+                                    for s in STAGES})
+# What a stage without parameters does when it is on, as a producer reads it.
+SWITCH_TEXT: Mapping[str, str] = MappingProxyType({"polarity": "right channel inverted"})
 
 
 def switched_on(stage: str, values: Mapping[str, float]) -> bool:
@@ -222,8 +226,8 @@ class ChainSettings:
     @classmethod
     def from_dict(cls, data: Mapping, source: str = "chain") -> "ChainSettings":
         version = data.get("schema_version") if isinstance(data, Mapping) else None
-        if version not in (1, SCHEMA_VERSION) or isinstance(version, bool):
-            raise SettingsError(f"chain schema_version is {version!r}; this Mixbridge reads 1 and {SCHEMA_VERSION}",
+        if version not in (1, 2, SCHEMA_VERSION) or isinstance(version, bool):
+            raise SettingsError(f"chain schema_version is {version!r}; this Mixbridge reads 1 to {SCHEMA_VERSION}",
                                 source)
         stages = data.get("stages")
         if not isinstance(stages, Mapping):
@@ -232,6 +236,12 @@ class ChainSettings:
             if "match_eq" in stages:
                 raise SettingsError("chain schema_version 1 has no match_eq stage (it came with version 2)", source)
             log.info("%s: chain of schema version 1 read with the match EQ (added in version 2) off", source)
+        if version in (1, 2):  # versions 1 and 2 have no polarity stage: it reads off
+            if "polarity" in stages:
+                raise SettingsError(f"chain schema_version {version} has no polarity stage (it came with version 3)",
+                                    source)
+            log.info("%s: chain of schema version %d read with the polarity stage (added in version 3) off",
+                     source, version)
         values, enabled = {}, {}
         try:
             for stage, entry in stages.items():
@@ -287,6 +297,9 @@ def describe(settings: ChainSettings) -> list[str]:
     lines = []
     for stage in STAGES:
         if not settings.active(stage):
+            continue
+        if stage in SWITCH_TEXT:
+            lines.append(f"{STAGE_LABELS[stage]:<13} {SWITCH_TEXT[stage]}")
             continue
         if stage == "match_eq":  # 31 faders: the ones that move
             moved = [f"{_hz_label(f)} {settings[n]:+.1f}" for n, f in zip(MATCH_EQ_PARAMS, MATCH_EQ_NOMINAL_HZ)

@@ -146,3 +146,13 @@ def test_the_cli_exports_and_refuses_bad_paths_before_any_work(tmp_path):
         done = subprocess.run([*cli, *args], capture_output=True, text=True)
         assert done.returncode == code, done.stderr
         assert args[1] in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_polarity_stage_is_a_named_device_before_everything(tmp_path):
+    settings = EVERY_STAGE.replace(enabled={"polarity": True})
+    project, _, _ = _open(write_dawproject(tmp_path / "p.dawproject", settings, _mix(tmp_path), 0.0, -1.0, "t"))
+    devices = project.find("Structure/Track/Channel/Devices")
+    first = devices[0]
+    assert (first.tag, first.get("name")) == ("BuiltinDevice", "Mixbridge polarity")
+    assert _value(first.find("Parameters/RealParameter")) == 1.0
+    assert "polarity" in project.find("Structure/Track").get("comment")

@@ -527,3 +527,23 @@ def test_reference_features_are_cached_and_refreshed_when_the_file_changes(tmp_p
     os.utime(copy, ns=(1, 1))  # a changed modification time means a changed file
     analyze_file_cached(copy, tmp_path / "cache")
     assert len(calls) == 2
+
+
+def test_a_mix_with_one_channel_inverted_is_put_back_in_phase_once(tmp_path):
+    """A right channel exported upside down (the mix cancels in mono): judged as heard in phase,
+    so it gets exactly the chain the in-phase mix gets, plus the polarity stage first, and the
+    evidence's first line says why. Mastering the master again leaves the polarity alone."""
+    x = groove(44100, 12.0)
+    in_phase = _write(tmp_path / "in-phase.wav", x, 44100)
+    inverted = _write(tmp_path / "inverted.wav", x * np.array([[1.0], [-1.0]], dtype=np.float32), 44100)
+    spotify = resolve_target("spotify")
+    normal = master_file(in_phase, tmp_path / "a.wav", spotify, MasterOptions(engine="dsp"))
+    fixed = master_file(inverted, tmp_path / "b.wav", spotify, MasterOptions(engine="dsp"))
+    assert fixed.input_features.correlation < -0.99 and fixed.settings.is_on("polarity")
+    assert not normal.settings.is_on("polarity")
+    assert fixed.settings.replace(enabled={"polarity": False}) == normal.settings
+    assert fixed.moves[0].stage == "polarity" and "polarity inverted" in fixed.moves[0].text
+    assert fixed.output_features.correlation == pytest.approx(normal.output_features.correlation, abs=1e-3)
+    assert fixed.output_features.correlation > 0.9
+    again = master_file(tmp_path / "b.wav", tmp_path / "c.wav", spotify, MasterOptions(engine="dsp"))
+    assert not again.settings.is_on("polarity")

@@ -109,7 +109,7 @@ def test_the_zam_chain_holds_the_exported_presets_states(tmp_path):
 
     mix = tmp_path / "mix.wav"
     sf.write(str(mix), _music(4.0).T, 44100, subtype="PCM_24")
-    settings = EQ_COMP.replace({"highpass.cutoff_hz": 35.0}, {"highpass": True})
+    settings = EQ_COMP.replace({"highpass.cutoff_hz": 35.0}, {"highpass": True, "polarity": True})
     renderer = PluginChainRenderer(settings, 44100, load_map("zam"), _music(4.0))
     written = export_presets(renderer, settings, tmp_path / "presets", 44100, 3.0, -1.0)
     path = export_rfxchain(tmp_path / "zam.RfxChain", settings, mix, resolve_target("spotify"), 3.0, renderer)
@@ -128,6 +128,7 @@ def test_the_zam_chain_holds_the_exported_presets_states(tmp_path):
                                      f"{{{read_preset_header(data).class_id}}}"
     text = " ".join(" ".join(line) for line in comments)
     assert "high-pass" in text and "35 Hz" in text and "spotify" in text  # the built-in stage, with its value
+    assert "1. polarity: no VST3 carries it" in text and "right channel inverted" in text
 
 
 def test_the_cli_writes_a_chain_and_refuses_a_wrong_suffix(tmp_path):

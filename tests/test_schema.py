@@ -17,6 +17,7 @@ from mixbridge.effects.schema import (
     PARAMS,
     SCHEMA_VERSION,
     STAGES,
+    SWITCH_TEXT,
     ChainSettings,
     describe,
     stage_of,
@@ -52,7 +53,8 @@ def test_log_scale_is_used_for_hz_ms_q_and_ratio(spec):
 
 def test_names_carry_their_stage_and_every_stage_has_parameters():
     assert len(PARAM_INDEX) == len(PARAMS)  # no duplicate names
-    assert {stage_of(p.name) for p in PARAMS} == set(STAGES)
+    assert {stage_of(p.name) for p in PARAMS} | set(SWITCH_TEXT) == set(STAGES)
+    assert all(not stage_params(stage) for stage in SWITCH_TEXT)  # a switch: on or off, nothing to set
     for p in PARAMS:
         assert p.name.count(".") == 1
     for stage in EQ_STAGES:
@@ -95,8 +97,9 @@ def test_known_values_on_each_scale():
 # ---- JSON round trip -----------------------------------------------------------------------
 def test_to_dict_has_the_documented_layout():
     data = ChainSettings.create({"trim.gain_db": 2.0}).to_dict()
-    assert data["schema_version"] == SCHEMA_VERSION == 2
-    assert list(data["stages"]) == list(STAGES)
+    assert data["schema_version"] == SCHEMA_VERSION == 3
+    assert list(data["stages"]) == list(STAGES) and STAGES[0] == "polarity"
+    assert data["stages"]["polarity"] == {"enabled": False}
     assert data["stages"]["trim"] == {"enabled": True, "gain_db": 2.0}
     assert set(data["stages"]["peak1"]) == {"enabled", "freq_hz", "gain_db", "q"}
     json.dumps(data, allow_nan=False)  # plain JSON
@@ -221,7 +224,7 @@ def test_chain_file_with_out_of_range_value_names_file_parameter_and_range(tmp_p
     assert str(path) in message and "compressor.ratio" in message and "[1, 20]" in message
 
 
-@pytest.mark.parametrize("version", [0, 3, "2", True, None])
+@pytest.mark.parametrize("version", [0, 4, "3", True, None])
 def test_chain_file_of_another_schema_version(version, tmp_path):
     path = tmp_path / "chain.json"
     data = ChainSettings.create().to_dict()
@@ -339,10 +342,30 @@ def test_the_stage_table_is_the_one_source_of_stage_facts():
     assert STAGES == tuple(st.name for st in STAGE_SPECS) and set(STAGE_LABELS) == set(STAGES)
     assert LINEAR_STAGES == set(STAGES) - {"compressor", "reverb"}
     neutral = ChainSettings.create({"reverb.wet": 0.0}, {s: True for s in STAGES})
-    assert [s for s in STAGES if neutral.active(s)] == ["highpass", "compressor"]  # no neutral value: on is active
+    assert [s for s in STAGES if neutral.active(s)] == ["polarity", "highpass", "compressor"]  # no neutral value: on is active
     moved = neutral.replace({"peak2.gain_db": 1.5, "stereo.width_percent": 90.0, "reverb.wet": 0.1})
     assert moved.active("peak2") and moved.active("stereo") and moved.active("reverb")
     assert not moved.replace(enabled={"peak2": False}).active("peak2")
     assert switched_on("compressor", {"compressor.ratio": 1.2}) and not switched_on("compressor", {"compressor.ratio": 1.0})
     assert switched_on("reverb", {"reverb.wet": 0.01}) and not switched_on("reverb", {"reverb.wet": 0.0})
     assert ChainSettings.create({"compressor.amount_percent": 40.0}).parallel_blend == pytest.approx(0.4)
+
+
+def test_a_version_2_chain_reads_with_the_polarity_stage_off_and_cannot_name_it(tmp_path):
+    data = ChainSettings.create({"trim.gain_db": 1.5}).to_dict()
+    del data["stages"]["polarity"]
+    data["schema_version"] = 2
+    settings = ChainSettings.from_dict(data)
+    assert not settings.is_on("polarity") and settings["trim.gain_db"] == 1.5
+    data["stages"]["polarity"] = {"enabled": True}
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(SettingsError, match="version 2 has no polarity stage") as err:
+        ChainSettings.load(path)
+    assert str(path) in str(err.value)
+
+
+def test_the_polarity_stage_round_trips_and_is_described():
+    settings = ChainSettings.create(enabled={"polarity": True})
+    assert ChainSettings.from_dict(settings.to_dict()) == settings and settings.active("polarity")
+    assert describe(settings)[0].split() == ["polarity", "right", "channel", "inverted"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from mixbridge.analysis.atomic import write_text
 from mixbridge.effects.plugins.chain import PluginChainRenderer
 from mixbridge.effects.plugins.maps import LimiterMap, locate
-from mixbridge.effects.schema import PARAM_INDEX, STAGE_LABELS, ChainSettings, format_value
+from mixbridge.effects.schema import PARAM_INDEX, STAGE_LABELS, SWITCH_TEXT, ChainSettings, format_value
 from mixbridge.effects.vst3 import HostedPlugin
 
 log = logging.getLogger(__name__)
@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 def stage_values(settings: ChainSettings, stages: tuple[str, ...]) -> str:
     """The stages' parameters in words, for a stage the producer sets by hand."""
-    return "; ".join(f"{PARAM_INDEX[n].label} {format_value(PARAM_INDEX[n], settings[n])}"
-                     for s in stages for n in PARAM_INDEX if n.startswith(s + "."))
+    return "; ".join([SWITCH_TEXT[s] for s in stages if s in SWITCH_TEXT]
+                     + [f"{PARAM_INDEX[n].label} {format_value(PARAM_INDEX[n], settings[n])}"
+                        for s in stages for n in PARAM_INDEX if n.startswith(s + ".")])
 
 
 def export_presets(renderer: PluginChainRenderer, settings: ChainSettings, out_dir: str | Path,
