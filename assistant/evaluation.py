@@ -11,16 +11,17 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import InvalidAudioError, MixbridgeError
 from mixbridge.analysis.progress import Progress, silent
-from mixbridge.assistant.decide import suggest_settings
 from mixbridge.assistant.judge import JudgeOptions, measured_change
-from mixbridge.assistant.master import master_audio, resolve_target
+from mixbridge.assistant.master import decide, master_audio, resolve_target
 from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
-from mixbridge.assistant.profile_choice import with_profile_for
 from mixbridge.assistant.targets import Target
+from mixbridge.effects.finalize import MAX_LIMITING_DB
 from mixbridge.models.data import clips_from_file
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,22 @@ def two_passes(audio: Audio, target: Target, engine: str = DEFAULT_ENGINE,
     features = analyze(audio)
     if not math.isfinite(features.integrated_lufs):
         raise InvalidAudioError("is silent (no measurable loudness); nothing to master", audio.source)
-    first = suggest_settings(audio, features, with_profile_for(target, features), engine, judgment=judgment)
+    first, _ = _decide(audio, features, target, engine, judgment)
     once = master_audio(audio, target, first.settings)[0]
     once_features = analyze(once)
-    second = suggest_settings(once, once_features, with_profile_for(target, once_features), engine,
-                              judgment=judgment)
+    second, _ = _decide(once, once_features, target, engine, judgment)
     twice_features = analyze(master_audio(once, target, second.settings)[0])
     return {"pass1": measured_change(features, once_features), "pass2": measured_change(once_features, twice_features),
             "pass2_moves": any(m.values for m in second.moves) or second.settings.is_on("highpass")}
+
+
+def _decide(audio: Audio, features, target: Target, engine: str, judgment: JudgeOptions):
+    """:func:`assistant.master.decide` on a whole track in memory (as its own excerpt)."""
+    def heard_inverted():
+        return analyze(Audio(audio.samples * np.array([[1.0], [-1.0]], dtype=np.float32), audio.sample_rate,
+                             audio.source))
+
+    return decide(features, audio, target, engine, True, judgment, MAX_LIMITING_DB, heard_inverted)
 
 
 def do_no_harm(files: Sequence[str | Path], clips: int,

@@ -226,21 +226,23 @@ def suggest_file(path: str | Path, target: Target, *, engine: str = DEFAULT_ENGI
         raise InvalidAudioError("is silent (no measurable loudness); nothing to suggest", path)
     step("choosing settings")
     excerpt = excerpt_of(path)
-    decision, target = decide(path, features, excerpt, target, engine, refine, judgment, max_limiting_db)
+    decision, target = decide(features, excerpt, target, engine, refine, judgment, max_limiting_db,
+                              lambda: analyze_file(path, invert_right=True))
     return Suggestion(features, decision, excerpt, target)
 
 
-def decide(path: str | Path, features: Features, excerpt: Audio, target: Target, engine: str, refine: bool,
-           judgment: JudgeOptions, max_limiting_db: float) -> tuple[Decision, Target]:
-    """:func:`assistant.decide.suggest_settings` for the file ``path`` (``features`` its
-    analysis, ``excerpt`` read from it), and the target with its profile chosen.
+def decide(features: Features, excerpt: Audio, target: Target, engine: str, refine: bool, judgment: JudgeOptions,
+           max_limiting_db: float, heard_inverted: Callable[[], Features]) -> tuple[Decision, Target]:
+    """:func:`assistant.decide.suggest_settings` for a track (``features`` its analysis,
+    ``excerpt`` from it), and the target with its profile chosen.
 
     A stereo mix whose right channel's polarity is inverted (:func:`assistant.judge.inverted_polarity`)
-    is analysed again as heard with it inverted back, and judged so; the chain's first stage,
-    ``polarity``, then inverts it, and the first line of the evidence says why."""
+    is judged as heard with it inverted back (``heard_inverted()``: the track's analysis so);
+    the chain's first stage, ``polarity``, then inverts it, and the first line of the evidence
+    says why."""
     move = None
     if inverted_polarity(features):
-        features = analyze_file(path, invert_right=True)
+        features = heard_inverted()
         excerpt = Audio(excerpt.samples * np.array([[1.0], [-1.0]], dtype=np.float32), excerpt.sample_rate,
                         excerpt.source)
         move = Move("width", "polarity", f"stereo correlation {-features.correlation:+.2f}", None, None, None, "",
@@ -288,8 +290,8 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     if o.chain is None:
         step("choosing settings")
         assert excerpt is not None  # read above whenever settings are suggested
-        decision, target = decide(input_path, before, excerpt, target, o.engine, o.refine, o.judgment,
-                                  o.max_limiting_db)
+        decision, target = decide(before, excerpt, target, o.engine, o.refine, o.judgment, o.max_limiting_db,
+                                  lambda: analyze_file(input_path, invert_right=True))
         settings = decision.settings
     else:
         target = with_profile_for(target, before)

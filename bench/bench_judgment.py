@@ -68,6 +68,7 @@ def changes(a, b) -> dict:
 def one_track(args: tuple[str, str, str, str, float]) -> dict:
     """Worker: pass 1 and pass 2 of one track (cut to its first ``seconds``, 0: whole) to one target."""
     path, target_name, engine, tmp, seconds = args
+    from mixbridge.analysis.analyze import analyze_file
     from mixbridge.assistant.judge import estimated_limiting_db
     from mixbridge.assistant.master import master_file, resolve_target
 
@@ -80,8 +81,12 @@ def one_track(args: tuple[str, str, str, str, float]) -> dict:
     r2 = master_file(m1, m2, target, MasterOptions(engine=engine, overwrite=True))
     a, b, c = r1.input_features, r1.output_features, r2.output_features
     needs = estimated_limiting_db(a, target)
+    # a polarity correction is a move of its own (counted apart): the rest of pass 1 is measured
+    # against the input as heard with it, so its width and band changes are the chain's
+    heard = analyze_file(path, invert_right=True) if r1.settings.is_on("polarity") else a
     row = {"track": stem, "target": target_name, "input_lufs": a.integrated_lufs, "needs_limiting_db": needs,
-           "pass1": changes(a, b), "pass2": changes(b, c),
+           "pass1": changes(heard, b), "pass2": changes(b, c), "polarity1": r1.settings.is_on("polarity"),
+           "polarity2": r2.settings.is_on("polarity"),
            "out_lufs": b.integrated_lufs, "out_tp": b.true_peak_dbtp, "out2_lufs": c.integrated_lufs,
            "out2_tp": c.true_peak_dbtp, "limiting1": r1.limiting_db, "limiting2": r2.limiting_db,
            "moves1": [m.text for m in r1.moves if m.action not in ("left alone", "compressor off", "no reverb",
@@ -132,6 +137,11 @@ def passes_summary(rows: list[dict]) -> list[str]:
     lines.append(f"| pass 2: compressor on / reverb on | {sum(r['compressor2'] for r in rows)} / "
                  f"{sum(r['reverb2'] for r in rows)} of {len(rows)} | 0 |")
     lines.append(f"| pass 2: tracks with any move | {sum(bool(r['moves2']) for r in rows)} of {len(rows)} | |")
+    flipped = sorted({r["track"] for r in rows if r["polarity1"]})
+    lines.append(f"| pass 1: a channel's polarity corrected (correlation ≤ -0.7; pass 1 then measured against "
+                 f"the input as heard with it) | {sum(r['polarity1'] for r in rows)} of {len(rows)}"
+                 + (f": {', '.join(flipped)}" if flipped else "") + " | only where one channel is inverted |")
+    lines.append(f"| pass 2: polarity corrected again | {sum(r['polarity2'] for r in rows)} of {len(rows)} | 0 |")
     return lines
 
 

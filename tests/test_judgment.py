@@ -431,6 +431,22 @@ def test_two_passes_gives_the_do_no_harm_and_idempotence_figures(base):
     assert abs(figures["pass2"]["lufs_change"]) <= 0.1
 
 
+def test_the_in_memory_evaluation_corrects_an_inverted_channel_as_master_does(base):
+    """`model evaluate`'s two passes decide as `master` does: a mix with its right channel
+    inverted gets the in-phase mix's chain plus the polarity stage, and its second pass does
+    not invert again."""
+    from mixbridge.assistant.evaluation import _decide, two_passes
+
+    audio, features, _ = base
+    target = _target(_profile_around(features, band_half_db=1.5))
+    flipped = Audio(audio.samples * np.array([[1.0], [-1.0]], dtype=np.float32), SR)
+    normal, _ = _decide(audio, features, target, "dsp", JudgeOptions())
+    fixed, _ = _decide(flipped, analyze(flipped), target, "dsp", JudgeOptions())
+    assert fixed.settings == normal.settings.replace(enabled={"polarity": True})
+    assert fixed.moves[0].stage == "polarity"
+    assert not two_passes(flipped, target, "dsp")["pass2_moves"]
+
+
 def test_do_no_harm_gives_both_engines_figures_and_a_table(tmp_path):
     """What `model evaluate` prints: both engines' two-pass figures per clip, as a table; a
     clip that cannot be used is skipped, not fatal."""
