@@ -242,12 +242,13 @@ def decide(features: Features, excerpt: Audio, target: Target, engine: str, refi
     says why."""
     move = None
     if inverted_polarity(features):
+        measured = features.correlation
         features = heard_inverted()
         excerpt = Audio(excerpt.samples * np.array([[1.0], [-1.0]], dtype=np.float32), excerpt.sample_rate,
                         excerpt.source)
-        move = Move("width", "polarity", f"stereo correlation {-features.correlation:+.2f}", None, None, None, "",
-                    "inverted", "right channel's polarity inverted, before the rest of the chain; "
-                    f"correlation then {features.correlation:+.2f}")
+        move = Move("width", "polarity", f"stereo correlation {measured:+.2f}", None, None, None, "", "inverted",
+                    "right channel's polarity inverted, before the rest of the chain; correlation then "
+                    f"{features.correlation:+.2f}")
     target = with_profile_for(target, features)
     decision = suggest_settings(excerpt, features, target, engine, refine, judgment, max_limiting_db)
     if move is not None:
