@@ -39,6 +39,7 @@ CLIP_LEVEL = 0.9999  # |sample| at or above this (-0.0009 dBFS) counts as clippe
 PART_FRAMES = 1 << 18  # the meters' temporaries are a few float64 copies of this many frames
 MIN_LOUDNESS_S = 0.4  # shorter than one gating block: loudness is undefined
 OUT_OF_PHASE_CORRELATION = -0.3  # below this, a note warns about mono compatibility
+OUT_OF_PHASE_NOTE = "channels largely out of phase"  # that note's start
 DC_NOTE_DBFS = -45.0  # a DC offset above this (0.56 % of full scale) is noted
 
 # Bumped when a measurement changes while the fields stay (no new FEATURE_VERSION, so the shipped
@@ -220,8 +221,7 @@ def _notes(rms: float, integrated_lufs: float, duration_s: float, clipped: int, 
     if clipped:
         notes.append(f"{clipped} samples at or above full scale (clipped)")
     if channels == 2 and correlation < OUT_OF_PHASE_CORRELATION:
-        notes.append(f"channels largely out of phase (correlation {correlation:.2f}): "
-                     "they cancel when summed to mono")
+        notes.append(f"{OUT_OF_PHASE_NOTE} (correlation {correlation:.2f}): they cancel when summed to mono")
     if dc_dbfs > DC_NOTE_DBFS:
         notes.append(f"DC offset of {dc_dbfs:.1f} dBFS")
     return notes

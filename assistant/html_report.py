@@ -629,10 +629,12 @@ def suggestion_page(source: str | Path, suggestion, html_path: str | Path,
                     links: dict[str, Path] | None = None) -> Path:
     """Write the page of a suggestion (no master was rendered: no A/B, no output curves)."""
     html_path = Path(html_path)
+    from mixbridge.assistant.master import input_notes
+
     f, target = suggestion.features, suggestion.target
     curves = {"input": f}
     sections = [
-        _warnings(f.notes),
+        _warnings(input_notes(f, suggestion.settings)),
         '<section id="summary"><h2>Summary</h2>'
         f'<p>{_esc(source)}: suggested chain toward {_esc(target.name)} {target.lufs:.1f} LUFS, ceiling '
         f'{target.ceiling_dbtp:.1f} dBTP, profile {_esc(target.profile.name)}. Nothing was rendered: '

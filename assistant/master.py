@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from mixbridge.analysis import audio as audio_io
-from mixbridge.analysis.analyze import StreamAnalyzer, analyze_file, analyze_file_cached
+from mixbridge.analysis.analyze import OUT_OF_PHASE_NOTE, StreamAnalyzer, analyze_file, analyze_file_cached
 from mixbridge.analysis.atomic import atomic_path, check_writable, scratch_path, write_text
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.blocks import Background
@@ -231,6 +231,14 @@ def suggest_file(path: str | Path, target: Target, *, engine: str = DEFAULT_ENGI
     return Suggestion(features, decision, excerpt, target)
 
 
+def input_notes(features: Features, settings: ChainSettings) -> tuple[str, ...]:
+    """The input's analysis notes for a report; the out-of-phase one says so when the chain's
+    polarity stage puts the channels back in phase."""
+    fixed = settings.is_on("polarity")
+    return tuple(f"{note}; the chain's polarity stage puts them back in phase"
+                 if fixed and note.startswith(OUT_OF_PHASE_NOTE) else note for note in features.notes)
+
+
 def decide(features: Features, excerpt: Audio, target: Target, engine: str, refine: bool, judgment: JudgeOptions,
            max_limiting_db: float, heard_inverted: Callable[[], Features]) -> tuple[Decision, Target]:
     """:func:`assistant.decide.suggest_settings` for a track (``features`` its analysis,
@@ -323,7 +331,7 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
         bit_depth=o.bit_depth,
         tonal_error_before_db=tonal_error_db(before.mid_band_db, target.profile, sr),
         tonal_error_after_db=tonal_error_db(after.mid_band_db, target.profile, sr),
-        warnings=tuple(warnings) + tuple(before.notes),
+        warnings=tuple(warnings) + input_notes(before, settings),
         plugins=plugin_report, goal=decision.goal if decision else None,
         moves=decision.moves if decision else (), notes=decision.notes if decision else (), limiter=trace,
     )

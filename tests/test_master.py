@@ -543,6 +543,7 @@ def test_a_mix_with_one_channel_inverted_is_put_back_in_phase_once(tmp_path):
     assert not normal.settings.is_on("polarity")
     assert fixed.settings.replace(enabled={"polarity": False}) == normal.settings
     assert fixed.moves[0].stage == "polarity" and "polarity inverted" in fixed.moves[0].text
+    assert any("out of phase" in w and "back in phase" in w for w in fixed.warnings)
     assert fixed.output_features.correlation == pytest.approx(normal.output_features.correlation, abs=1e-3)
     assert fixed.output_features.correlation > 0.9
     again = master_file(tmp_path / "b.wav", tmp_path / "c.wav", spotify, MasterOptions(engine="dsp"))
