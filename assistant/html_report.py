@@ -54,6 +54,7 @@ VORBIS_QUALITY = 0.7  # libsndfile's compression level 0.3: about 190 kbit/s ste
 ENCODE_PARTS = 2  # an excerpt is encoded in this many parts at once (see _encode)
 PREVIEW_MAX_RATE = 48000  # the A/B previews of faster files are resampled to 44.1 or 48 kHz (see _encode)
 PLOT_POINTS = 1500
+PEAK_VIEW_DB = 40.0  # the true-peak chart shows at most this far under the ceiling
 VENDOR = "vendor/uplot"  # uPlot 1.6.32 (MIT), inlined into each page: see its SOURCE.md
 COLOURS = {"input": "#8a8f98", "output": "#1f6feb", "target": "#2da44e", "limit": "#cf222e"}
 
@@ -196,8 +197,12 @@ def limiter_charts(trace: LimiterTrace, ceiling_dbtp: float) -> str:
              _series(f"ceiling {ceiling_dbtp:.1f} dBTP", COLOURS["limit"], np.full(t.size, ceiling_dbtp), dash=True)]
     gain = [_series(f"limiter gain reduction (most {most:.1f} dB)", COLOURS["limit"], -trace.gain_reduction_db,
                     fill=COLOURS["limit"] + "80")]
+    finite = trace.true_peak_dbtp[np.isfinite(trace.true_peak_dbtp)]
+    # the 40 dB under the ceiling where limiting is judged; a fade to digital silence runs off the bottom
+    floor = max(float(finite.min()) if finite.size else ceiling_dbtp - PEAK_VIEW_DB, ceiling_dbtp - PEAK_VIEW_DB)
     return (_chart("peaks-chart", "Peaks and limiting: true peak against the ceiling", t, peaks, "time (s)",
-                   "true peak (dBTP)", height_px=220, sync="limiting")
+                   "true peak (dBTP)", height_px=220, sync="limiting",
+                   y_range=(floor - 1.0, max(ceiling_dbtp, float(finite.max(initial=ceiling_dbtp))) + 1.0))
             + _chart("gain-chart", "Limiter gain reduction", t, gain, "time (s)", "gain (dB)", height_px=180,
                      y_range=(min(-1.0, -1.1 * most), 0.2), sync="limiting"))
 
