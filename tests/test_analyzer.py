@@ -366,3 +366,24 @@ def test_analyze_spectral_gives_analyzes_values():
     assert only.mid_band_db == pytest.approx(full.mid_band_db, abs=1e-9)
     for key in ("width", "frame_crest_db", "tail_level_db"):
         assert getattr(only, key) == pytest.approx(getattr(full, key), abs=1e-9), key
+
+
+@pytest.mark.parametrize("n_fft, sample_rate", [(8192, 44100), (88200, 44100), (4096, 8000), (65536, 192000),
+                                                (16, 8000), (2, 44100)])
+def test_band_weights_split_each_bin_across_the_band_edges(n_fft, sample_rate):
+    """Each bin's power goes to the bands its [f - df/2, f + df/2) span overlaps, in proportion
+    to the overlap: the whole matrix computed band by band equals the dense definition."""
+    from mixbridge.analysis.spectrum import BAND_EDGES_HZ, band_matrix
+
+    bins = n_fft // 2 + 1
+    df = sample_rate / n_fft
+    lower = np.maximum((np.arange(bins) - 0.5) * df, 0.0)
+    upper = np.minimum((np.arange(bins) + 0.5) * df, sample_rate / 2.0)
+    edges = np.asarray(BAND_EDGES_HZ)
+    overlap = np.clip(np.minimum(upper[:, None], edges[None, 1:]) - np.maximum(lower[:, None], edges[None, :-1]),
+                      0.0, None)
+    dense = overlap / np.maximum(upper - lower, 1e-12)[:, None]
+    weights = band_matrix(n_fft, sample_rate)
+    np.testing.assert_array_equal(weights, dense)
+    inside = (lower >= edges[0]) & (upper <= edges[-1])
+    np.testing.assert_allclose(weights[inside].sum(axis=1), 1.0, rtol=1e-12)  # power kept, only split
