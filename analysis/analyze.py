@@ -78,8 +78,8 @@ def analyze_file(path: str | Path, invert_right: bool = False) -> Features:
     with the right channel's polarity inverted (a stereo file's)."""
     meta = audio_io.info(path)
     blocks = audio_io.iter_blocks(path)
-    if invert_right and meta.channels == 2:
-        blocks = (b * np.array([[1.0], [-1.0]], dtype=b.dtype) for b in blocks)
+    if invert_right:
+        blocks = (audio_io.invert_right(b) for b in blocks)
     features = _analyze_blocks(blocks, meta.sample_rate, meta.channels, str(path))
     if features.clipped_samples:  # about a user's file: worth a warning (rendered arrays: a note only)
         log.warning("%s: %d samples at or above full scale (clipped)", path, features.clipped_samples)

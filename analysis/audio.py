@@ -357,6 +357,15 @@ def load(path: str | Path) -> Audio:
     return Audio(samples, info(path).sample_rate, str(path))
 
 
+def invert_right(samples: np.ndarray) -> np.ndarray:
+    """A copy of stereo ``(2, n)`` samples with the right channel's polarity inverted (other
+    layouts are returned as they are): the chain's polarity stage, and the analysis "as heard"
+    with it."""
+    if samples.shape[0] != 2:
+        return samples
+    return samples * np.array([[1.0], [-1.0]], dtype=samples.dtype)
+
+
 def tpdf_dither(samples: np.ndarray, lsb: float, seed: int = 0) -> np.ndarray:
     """Add triangular (TPDF) dither of ±1 LSB peak, ``lsb`` being one quantisation step.
 

@@ -11,10 +11,8 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from mixbridge.analysis.analyze import analyze
-from mixbridge.analysis.audio import Audio
+from mixbridge.analysis.audio import Audio, invert_right
 from mixbridge.analysis.errors import InvalidAudioError, MixbridgeError
 from mixbridge.analysis.progress import Progress, silent
 from mixbridge.assistant.judge import JudgeOptions, measured_change
@@ -48,8 +46,7 @@ def two_passes(audio: Audio, target: Target, engine: str = DEFAULT_ENGINE,
 def _decide(audio: Audio, features, target: Target, engine: str, judgment: JudgeOptions):
     """:func:`assistant.master.decide` on a whole track in memory (as its own excerpt)."""
     def heard_inverted():
-        return analyze(Audio(audio.samples * np.array([[1.0], [-1.0]], dtype=np.float32), audio.sample_rate,
-                             audio.source))
+        return analyze(Audio(invert_right(audio.samples), audio.sample_rate, audio.source))
 
     return decide(features, audio, target, engine, True, judgment, MAX_LIMITING_DB, heard_inverted)
 

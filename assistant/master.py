@@ -252,8 +252,7 @@ def decide(features: Features, excerpt: Audio, target: Target, engine: str, refi
     if inverted_polarity(features):
         measured = features.correlation
         features = heard_inverted()
-        excerpt = Audio(excerpt.samples * np.array([[1.0], [-1.0]], dtype=np.float32), excerpt.sample_rate,
-                        excerpt.source)
+        excerpt = Audio(audio_io.invert_right(excerpt.samples), excerpt.sample_rate, excerpt.source)
         move = Move("width", "polarity", f"stereo correlation {measured:+.2f}", None, None, None, "", "inverted",
                     "right channel's polarity inverted, before the rest of the chain; correlation then "
                     f"{features.correlation:+.2f}")

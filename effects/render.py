@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pedalboard as pb
 
+from mixbridge.analysis.audio import invert_right
 from mixbridge.effects.match_eq import MatchEqFilter
 from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, STAGES, ChainSettings
 
@@ -94,8 +95,8 @@ class ChainRenderer:
     def process(self, block: np.ndarray) -> np.ndarray:
         """The next ``(channels, n)`` block of output (float32) for the next block of input."""
         out = np.ascontiguousarray(block, dtype=np.float32)
-        if self._invert_right and out.shape[0] == 2:
-            out = out * np.array([[1.0], [-1.0]], dtype=np.float32)
+        if self._invert_right:
+            out = invert_right(out)
         if len(self._pre):
             out = self._pre(out, self._sample_rate, reset=False)
         if self._match is not None:
