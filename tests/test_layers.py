@@ -7,6 +7,7 @@ of ours is imported under the one ``mixbridge`` namespace (never as a bare ``mod
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,17 @@ def test_the_public_api_resolves():
     assert mixbridge.__all__ and all(getattr(mixbridge, name) is not None for name in mixbridge.__all__)
     with pytest.raises(AttributeError):
         mixbridge.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, 1), ("2", 2)])
+def test_openblas_keeps_one_thread_unless_the_user_says_otherwise(preset, expected):
+    """Importing mixbridge before numpy keeps OpenBLAS to one thread (its spinning workers would
+    take the cores Mixbridge's own threads use); a value the user set is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    code = ("import mixbridge.analysis.analyze\n"
+            "from threadpoolctl import threadpool_info\n"
+            "print(max(p['num_threads'] for p in threadpool_info() if p['internal_api'] == 'openblas'))\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout) == min(expected, os.cpu_count() or 1)
