@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -14,6 +14,26 @@ def chunks(samples: np.ndarray, frames: int) -> Iterator[np.ndarray]:
     step = max(1, int(frames))
     for start in range(0, samples.shape[-1], step):
         yield samples[..., start : start + step]
+
+
+def ahead(blocks: Iterable[np.ndarray], work: Callable[[np.ndarray], np.ndarray]) -> Iterator[np.ndarray]:
+    """``work(block)`` for each block, in order, computed in a worker thread one block ahead of
+    the consumer: the first half of a chain renders block k + 1 while the caller runs the second
+    half on block k. At most two blocks are in flight."""
+    with ThreadPoolExecutor(1, thread_name_prefix="mixbridge-ahead") as pool:
+        pending: Future | None = None
+        try:
+            for block in blocks:
+                submitted = pool.submit(work, block)
+                if pending is not None:
+                    yield pending.result()
+                pending = submitted
+            if pending is not None:
+                yield pending.result()
+                pending = None
+        finally:
+            if pending is not None:
+                pending.cancel()
 
 
 class Background:

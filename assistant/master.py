@@ -29,7 +29,7 @@ from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.analyze import OUT_OF_PHASE_NOTE, StreamAnalyzer, analyze_file, analyze_file_cached
 from mixbridge.analysis.atomic import atomic_path, check_writable, scratch_path, write_text
 from mixbridge.analysis.audio import Audio
-from mixbridge.analysis.blocks import Background
+from mixbridge.analysis.blocks import Background, ahead
 from mixbridge.analysis.errors import InvalidAudioError, OutputError, UsageError
 from mixbridge.analysis.features import Features
 from mixbridge.analysis.progress import Progress, silent
@@ -345,15 +345,20 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
     plan, dither and write ``output_path`` atomically, analysing the samples as written. Returns
     the finalizer's plan, the output's features (so the output is never read back: the
     finalizer's measurement is the report's) and the limiter over time. The meters run in a
-    second thread, beside the rendering and the writing."""
+    second thread, beside the rendering and the writing; the built-in chain's two halves run in
+    two threads, one block apart."""
     sr, channels = meta.sample_rate, meta.channels
     meter = BlockStatsMeter(sr, channels)
     sizes = []
     with scratch_path(output_path) as scratch:
         step("rendering", 0, meta.frames)
+        blocks = audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES)
+        if isinstance(renderer, ChainRenderer):  # its two halves on two cores, one block apart
+            chain_out = (renderer.back(block) for block in ahead(blocks, renderer.front))
+        else:  # VST3 plugins stay on one thread
+            chain_out = (renderer.process(block) for block in blocks)
         with open(scratch, "wb") as f, Background(meter.process) as measure:
-            for block in audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES):
-                out = renderer.process(block)
+            for out in chain_out:
                 if not np.isfinite(out).all():
                     raise OutputError("the effect chain produced NaN/Inf samples", input_path)
                 measure.put(out)

@@ -94,6 +94,12 @@ class ChainRenderer:
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """The next ``(channels, n)`` block of output (float32) for the next block of input."""
+        return self.back(self.front(block))
+
+    def front(self, block: np.ndarray) -> np.ndarray:
+        """The first half of :meth:`process`: the polarity, the linear stages and the match EQ.
+        ``back(front(x))`` is ``process(x)``; each half keeps its own state, so a caller may run
+        the halves in two threads, one block apart (:func:`analysis.blocks.ahead`)."""
         out = np.ascontiguousarray(block, dtype=np.float32)
         if self._invert_right:
             out = invert_right(out)
@@ -101,6 +107,11 @@ class ChainRenderer:
             out = self._pre(out, self._sample_rate, reset=False)
         if self._match is not None:
             out = self._match.process(out)
+        return out
+
+    def back(self, block: np.ndarray) -> np.ndarray:
+        """The second half of :meth:`process`: the compressor, the reverb and the width."""
+        out = block
         if len(self._post):
             out = self._post(out, self._sample_rate, reset=False)
         return np.asarray(stereo_width(out, self._width_percent), dtype=np.float32)

@@ -12,6 +12,7 @@ given crest factor and loudness range on the excerpt.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Callable, Mapping
 
@@ -36,7 +37,10 @@ ASPECTS = ("tone", "dynamics", "width", "space")  # what refine (and the judgmen
 FIT_ATTACK_MS = 5.0
 FIT_RELEASE_MS = 150.0
 FIT_THRESHOLD_SPAN_DB = 30.0  # searched from the excerpt's peak down by this much
-FIT_STEPS = 8  # 30 dB / 2**8: the threshold to 0.12 dB, finer than any engineer sets it
+# One halving, then rounds of two thresholds at once (thirds of the interval, on two cores):
+# 30 dB / (2 x 3**5), the threshold to 0.06 dB, finer than any engineer sets it, in 6 rounds of
+# renders instead of 9 halvings.
+FIT_ROUNDS = 5
 
 
 @lru_cache(maxsize=1)
@@ -143,9 +147,10 @@ def fit_compressor(samples: np.ndarray, sample_rate: int, settings: ChainSetting
     """``settings`` with a compressor that lowers the crest factor by ``crest_reduction_db`` and
     the loudness range by ``lra_reduction_lu`` on ``samples`` (the excerpt), at ``ratio``.
 
-    The threshold is the highest that does both (bisection; the reductions grow as the
-    threshold falls), so the compressor works no harder than asked. ``loudness_range(x, rate)``
-    measures LRA (LU). Returns ``None`` when even the lowest threshold searched falls short.
+    The threshold is the highest that does both (searched by halving, then by thirds with two
+    renders at a time; the reductions grow as the threshold falls), so the compressor works no
+    harder than asked. ``loudness_range(x, rate)`` measures LRA (LU). Returns ``None`` when
+    even the lowest threshold searched falls short.
     """
     pre = render(samples, sample_rate, settings.only(("trim", "highpass", *EQ_STAGES)))
     base_crest = _crest_db(pre)
@@ -165,14 +170,16 @@ def fit_compressor(samples: np.ndarray, sample_rate: int, settings: ChainSetting
         return lra_reduction_lu <= 0 or base_lra - loudness_range(out, sample_rate) >= lra_reduction_lu
 
     high, low = min(peak_db, 0.0), max(peak_db - FIT_THRESHOLD_SPAN_DB, -60.0)
-    if not enough(low):
-        return None
-    for _ in range(FIT_STEPS):
+    with ThreadPoolExecutor(2, thread_name_prefix="mixbridge-fit") as pool:  # renders release the GIL
         mid = (high + low) / 2.0
-        if enough(mid):
-            low = mid
-        else:
-            high = mid
+        low_ok, mid_ok = pool.map(enough, (low, mid))
+        if not low_ok:
+            return None
+        low, high = (mid, high) if mid_ok else (low, mid)
+        for _ in range(FIT_ROUNDS):  # enough(low) holds throughout; the reductions grow as the threshold falls
+            a, b = low + (high - low) / 3.0, low + 2.0 * (high - low) / 3.0
+            a_ok, b_ok = pool.map(enough, (a, b))
+            low, high = (b, high) if b_ok else (a, b) if a_ok else (low, a)
     return candidate(round(low, 2))
 
 

@@ -18,7 +18,7 @@ import mixbridge.analysis.audio
 import mixbridge.assistant.master
 from mixbridge.analysis.analyze import analyze, analyze_file
 from mixbridge.analysis.audio import Audio, load, load_spans
-from mixbridge.analysis.blocks import Background
+from mixbridge.analysis.blocks import Background, ahead, chunks
 from mixbridge.analysis.errors import OutputError
 from mixbridge.analysis.loudness import WeightedPowerMeter, measure_loudness, weighted_power
 from mixbridge.analysis.truepeak import PeakEnvelopeMeter, peak_envelope, true_peak_dbtp
@@ -257,7 +257,7 @@ def _fail_on_call(number: int, real, exc: BaseException):
     return wrapper
 
 
-@pytest.mark.parametrize("where", ("render", "write"))
+@pytest.mark.parametrize("where", ("render", "render-ahead", "write"))
 @pytest.mark.parametrize("exc", (RuntimeError("injected"), KeyboardInterrupt()), ids=("error", "ctrl-c"))
 @pytest.mark.parametrize("existing", (True, False), ids=("output-exists", "no-output"))
 def test_a_failure_mid_way_leaves_no_temporary_or_partial_file(where, exc, existing, mix, monkeypatch):
@@ -266,7 +266,9 @@ def test_a_failure_mid_way_leaves_no_temporary_or_partial_file(where, exc, exist
     if existing:
         out.write_bytes(b"previous master")
     if where == "render":  # pass 1, after a block has been rendered and spilled
-        monkeypatch.setattr(ChainRenderer, "process", _fail_on_call(2, ChainRenderer.process, exc))
+        monkeypatch.setattr(ChainRenderer, "back", _fail_on_call(2, ChainRenderer.back, exc))
+    elif where == "render-ahead":  # pass 1, in the thread that renders the chain's first half ahead
+        monkeypatch.setattr(ChainRenderer, "front", _fail_on_call(2, ChainRenderer.front, exc))
     else:  # pass 2, after a block has reached the output's temporary file
         monkeypatch.setattr(mixbridge.analysis.audio.BlockWriter, "write",
                             _fail_on_call(2, mixbridge.analysis.audio.BlockWriter.write, exc))
@@ -293,6 +295,37 @@ def test_success_leaves_only_the_output(mix):
     master_file(mix, mix.parent / "master.wav", resolve_target("spotify"), MasterOptions(chain=EVERY_STAGE))
     assert sorted(p.name for p in mix.parent.iterdir()) == ["master.wav", "mix.wav"]
     assert mixbridge.assistant.master.STREAM_BLOCK_FRAMES == mixbridge.analysis.audio.DITHER_BLOCK_FRAMES
+
+
+def test_ahead_keeps_the_order_and_at_most_two_blocks_in_flight_and_raises_the_workers_error():
+    read: list[int] = []
+
+    def blocks():
+        for i in range(20):
+            read.append(i)
+            yield np.full((1, 4), float(i))
+
+    got = []
+    for out in ahead(blocks(), lambda block: 2.0 * block):
+        assert len(read) - len(got) <= 2  # the block given out and the one being worked on
+        got.append(float(out[0, 0]))
+    assert got == [2.0 * i for i in range(20)]
+    assert list(ahead(iter(()), lambda block: block)) == []
+
+    def fail(block):
+        if block[0, 0] == 3.0:
+            raise ValueError("render broke")
+        return block
+
+    with pytest.raises(ValueError, match="render broke"):
+        list(ahead(blocks(), fail))
+
+
+def test_a_chain_rendered_in_two_halves_one_block_apart_equals_the_whole_render(mix):
+    audio = load(mix)
+    renderer = ChainRenderer(EVERY_STAGE, audio.sample_rate)
+    halves = [renderer.back(b) for b in ahead(chunks(audio.samples, 30000), renderer.front)]
+    np.testing.assert_array_equal(np.concatenate(halves, axis=1), render(audio.samples, audio.sample_rate, EVERY_STAGE))
 
 
 def test_background_consumes_in_order_and_raises_the_consumers_error():
