@@ -20,7 +20,7 @@ import numpy as np
 from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.atomic import cache_root, write_text
 from mixbridge.analysis.audio import Audio
-from mixbridge.analysis.blocks import chunks
+from mixbridge.analysis.blocks import Background, chunks
 from mixbridge.analysis.dynamics import describe_dynamics
 from mixbridge.analysis.errors import MixbridgeError
 from mixbridge.analysis.features import FEATURE_VERSION, Features
@@ -115,9 +115,12 @@ def analyze_file_cached(path: str | Path, cache_dir: Path | None = None) -> Feat
 
 
 def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: int, source: str) -> Features:
+    """The analyzer over ``blocks``: its level meters in a second thread, beside the spectrum."""
     analyzer = StreamAnalyzer(sample_rate, channels, source)
-    for block in blocks:
-        analyzer.process(block)
+    with Background(analyzer.levels, depth=2) as levels:
+        for block in blocks:
+            levels.put(block)
+            analyzer.spectrum(block)
     return analyzer.result()
 
 
@@ -137,13 +140,24 @@ class StreamAnalyzer:
         self._clipped = 0
 
     def process(self, block: np.ndarray) -> None:
-        """Consume the next ``(channels, n)`` block (in parts of PART_FRAMES: bounded temporaries)."""
-        for part in chunks(block, PART_FRAMES):
+        """Consume the next ``(channels, n)`` block: :meth:`levels` and :meth:`spectrum`."""
+        self.levels(block)
+        self.spectrum(block)
+
+    def levels(self, block: np.ndarray) -> None:
+        """One half of :meth:`process`: loudness, true peak, clipping and the length. The two
+        halves keep separate state, so each may run in its own thread (a block's halves in any
+        order, the blocks in order within each half)."""
+        for part in chunks(block, PART_FRAMES):  # bounded temporaries
             self._loud.process(part)
             self._peak.process(part)
-            self._spec.process(part)
             self._frames += part.shape[1]
             self._clipped += int(np.count_nonzero(part >= CLIP_LEVEL)) + int(np.count_nonzero(part <= -CLIP_LEVEL))
+
+    def spectrum(self, block: np.ndarray) -> None:
+        """The other half of :meth:`process`: the band spectrum, stereo and dynamics frames."""
+        for part in chunks(block, PART_FRAMES):
+            self._spec.process(part)
 
     def result(self) -> Features:
         return _features(self._loud, self._peak, self._spec, self._frames, self._clipped, self.sample_rate,

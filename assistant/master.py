@@ -381,9 +381,12 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
                 step("finalizing and writing", 0, meta.frames)
                 analyzer = StreamAnalyzer(sr, channels, str(output_path))
                 with audio_io.BlockWriter(tmp, output_path, sr, channels, bit_depth) as writer, \
-                        Background(analyzer.process) as measure:
-                    apply_stream(rendered(), gain_db, block_gain_db, stats.block,
-                                 lambda block: measure.put(writer.write(block)))
+                        Background(analyzer.levels) as levels, Background(analyzer.spectrum) as spectrum:
+                    def measure(written: np.ndarray) -> None:
+                        levels.put(written)
+                        spectrum.put(written)
+
+                    apply_stream(rendered(), gain_db, block_gain_db, stats.block, lambda block: measure(writer.write(block)))
                 outputs.append(analyzer.result())
                 return outputs[-1].integrated_lufs, outputs[-1].true_peak_dbtp
 

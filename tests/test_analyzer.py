@@ -387,3 +387,25 @@ def test_band_weights_split_each_bin_across_the_band_edges(n_fft, sample_rate):
     np.testing.assert_array_equal(weights, dense)
     inside = (lower >= edges[0]) & (upper <= edges[-1])
     np.testing.assert_allclose(weights[inside].sum(axis=1), 1.0, rtol=1e-12)  # power kept, only split
+
+
+def test_the_analyzers_two_halves_in_two_threads_give_what_one_thread_gives():
+    """analyze() runs the level meters in a second thread beside the spectrum, and a master's
+    write pass runs each half in its own; the Features are those of one thread, exactly."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mixbridge.analysis.analyze import StreamAnalyzer
+    from mixbridge.analysis.blocks import chunks
+
+    rng = np.random.default_rng(5)
+    x = (0.2 * rng.standard_normal((2, 48000 * 7))).astype(np.float32)
+    serial = StreamAnalyzer(48000, 2, "x")
+    for block in chunks(x, 70000):
+        serial.process(block)
+    split = StreamAnalyzer(48000, 2, "x")
+    with ThreadPoolExecutor(1) as pool:
+        for block in chunks(x, 70000):
+            pending = pool.submit(split.levels, block)
+            split.spectrum(block)
+            pending.result()
+    assert split.result() == serial.result()
