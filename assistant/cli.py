@@ -60,10 +60,12 @@ def cmd_master(args: argparse.Namespace) -> int:
     _check_outputs(args.html, args.report, args.save_chain)
     _check_export(args.export)
     progress = args.progress
-    with analysing_beside(args.input) as input_features, ThreadPoolExecutor(1) as page_work:
+    threads = 1 if args.reference else 2  # two analyses side by side keep to one thread each
+    with analysing_beside(args.input, threads) as input_features, ThreadPoolExecutor(1) as page_work:
         # the page's plotting library loads and the input's A/B excerpt is encoded while the master runs
         original = page_work.submit(_page_original, args.input, input_features) if args.html else None
-        target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
+        target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress,
+                                analysis_threads=threads)
         report = master_file(args.input, args.output, target, options, progress=progress,
                              plugins=args.plugins, plugin_dirs=args.plugin_dir or (), input_features=input_features)
     links = {}
@@ -152,8 +154,10 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     _check_outputs(args.html, args.output)
     _check_export(args.export)
     progress = args.progress
-    with analysing_beside(args.input) as input_features:
-        target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress)
+    threads = 1 if args.reference else 2  # two analyses side by side keep to one thread each
+    with analysing_beside(args.input, threads) as input_features:
+        target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress,
+                                analysis_threads=threads)
         suggestion = suggest_file(args.input, target, engine=args.engine, refine=args.refine, judgment=judgment,
                                   progress=progress, input_features=input_features)
     target = suggestion.target

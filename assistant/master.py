@@ -126,7 +126,7 @@ def judgment_dict(goal: Goal | None, moves: Sequence[Move], notes: Sequence[str]
 
 def resolve_target(target: str | None = None, references: Sequence[str] = (), lufs: float | None = None,
                    ceiling_dbtp: float | None = None, profile: str | None = None,
-                   progress: Progress | None = None) -> Target:
+                   progress: Progress | None = None, *, analysis_threads: int = 2) -> Target:
     """Turn the CLI's target options into one Target.
 
     ``--target`` gives LUFS, ceiling and a default profile; ``--reference`` tracks give the
@@ -146,7 +146,7 @@ def resolve_target(target: str | None = None, references: Sequence[str] = (), lu
         for ref in references:
             if progress:
                 progress(f"analysing reference {ref}")
-            feats.append(analyze_file_cached(ref))
+            feats.append(analyze_file_cached(ref, threads=analysis_threads))
         chosen_profile = profile_from_features(
             feats, name="reference", description="measured from " + ", ".join(Path(r).name for r in references),
             reference=True)
@@ -172,13 +172,15 @@ def resolve_target(target: str | None = None, references: Sequence[str] = (), lu
 
 
 @contextmanager
-def analysing_beside(path: str | Path) -> Iterator[Callable[[], Features]]:
+def analysing_beside(path: str | Path, threads: int = 2) -> Iterator[Callable[[], Features]]:
     """Analyse ``path`` in a second thread while the caller does other work (typically the
     reference's analysis in :func:`resolve_target`), so the two use both cores; a 3-minute track
-    and its reference take about 0.8 s instead of 1.15 s. Yields the function that waits for the
-    features (and raises the analysis's error, e.g. an unreadable input, when called)."""
+    and its reference take about 0.8 s instead of 1.15 s. ``threads`` as in
+    :func:`analysis.analyze.analyze_file`: 1 when the caller analyses a reference beside it
+    (and gives ``resolve_target`` ``analysis_threads=1``). Yields the function that waits for
+    the features (and raises the analysis's error, e.g. an unreadable input, when called)."""
     with ThreadPoolExecutor(1, thread_name_prefix="mixbridge-analysis") as pool:
-        pending = pool.submit(analyze_file, path)
+        pending = pool.submit(analyze_file, path, threads=threads)
         try:
             yield pending.result
         finally:

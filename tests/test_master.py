@@ -518,7 +518,7 @@ def test_reference_features_are_cached_and_refreshed_when_the_file_changes(tmp_p
     copy.write_bytes(ref.read_bytes())
     calls = []
     real = analyze_module.analyze_file
-    monkeypatch.setattr(analyze_module, "analyze_file", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(analyze_module, "analyze_file", lambda p, **kw: calls.append(p) or real(p, **kw))
     first = analyze_file_cached(copy, tmp_path / "cache")
     second = analyze_file_cached(copy, tmp_path / "cache")
     assert len(calls) == 1 and second.integrated_lufs == pytest.approx(first.integrated_lufs, abs=1e-4)
