@@ -97,11 +97,8 @@ def analyze_file_cached(path: str | Path, cache_dir: Path | None = None, *, thre
     is ignored (logged), never fatal.
     """
     path = Path(path)
-    cache_dir = cache_dir or cache_root()
     try:
-        stat = path.stat()
-        key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{FEATURE_VERSION}|{MEASUREMENT_REVISION}".encode()).hexdigest()
-        entry = cache_dir / "features" / f"{key}.json"
+        entry = _cache_entry(path, cache_dir)
         if entry.is_file():
             return Features.from_dict(json.loads(entry.read_text()))
     except (OSError, ValueError, KeyError, MixbridgeError) as exc:
@@ -115,6 +112,21 @@ def analyze_file_cached(path: str | Path, cache_dir: Path | None = None, *, thre
         except (OSError, MixbridgeError) as exc:
             log.info("feature cache not written for %s (%s)", path, exc)
     return features
+
+
+def _cache_entry(path: Path, cache_dir: Path | None) -> Path:
+    """Where :func:`analyze_file_cached` keeps ``path``'s features (raises OSError if it cannot be read)."""
+    stat = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{FEATURE_VERSION}|{MEASUREMENT_REVISION}".encode()).hexdigest()
+    return (cache_dir or cache_root()) / "features" / f"{key}.json"
+
+
+def is_cached(path: str | Path, cache_dir: Path | None = None) -> bool:
+    """Whether :func:`analyze_file_cached` has ``path``'s features (unchanged since)."""
+    try:
+        return _cache_entry(Path(path), cache_dir).is_file()
+    except (OSError, MixbridgeError):
+        return False
 
 
 def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: int, source: str,

@@ -53,19 +53,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_master(args: argparse.Namespace) -> int:
-    from mixbridge.assistant.master import analysing_beside, master_file, resolve_target, write_report
+    from mixbridge.assistant.master import analysing_beside, analysis_threads, master_file, resolve_target, write_report
     from mixbridge.assistant.options import MasterOptions
 
     options = _master_options(args, MasterOptions)  # refused before any work
     _check_outputs(args.html, args.report, args.save_chain)
     _check_export(args.export)
     progress = args.progress
-    threads = 1 if args.reference else 2  # two analyses side by side keep to one thread each
-    with analysing_beside(args.input, threads) as input_features, ThreadPoolExecutor(1) as page_work:
+    input_threads, reference_threads = analysis_threads(args.input, args.reference or ())
+    with analysing_beside(args.input, input_threads) as input_features, ThreadPoolExecutor(1) as page_work:
         # the page's plotting library loads and the input's A/B excerpt is encoded while the master runs
         original = page_work.submit(_page_original, args.input, input_features) if args.html else None
         target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress,
-                                analysis_threads=threads)
+                                analysis_threads=reference_threads)
         report = master_file(args.input, args.output, target, options, progress=progress,
                              plugins=args.plugins, plugin_dirs=args.plugin_dir or (), input_features=input_features)
     links = {}
@@ -148,16 +148,16 @@ def _judgment(args: argparse.Namespace):
 
 def cmd_suggest(args: argparse.Namespace) -> int:
     from mixbridge.assistant.bridge import estimated_gain_db, plugin_renderer, render_match
-    from mixbridge.assistant.master import analysing_beside, resolve_target, suggest_file
+    from mixbridge.assistant.master import analysing_beside, analysis_threads, resolve_target, suggest_file
 
     judgment = _judgment(args)
     _check_outputs(args.html, args.output)
     _check_export(args.export)
     progress = args.progress
-    threads = 1 if args.reference else 2  # two analyses side by side keep to one thread each
-    with analysing_beside(args.input, threads) as input_features:
+    input_threads, reference_threads = analysis_threads(args.input, args.reference or ())
+    with analysing_beside(args.input, input_threads) as input_features:
         target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress,
-                                analysis_threads=threads)
+                                analysis_threads=reference_threads)
         suggestion = suggest_file(args.input, target, engine=args.engine, refine=args.refine, judgment=judgment,
                                   progress=progress, input_features=input_features)
     target = suggestion.target

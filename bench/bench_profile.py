@@ -47,7 +47,7 @@ MATCHERING_PY = Path("/work/bench-venvs/matchering/bin/python")
 MIXBRIDGE_CODE = """
 import json, sys, time
 t0 = time.perf_counter()
-from mixbridge.assistant.master import analysing_beside, master_file, resolve_target
+from mixbridge.assistant.master import analysing_beside, analysis_threads, master_file, resolve_target
 from mixbridge.assistant.options import MasterOptions
 marks = [("import", time.perf_counter())]
 def step(message, done=None, total=None):
@@ -58,9 +58,10 @@ from mixbridge.assistant.cli import _page_original
 html = sys.argv[4] if len(sys.argv) > 4 else None
 # as cmd_master: the input analysed beside the reference; with --html, the page's import and the
 # input's A/B excerpt in the background while the master runs
-with analysing_beside(sys.argv[1], threads=1) as input_features, ThreadPoolExecutor(1) as page_work:
+input_threads, reference_threads = analysis_threads(sys.argv[1], [sys.argv[2]])
+with analysing_beside(sys.argv[1], input_threads) as input_features, ThreadPoolExecutor(1) as page_work:
     original = page_work.submit(_page_original, sys.argv[1], input_features) if html else None
-    target = resolve_target(None, [sys.argv[2]], progress=step, analysis_threads=1)
+    target = resolve_target(None, [sys.argv[2]], progress=step, analysis_threads=reference_threads)
     report = master_file(sys.argv[1], sys.argv[3], target, MasterOptions(overwrite=True), progress=step,
                          input_features=input_features)
 if html:

@@ -529,6 +529,23 @@ def test_reference_features_are_cached_and_refreshed_when_the_file_changes(tmp_p
     assert len(calls) == 2
 
 
+def test_the_longer_of_two_analyses_side_by_side_splits_its_meters(tmp_path, monkeypatch):
+    from mixbridge.analysis.analyze import analyze_file_cached, is_cached
+    from mixbridge.assistant.master import analysis_threads
+
+    monkeypatch.setenv("MIXBRIDGE_CACHE", str(tmp_path / "cache"))
+    short, long = _write(tmp_path / "short.wav", groove(22050, 4.0), 22050), _write(tmp_path / "long.wav",
+                                                                                    groove(22050, 9.0), 22050)
+    assert analysis_threads(short) == (2, 2)  # alone
+    assert analysis_threads(short, [long]) == (1, 2)
+    assert analysis_threads(long, [short]) == (2, 1)
+    assert analysis_threads(long, [short, short, short]) == (1, 2)  # references are analysed one after another
+    assert analysis_threads(short, [tmp_path / "missing.wav"]) == (1, 1)  # the analysis says what is wrong
+    assert not is_cached(long)
+    analyze_file_cached(long)
+    assert is_cached(long) and analysis_threads(short, [long]) == (2, 2)  # a cached reference costs nothing
+
+
 def test_a_mix_with_one_channel_inverted_is_put_back_in_phase_once(tmp_path):
     """A right channel exported upside down (the mix cancels in mono): judged as heard in phase,
     so it gets exactly the chain the in-phase mix gets, plus the polarity stage first, and the
