@@ -20,7 +20,7 @@ import numpy as np
 from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.atomic import cache_root, write_text
 from mixbridge.analysis.audio import Audio
-from mixbridge.analysis.blocks import Background, chunks
+from mixbridge.analysis.blocks import Background, chunks, parallel_within_file
 from mixbridge.analysis.dynamics import describe_dynamics
 from mixbridge.analysis.errors import MixbridgeError
 from mixbridge.analysis.features import FEATURE_VERSION, Features
@@ -134,7 +134,7 @@ def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: in
     """The analyzer over ``blocks``; with 2 ``threads``, its level meters in a second thread,
     beside the spectrum."""
     analyzer = StreamAnalyzer(sample_rate, channels, source)
-    if threads < 2:
+    if threads < 2 or not parallel_within_file():
         for block in blocks:
             analyzer.process(block)
         return analyzer.result()

@@ -8,6 +8,24 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+_parallel_within_file = True
+
+
+def parallel_within_file() -> bool:
+    """Whether one file's work may spread over two threads (the input's meters, the chain's
+    two halves, the closed loops' trials). True, unless :func:`serial_within_file` was called
+    in this process: a batch worker that masters files beside other workers, where splitting
+    a file costs CPU the others need (measured: 20 three-minute files with ``--jobs 2`` took
+    16 % more CPU with it)."""
+    return _parallel_within_file
+
+
+def serial_within_file() -> None:
+    """Keep each file's work in this process to one thread beside its writer (see
+    :func:`parallel_within_file`). The results do not change: only the threads."""
+    global _parallel_within_file
+    _parallel_within_file = False
+
 
 def chunks(samples: np.ndarray, frames: int) -> Iterator[np.ndarray]:
     """Consecutive ``(channels, <=frames)`` views of a ``(channels, n)`` array, in order."""

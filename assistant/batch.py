@@ -209,10 +209,14 @@ def _master_one(task: Task, options: MasterOptions) -> dict:
 
 
 def _one_thread_per_worker() -> None:
-    """Files run in parallel: each worker keeps its math libraries to one thread."""
+    """Files run in parallel: each worker keeps its math libraries, and each file's work, to
+    one thread."""
     from threadpoolctl import threadpool_limits
 
+    from mixbridge.analysis.blocks import serial_within_file
+
     threadpool_limits(1)
+    serial_within_file()
 
 
 # ---- executors: each turns tasks into manifest rows, in the order the files finish ----------

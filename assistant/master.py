@@ -18,7 +18,7 @@ import json
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -35,7 +35,7 @@ from mixbridge.analysis.analyze import (
 )
 from mixbridge.analysis.atomic import atomic_path, check_writable, scratch_path, write_text
 from mixbridge.analysis.audio import Audio
-from mixbridge.analysis.blocks import Background, ahead
+from mixbridge.analysis.blocks import Background, ahead, parallel_within_file
 from mixbridge.analysis.errors import InvalidAudioError, MixbridgeError, OutputError, UsageError
 from mixbridge.analysis.features import Features
 from mixbridge.analysis.progress import Progress, silent
@@ -183,6 +183,8 @@ def analysis_threads(input_path: str | Path, references: Sequence[str | Path] = 
     two jobs splits its meters in two, the other keeps to one thread (a 3-minute input beside a
     4.3-minute reference: 1.2 s instead of 1.3 s, the same CPU; four threads on two cores cost
     15 % more CPU). Alone (no reference, or every reference cached), the input splits."""
+    if not parallel_within_file():
+        return 1, 1
     pending = [ref for ref in references if not is_cached(ref)]
     if not pending:
         return 2, 2
@@ -378,7 +380,7 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
     with scratch_path(output_path) as scratch:
         step("rendering", 0, meta.frames)
         blocks = audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES)
-        if isinstance(renderer, ChainRenderer):  # its two halves on two cores, one block apart
+        if isinstance(renderer, ChainRenderer) and parallel_within_file():  # two halves on two cores, one block apart
             chain_out = (renderer.back(block) for block in ahead(blocks, renderer.front))
         else:  # VST3 plugins stay on one thread
             chain_out = (renderer.process(block) for block in blocks)
@@ -405,11 +407,14 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
             def write_pass(gain_db: float, block_gain_db: np.ndarray) -> tuple[float, float]:
                 step("finalizing and writing", 0, meta.frames)
                 analyzer = StreamAnalyzer(sr, channels, str(output_path))
+                halves = (analyzer.levels, analyzer.spectrum) if parallel_within_file() else (analyzer.process,)
                 with audio_io.BlockWriter(tmp, output_path, sr, channels, bit_depth) as writer, \
-                        Background(analyzer.levels) as levels, Background(analyzer.spectrum) as spectrum:
+                        ExitStack() as stack:
+                    meters = [stack.enter_context(Background(half)) for half in halves]
+
                     def measure(written: np.ndarray) -> None:
-                        levels.put(written)
-                        spectrum.put(written)
+                        for meter in meters:
+                            meter.put(written)
 
                     apply_stream(rendered(), gain_db, block_gain_db, stats.block, lambda block: measure(writer.write(block)))
                 outputs.append(analyzer.result())

@@ -342,3 +342,18 @@ def test_background_consumes_in_order_and_raises_the_consumers_error():
         with Background(fail) as measure:
             for _ in range(5):
                 measure.put(np.zeros((1, 4)))
+
+
+def test_a_batch_workers_serial_file_work_gives_the_same_master(mix, monkeypatch):
+    """A batch worker beside others keeps each file's work to one thread
+    (serial_within_file); the master, its settings and its report are the same."""
+    import mixbridge.analysis.blocks as blocks
+
+    target = resolve_target(None, [str(mix)])  # a reference: the closed loops' trials run too
+    parallel = master_file(mix, mix.parent / "parallel.wav", target)
+    monkeypatch.setattr(blocks, "_parallel_within_file", False)
+    serial = master_file(mix, mix.parent / "serial.wav", target)
+    assert (mix.parent / "parallel.wav").read_bytes() == (mix.parent / "serial.wav").read_bytes()
+    assert serial.settings == parallel.settings
+    a, b = parallel.output_features.to_dict(), serial.output_features.to_dict()
+    assert {k: (a[k], b[k]) for k in a if a[k] != b[k] and k != "source"} == {}
