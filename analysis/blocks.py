@@ -15,8 +15,8 @@ def parallel_within_file() -> bool:
     """Whether one file's work may spread over two threads (the input's meters, the chain's
     two halves, the closed loops' trials). True, unless :func:`serial_within_file` was called
     in this process: a batch worker that masters files beside other workers, where splitting
-    a file costs CPU the others need (measured: 20 three-minute files with ``--jobs 2`` took
-    16 % more CPU with it)."""
+    a file costs CPU the others need (20 three-minute files, ``--jobs 2``, four alternating runs
+    each: 40.7 s wall and 78 s CPU with each file on one thread, 43.7 s and 84 s split)."""
     return _parallel_within_file
 
 
