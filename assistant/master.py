@@ -382,7 +382,7 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
         blocks = audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES)
         if isinstance(renderer, ChainRenderer) and parallel_within_file():  # two halves on two cores, one block apart
             chain_out = (renderer.back(block) for block in ahead(blocks, renderer.front))
-        else:  # VST3 plugins stay on one thread
+        else:  # VST3 plugins (and a batch worker beside others) stay on one thread
             chain_out = (renderer.process(block) for block in blocks)
         with open(scratch, "wb") as f, Background(meter.process) as measure:
             for out in chain_out:
