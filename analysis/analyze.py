@@ -13,7 +13,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -73,20 +73,33 @@ def analyze_spectral(audio: Audio) -> SpectralSummary:
     return SpectralSummary(tuple(float(v) for v in sr.mid_band_db), sr.width, dyn.frame_crest_db, dyn.tail_level_db)
 
 
-def analyze_file(path: str | Path, invert_right: bool = False, *, threads: int = 2) -> Features:
+def analyze_file(path: str | Path, invert_right: bool = False, *, threads: int = 2,
+                 keep: list[np.ndarray] | None = None) -> Features:
     """Measure a file by streaming it (bounded memory, any length); ``invert_right``: as heard
     with the right channel's polarity inverted (a stereo file's). ``threads``: 2 runs the level
     meters in a second thread beside the spectrum (a 3-minute track: 0.5 instead of 0.65 s);
     1 keeps to the caller's thread, for an analysis that already runs beside another (two
-    analyses split four ways cost 15 % more CPU and gain nothing on two cores)."""
+    analyses split four ways cost 15 % more CPU and gain nothing on two cores). ``keep``: a
+    list that receives the decoded blocks as read, for a caller that needs the samples again,
+    so that the file is decoded once (a master). The blocks are a master's stream blocks
+    (``audio.DITHER_BLOCK_FRAMES``) whether kept or not, so the Features are the same to the
+    last bit either way."""
     meta = audio_io.info(path)
-    blocks = audio_io.iter_blocks(path)
+    blocks = audio_io.iter_blocks(path, audio_io.DITHER_BLOCK_FRAMES)
+    if keep is not None:
+        blocks = _kept(blocks, keep)
     if invert_right:
         blocks = (audio_io.invert_right(b) for b in blocks)
     features = _analyze_blocks(blocks, meta.sample_rate, meta.channels, str(path), threads)
     if features.clipped_samples:  # about a user's file: worth a warning (rendered arrays: a note only)
         log.warning("%s: %d samples at or above full scale (clipped)", path, features.clipped_samples)
     return features
+
+
+def _kept(blocks: Iterable[np.ndarray], keep: list[np.ndarray]) -> Iterator[np.ndarray]:
+    for block in blocks:
+        keep.append(block)
+        yield block
 
 
 def analyze_file_cached(path: str | Path, cache_dir: Path | None = None, *, threads: int = 2) -> Features:

@@ -67,7 +67,8 @@ def cmd_master(args: argparse.Namespace) -> int:
         target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress,
                                 analysis_threads=reference_threads)
         report = master_file(args.input, args.output, target, options, progress=progress,
-                             plugins=args.plugins, plugin_dirs=args.plugin_dir or (), input_features=input_features)
+                             plugins=args.plugins, plugin_dirs=args.plugin_dir or (), input_features=input_features,
+                             input_samples=input_features.samples)
     links = {}
     if args.save_chain:
         links["the chain (JSON)"] = report.settings.save(args.save_chain)

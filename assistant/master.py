@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -80,6 +80,10 @@ REPORT_VERSION = 1
 DEFAULT_TARGET = "spotify"  # when neither --target, --reference nor --lufs is given
 MIN_MASTER_S = 1.0
 STREAM_BLOCK_FRAMES = audio_io.DITHER_BLOCK_FRAMES  # ~24 s at 44.1 kHz; dither as in master_audio
+# An input whose samples take at most this much memory (float32: 6 minutes of 44.1 kHz stereo)
+# is decoded once, by its analysis, and its blocks are held for the excerpt and the render; a
+# longer one is read again block by block, so memory stays bounded for any length.
+HOLD_BYTES = 128 << 20
 
 
 @dataclass(frozen=True)
@@ -196,18 +200,47 @@ def analysis_threads(input_path: str | Path, references: Sequence[str | Path] = 
     return (2, 1) if input_s > references_s else (1, 2)
 
 
+def _holds(path: str | Path) -> bool:
+    """Whether ``path``'s samples are held in memory for a master (:data:`HOLD_BYTES`); a file
+    that cannot be read is not (its analysis says why)."""
+    try:
+        meta = audio_io.info(path)
+    except MixbridgeError:
+        return False
+    return meta.frames * meta.channels * 4 <= HOLD_BYTES
+
+
+class InputAnalysis:
+    """The input's analysis, running in a second thread (:func:`analysing_beside`). Called, it
+    gives the Features (waiting for them, and raising the analysis's error, e.g. an unreadable
+    input); :meth:`samples` gives the blocks the analysis decoded, held when the file is no
+    larger than :data:`HOLD_BYTES`, so a master reads its input once."""
+
+    def __init__(self, pending: Future, kept: list[np.ndarray] | None):
+        self._pending, self._kept = pending, kept
+
+    def __call__(self) -> Features:
+        return self._pending.result()
+
+    def samples(self) -> list[np.ndarray] | None:
+        """The input's ``(channels, n)`` float32 blocks of ``STREAM_BLOCK_FRAMES`` as read, or
+        None (not held)."""
+        self()
+        return self._kept
+
+
 @contextmanager
-def analysing_beside(path: str | Path, threads: int = 2) -> Iterator[Callable[[], Features]]:
+def analysing_beside(path: str | Path, threads: int = 2) -> Iterator[InputAnalysis]:
     """Analyse ``path`` in a second thread while the caller does other work (typically the
     reference's analysis in :func:`resolve_target`), so the two use both cores; a 3-minute track
     and its reference take about 0.8 s instead of 1.15 s. ``threads`` as in
     :func:`analysis.analyze.analyze_file`, chosen with the references' by :func:`analysis_threads`.
-    Yields the function that waits for the features (and raises the analysis's error, e.g. an
-    unreadable input, when called)."""
+    Yields the :class:`InputAnalysis` (give it, and its ``samples``, to :func:`master_file`)."""
+    kept: list[np.ndarray] | None = [] if _holds(path) else None
     with ThreadPoolExecutor(1, thread_name_prefix="mixbridge-analysis") as pool:
-        pending = pool.submit(analyze_file, path, threads=threads)
+        pending = pool.submit(analyze_file, path, threads=threads, keep=kept)
         try:
-            yield pending.result
+            yield InputAnalysis(pending, kept)
         finally:
             pending.cancel()
 
@@ -294,12 +327,15 @@ def decide(features: Features, excerpt: Audio, target: Target, engine: str, refi
 def master_file(input_path: str | Path, output_path: str | Path, target: Target,
                 options: MasterOptions = MasterOptions(), *, progress: Progress | None = None,
                 plugins: str | None = None, plugin_dirs: Sequence[str | Path] = (),
-                input_features: Callable[[], Features] | None = None) -> MasterReport:
+                input_features: Callable[[], Features] | None = None,
+                input_samples: Callable[[], list[np.ndarray] | None] | None = None) -> MasterReport:
     """Master one file to ``target`` as ``options`` say; see the module docstring.
 
     ``plugins``: render the chain through the VST3 plugins of this map (see
     :mod:`effects.plugins`); the report then says how closely they match the built-in render.
-    ``input_features``: the input's analysis, started earlier by :func:`analysing_beside`.
+    ``input_features``: the input's analysis, started earlier by :func:`analysing_beside`, and
+    ``input_samples`` the samples it held (its :meth:`InputAnalysis.samples`). Without them the
+    input is analysed here; either way a file no larger than :data:`HOLD_BYTES` is decoded once.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     o = options
@@ -315,12 +351,18 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
         raise InvalidAudioError(f"is {meta.duration_s:.3f} s long; mastering needs at least {MIN_MASTER_S:.0f} s",
                          input_path)
     step("analysing")
-    before = input_features() if input_features else analyze_file(input_path)
+    held: list[np.ndarray] | None  # the input's blocks, decoded once by its analysis (small files)
+    if input_features:
+        before = input_features()
+        held = input_samples() if input_samples else None
+    else:
+        held = [] if _holds(input_path) else None
+        before = analyze_file(input_path, keep=held)
     if not math.isfinite(before.integrated_lufs):
         raise InvalidAudioError("is silent (no measurable loudness); nothing to master", input_path)
     sr = meta.sample_rate
     # the excerpt the model refines on is also what plugins are calibrated and compared on
-    excerpt = excerpt_of(input_path) if o.chain is None or plugins else None
+    excerpt = excerpt_of(input_path, held) if o.chain is None or plugins else None
     decision = None
     if o.chain is None:
         step("choosing settings")
@@ -343,7 +385,8 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
                          "match": render_match(renderer, settings, excerpt)}
     del excerpt
     plan, after, trace = _render_and_finalize(input_path, output_path, meta,
-                                              renderer or ChainRenderer(settings, sr), spec, o.bit_depth, step)
+                                              renderer or ChainRenderer(settings, sr), spec, o.bit_depth, step, held)
+    del held
     warnings = plan.warnings
     if after.true_peak_dbtp > target.ceiling_dbtp:
         warnings += (f"output true peak {after.true_peak_dbtp:.2f} dBTP is over the "
@@ -364,8 +407,8 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
 
 
 def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.AudioInfo, renderer,
-                         spec: FinalizeSpec, bit_depth: str,
-                         step: Progress) -> tuple[FinalizePlan, Features, LimiterTrace]:
+                         spec: FinalizeSpec, bit_depth: str, step: Progress,
+                         held: list[np.ndarray] | None = None) -> tuple[FinalizePlan, Features, LimiterTrace]:
     """Pass 1: render the input block by block through ``renderer`` (a ``ChainRenderer`` or a
     ``PluginChainRenderer``: anything with ``process(block)``) into a scratch file, measuring the finalizer's
     block statistics. Pass 2 (repeated if the finalizer corrects): read it back, apply the
@@ -379,7 +422,7 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
     sizes = []
     with scratch_path(output_path) as scratch:
         step("rendering", 0, meta.frames)
-        blocks = audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES)
+        blocks = iter(held) if held is not None else audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES)
         if isinstance(renderer, ChainRenderer) and parallel_within_file():  # two halves on two cores, one block apart
             chain_out = (renderer.back(block) for block in ahead(blocks, renderer.front))
         else:  # VST3 plugins (and a batch worker beside others) stay on one thread
@@ -424,10 +467,18 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
         return plan, outputs[-1], limiter_trace(stats, plan)
 
 
-def excerpt_of(path: str | Path) -> Audio:
-    """The excerpt of ``path`` that settings are refined, and plugins calibrated, on (read from the file)."""
+def excerpt_of(path: str | Path, blocks: Sequence[np.ndarray] | None = None) -> Audio:
+    """The excerpt of ``path`` that settings are refined, and plugins calibrated, on: read from
+    the file, or cut from its ``blocks`` (consecutive, as the analysis held them) with the same
+    values."""
     meta = audio_io.info(path)
-    return audio_io.load_spans(path, excerpt_spans(meta.frames, meta.sample_rate))
+    spans = excerpt_spans(meta.frames, meta.sample_rate)
+    if blocks is None:
+        return audio_io.load_spans(path, spans)
+    starts = np.cumsum([0] + [b.shape[1] for b in blocks])
+    parts = [block[:, max(a - s0, 0): b - s0] for a, b in spans
+             for block, s0, s1 in zip(blocks, starts[:-1], starts[1:]) if s0 < b and a < s1]
+    return Audio(np.concatenate(parts, axis=1), meta.sample_rate, str(path))
 
 
 def write_report(report: MasterReport, path: str | Path) -> Path:

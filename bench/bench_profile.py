@@ -63,7 +63,7 @@ with analysing_beside(sys.argv[1], input_threads) as input_features, ThreadPoolE
     original = page_work.submit(_page_original, sys.argv[1], input_features) if html else None
     target = resolve_target(None, [sys.argv[2]], progress=step, analysis_threads=reference_threads)
     report = master_file(sys.argv[1], sys.argv[3], target, MasterOptions(overwrite=True), progress=step,
-                         input_features=input_features)
+                         input_features=input_features, input_samples=input_features.samples)
 if html:
     step("writing the HTML report")
     from mixbridge.assistant.html_report import master_page

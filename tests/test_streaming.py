@@ -357,3 +357,32 @@ def test_a_batch_workers_serial_file_work_gives_the_same_master(mix, monkeypatch
     assert serial.settings == parallel.settings
     a, b = parallel.output_features.to_dict(), serial.output_features.to_dict()
     assert {k: (a[k], b[k]) for k in a if a[k] != b[k] and k != "source"} == {}
+
+
+def test_a_master_decodes_its_input_once_and_writes_what_a_second_read_writes(tmp_path, monkeypatch):
+    """A file no larger than HOLD_BYTES is decoded by its analysis and its blocks are held for
+    the excerpt and the render; the master is the one that reading the file again gives."""
+    import mixbridge.assistant.master as master
+
+    path = tmp_path / "mix.wav"  # 2.6 M frames: three stream blocks, the excerpt's spans cross them
+    sf.write(str(path), np.tile(groove(22050, 6.0), 20).T, 22050, subtype="PCM_24")
+    target = resolve_target(None, [str(path)])
+    reads: list[str] = []
+    real_iter, real_spans = mixbridge.analysis.audio.iter_blocks, mixbridge.analysis.audio.load_spans
+    monkeypatch.setattr(mixbridge.analysis.audio, "iter_blocks", lambda p, *a: reads.append("blocks") or real_iter(p, *a))
+    monkeypatch.setattr(mixbridge.analysis.audio, "load_spans", lambda p, s: reads.append("spans") or real_spans(p, s))
+    once = master_file(path, tmp_path / "once.wav", target)
+    assert reads == ["blocks"]
+    with master.analysing_beside(path) as analysis:  # as the CLI: the analysis in a second thread
+        beside = master_file(path, tmp_path / "beside.wav", target, input_features=analysis,
+                             input_samples=analysis.samples)
+    assert reads == ["blocks"] * 2
+    monkeypatch.setattr(master, "HOLD_BYTES", 0)
+    again = master_file(path, tmp_path / "again.wav", target)
+    assert reads == ["blocks"] * 2 + ["blocks", "spans", "blocks"]
+    assert (tmp_path / "once.wav").read_bytes() == (tmp_path / "again.wav").read_bytes() \
+        == (tmp_path / "beside.wav").read_bytes()
+    assert once.settings == again.settings == beside.settings
+    held = []
+    mixbridge.analysis.analyze.analyze_file(path, keep=held)
+    np.testing.assert_array_equal(master.excerpt_of(path, held).samples, master.excerpt_of(path).samples)
