@@ -160,7 +160,8 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         target = resolve_target(args.target, args.reference or (), args.lufs, args.ceiling, args.profile, progress,
                                 analysis_threads=reference_threads)
         suggestion = suggest_file(args.input, target, engine=args.engine, refine=args.refine, judgment=judgment,
-                                  progress=progress, input_features=input_features)
+                                  progress=progress, input_features=input_features,
+                                  input_samples=input_features.samples)
     target = suggestion.target
     print("\n".join(text.suggestion_lines(args.input, suggestion, args.engine)))
     links = {}

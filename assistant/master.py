@@ -276,16 +276,17 @@ class Suggestion:
 def suggest_file(path: str | Path, target: Target, *, engine: str = DEFAULT_ENGINE, refine: bool = True,
                  judgment: JudgeOptions = JudgeOptions(), max_limiting_db: float = MAX_LIMITING_DB,
                  progress: Progress | None = None,
-                 input_features: Callable[[], Features] | None = None) -> Suggestion:
+                 input_features: Callable[[], Features] | None = None,
+                 input_samples: Callable[[], list[np.ndarray] | None] | None = None) -> Suggestion:
     """Analyse ``path`` and suggest the chain that moves it toward ``target`` (no rendering);
-    ``input_features`` as in :func:`master_file`."""
+    ``input_features`` and ``input_samples`` as in :func:`master_file`."""
     step = progress or silent
     step("analysing")
     features = input_features() if input_features else analyze_file(path)
     if not math.isfinite(features.integrated_lufs):
         raise InvalidAudioError("is silent (no measurable loudness); nothing to suggest", path)
     step("choosing settings")
-    excerpt = excerpt_of(path)
+    excerpt = excerpt_of(path, input_samples() if input_samples else None)
     decision, target = decide(features, excerpt, target, engine, refine, judgment, max_limiting_db,
                               lambda: analyze_file(path, invert_right=True))
     return Suggestion(features, decision, excerpt, target)

@@ -377,12 +377,15 @@ def test_a_master_decodes_its_input_once_and_writes_what_a_second_read_writes(tm
         beside = master_file(path, tmp_path / "beside.wav", target, input_features=analysis,
                              input_samples=analysis.samples)
     assert reads == ["blocks"] * 2
+    with master.analysing_beside(path) as analysis:  # `suggest` cuts its excerpt from the held blocks too
+        suggested = master.suggest_file(path, target, input_features=analysis, input_samples=analysis.samples)
+    assert reads == ["blocks"] * 3 and suggested.settings == once.settings
     monkeypatch.setattr(master, "HOLD_BYTES", 0)
     again = master_file(path, tmp_path / "again.wav", target)
-    assert reads == ["blocks"] * 2 + ["blocks", "spans", "blocks"]
+    assert reads == ["blocks"] * 3 + ["blocks", "spans", "blocks"]
     assert (tmp_path / "once.wav").read_bytes() == (tmp_path / "again.wav").read_bytes() \
         == (tmp_path / "beside.wav").read_bytes()
     assert once.settings == again.settings == beside.settings
-    held = []
+    held: list[np.ndarray] = []
     mixbridge.analysis.analyze.analyze_file(path, keep=held)
     np.testing.assert_array_equal(master.excerpt_of(path, held).samples, master.excerpt_of(path).samples)
