@@ -224,7 +224,7 @@ class InputAnalysis:
 
     def samples(self) -> list[np.ndarray] | None:
         """The input's ``(channels, n)`` float32 blocks of ``STREAM_BLOCK_FRAMES`` as read, or
-        None (not held)."""
+        None (not held). A master's render consumes them (the list ends empty)."""
         self()
         return self._kept
 
@@ -387,7 +387,6 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
     del excerpt
     plan, after, trace = _render_and_finalize(input_path, output_path, meta,
                                               renderer or ChainRenderer(settings, sr), spec, o.bit_depth, step, held)
-    del held
     warnings = plan.warnings
     if after.true_peak_dbtp > target.ceiling_dbtp:
         warnings += (f"output true peak {after.true_peak_dbtp:.2f} dBTP is over the "
@@ -423,7 +422,7 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
     sizes = []
     with scratch_path(output_path) as scratch:
         step("rendering", 0, meta.frames)
-        blocks = iter(held) if held is not None else audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES)
+        blocks = _drained(held) if held is not None else audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES)
         if isinstance(renderer, ChainRenderer) and parallel_within_file():  # two halves on two cores, one block apart
             chain_out = (renderer.back(block) for block in ahead(blocks, renderer.front))
         else:  # VST3 plugins (and a batch worker beside others) stay on one thread
@@ -466,6 +465,13 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
 
             plan = finalize_from_stats(stats, spec, write_pass, str(input_path))
         return plan, outputs[-1], limiter_trace(stats, plan)
+
+
+def _drained(blocks: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """The held input's blocks, in order, each let go as it is rendered (the list ends empty):
+    the write pass then holds the rendered samples only."""
+    while blocks:
+        yield blocks.pop(0)
 
 
 def excerpt_of(path: str | Path, blocks: Sequence[np.ndarray] | None = None) -> Audio:
