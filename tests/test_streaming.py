@@ -349,7 +349,7 @@ def test_a_batch_workers_serial_file_work_gives_the_same_master(mix, monkeypatch
     (serial_within_file); the master, its settings and its report are the same."""
     import mixbridge.analysis.blocks as blocks
 
-    target = resolve_target(None, [str(mix)])  # the input beside a reference, as the CLI runs it
+    target = resolve_target(None, [str(mix)])  # a reference target, as `--reference` gives
     parallel = master_file(mix, mix.parent / "parallel.wav", target)
     monkeypatch.setattr(blocks, "_parallel_within_file", False)
     serial = master_file(mix, mix.parent / "serial.wav", target)
