@@ -23,6 +23,7 @@ import numpy as np
 from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.atomic import cache_root, write_text
 from mixbridge.analysis.audio import Audio
+from mixbridge.analysis.blocks import serial_within_file
 from mixbridge.analysis.features import Features
 from mixbridge.analysis.progress import Progress, silent
 from mixbridge.models.data import LEARNED, audio_files, clips_from_file, make_examples, split_by_source
@@ -92,7 +93,7 @@ def build_dataset(files: Sequence[Path], variants: int, jobs: int, seed: int = 0
     tasks = [(str(p), seed * 10_000 + i, variants) for i, p in enumerate(files)]
     rows: list = []
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=serial_within_file) as pool:  # files side by side
         for i, result in enumerate(pool.map(_file_examples, tasks)):
             rows.extend(result)
             if progress:
