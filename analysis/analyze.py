@@ -20,7 +20,7 @@ import numpy as np
 from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.atomic import cache_root, write_text
 from mixbridge.analysis.audio import Audio
-from mixbridge.analysis.blocks import Background, chunks, parallel_within_file
+from mixbridge.analysis.blocks import Background, chunks, file_threads
 from mixbridge.analysis.dynamics import describe_dynamics
 from mixbridge.analysis.errors import MixbridgeError
 from mixbridge.analysis.features import FEATURE_VERSION, Features
@@ -48,7 +48,7 @@ MEASUREMENT_REVISION = 2
 
 def analyze(audio: Audio) -> Features:
     """Measure ``audio``; see :class:`Features` for what is measured."""
-    return _analyze_blocks(audio.blocks(), audio.sample_rate, audio.channels, audio.source)
+    return analyze_blocks(audio.blocks(), audio.sample_rate, audio.channels, audio.source)
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def analyze_file(path: str | Path, invert_right: bool = False, *, threads: int =
         blocks = _kept(blocks, keep)
     if invert_right:
         blocks = (audio_io.invert_right(b) for b in blocks)
-    features = _analyze_blocks(blocks, meta.sample_rate, meta.channels, str(path), threads)
+    features = analyze_blocks(blocks, meta.sample_rate, meta.channels, str(path), threads)
     if features.clipped_samples:  # about a user's file: worth a warning (rendered arrays: a note only)
         log.warning("%s: %d samples at or above full scale (clipped)", path, features.clipped_samples)
     return features
@@ -142,12 +142,12 @@ def is_cached(path: str | Path, cache_dir: Path | None = None) -> bool:
         return False
 
 
-def _analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: int, source: str,
+def analyze_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: int, source: str,
                     threads: int = 2) -> Features:
-    """The analyzer over ``blocks``; with 2 ``threads``, its level meters in a second thread,
-    beside the spectrum."""
+    """The analyzer over consecutive ``(channels, n)`` ``blocks`` (e.g. a file's, held from an
+    earlier read); with 2 ``threads``, its level meters in a second thread, beside the spectrum."""
     analyzer = StreamAnalyzer(sample_rate, channels, source)
-    if threads < 2 or not parallel_within_file():
+    if min(threads, file_threads()) < 2:
         for block in blocks:
             analyzer.process(block)
         return analyzer.result()

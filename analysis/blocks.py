@@ -11,18 +11,18 @@ import numpy as np
 _parallel_within_file = True
 
 
-def parallel_within_file() -> bool:
-    """Whether one file's work may spread over two threads (the input's meters, the chain's
-    two halves, the closed loops' trials). True, unless :func:`serial_within_file` was called
-    in this process: a batch worker that masters files beside other workers, where splitting
+def file_threads() -> int:
+    """How many threads one file's work may spread over (the input's meters, the chain's two
+    halves, the closed loops' trials): 2, or 1 once :func:`serial_within_file` was called in
+    this process: a batch worker that masters files beside other workers, where splitting
     a file costs CPU the others need (20 three-minute files, ``--jobs 2``, four alternating runs
     each: 40.7 s wall and 78 s CPU with each file on one thread, 43.7 s and 84 s split)."""
-    return _parallel_within_file
+    return 2 if _parallel_within_file else 1
 
 
 def serial_within_file() -> None:
     """Keep each file's work in this process to one thread beside its writer (see
-    :func:`parallel_within_file`). The results do not change: only the threads."""
+    :func:`file_threads`). The results do not change: only the threads."""
     global _parallel_within_file
     _parallel_within_file = False
 

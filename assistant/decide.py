@@ -19,7 +19,7 @@ import numpy as np
 
 from mixbridge.analysis.analyze import analyze_spectral
 from mixbridge.analysis.audio import Audio
-from mixbridge.analysis.blocks import parallel_within_file
+from mixbridge.analysis.blocks import file_threads
 from mixbridge.analysis.errors import UsageError
 from mixbridge.analysis.features import Features
 from mixbridge.analysis.loudness import measure_loudness
@@ -291,8 +291,7 @@ def _reach_space(audio: Audio, features: Features, goal: Goal, settings: ChainSe
     def reached(wet: float) -> float:
         return features.tail_level_db + (wet - dry if math.isfinite(wet) and math.isfinite(dry) else 0.0)
 
-    threads = 2 if parallel_within_file() else 1  # the renders release the GIL
-    with ThreadPoolExecutor(threads, thread_name_prefix="mixbridge-space") as pool:
+    with ThreadPoolExecutor(file_threads(), thread_name_prefix="mixbridge-space") as pool:  # renders release the GIL
         dry, wet = pool.map(tail_db, (settings.replace(enabled={"reverb": False}), settings))
     tail = reached(wet)
     if tail >= check.low - lim.space_trigger_db / 2.0 or tail >= check.goal:

@@ -29,13 +29,14 @@ from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.analyze import (
     OUT_OF_PHASE_NOTE,
     StreamAnalyzer,
+    analyze_blocks,
     analyze_file,
     analyze_file_cached,
     is_cached,
 )
 from mixbridge.analysis.atomic import atomic_path, check_writable, scratch_path, write_text
 from mixbridge.analysis.audio import Audio
-from mixbridge.analysis.blocks import Background, ahead, parallel_within_file
+from mixbridge.analysis.blocks import Background, ahead, file_threads
 from mixbridge.analysis.errors import InvalidAudioError, MixbridgeError, OutputError, UsageError
 from mixbridge.analysis.features import Features
 from mixbridge.analysis.progress import Progress, silent
@@ -187,7 +188,7 @@ def analysis_threads(input_path: str | Path, references: Sequence[str | Path] = 
     two jobs splits its meters in two, the other keeps to one thread (a 3-minute input beside a
     4.3-minute reference: 1.2 s instead of 1.3 s, the same CPU; four threads on two cores cost
     15 % more CPU). Alone (no reference, or every reference cached), the input splits."""
-    if not parallel_within_file():
+    if file_threads() < 2:
         return 1, 1
     pending = [ref for ref in references if not is_cached(ref)]
     if not pending:
@@ -286,10 +287,22 @@ def suggest_file(path: str | Path, target: Target, *, engine: str = DEFAULT_ENGI
     if not math.isfinite(features.integrated_lufs):
         raise InvalidAudioError("is silent (no measurable loudness); nothing to suggest", path)
     step("choosing settings")
-    excerpt = excerpt_of(path, input_samples() if input_samples else None)
+    held = input_samples() if input_samples else None
+    excerpt = excerpt_of(path, held)
     decision, target = decide(features, excerpt, target, engine, refine, judgment, max_limiting_db,
-                              lambda: analyze_file(path, invert_right=True))
+                              _heard_inverted(path, held))
     return Suggestion(features, decision, excerpt, target)
+
+
+def _heard_inverted(path: Path | str, held: list[np.ndarray] | None) -> Callable[[], Features]:
+    """For :func:`decide`: the track's analysis as heard with the right channel inverted, from
+    its held blocks when it has them (no second decode), else from the file."""
+    def heard() -> Features:
+        if not held:
+            return analyze_file(path, invert_right=True)
+        meta = audio_io.info(path)
+        return analyze_blocks((audio_io.invert_right(b) for b in held), meta.sample_rate, meta.channels, str(path))
+    return heard
 
 
 def input_notes(features: Features, settings: ChainSettings) -> tuple[str, ...]:
@@ -369,7 +382,7 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
         step("choosing settings")
         assert excerpt is not None  # read above whenever settings are suggested
         decision, target = decide(before, excerpt, target, o.engine, o.refine, o.judgment, o.max_limiting_db,
-                                  lambda: analyze_file(input_path, invert_right=True))
+                                  _heard_inverted(input_path, held))
         settings = decision.settings
     else:
         target = with_profile_for(target, before)
@@ -423,7 +436,7 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
     with scratch_path(output_path) as scratch:
         step("rendering", 0, meta.frames)
         blocks = _drained(held) if held is not None else audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES)
-        if isinstance(renderer, ChainRenderer) and parallel_within_file():  # two halves on two cores, one block apart
+        if isinstance(renderer, ChainRenderer) and file_threads() > 1:  # two halves on two cores, one block apart
             chain_out = (renderer.back(block) for block in ahead(blocks, renderer.front))
         else:  # VST3 plugins (and a batch worker beside others) stay on one thread
             chain_out = (renderer.process(block) for block in blocks)
@@ -450,7 +463,7 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
             def write_pass(gain_db: float, block_gain_db: np.ndarray) -> tuple[float, float]:
                 step("finalizing and writing", 0, meta.frames)
                 analyzer = StreamAnalyzer(sr, channels, str(output_path))
-                halves = (analyzer.levels, analyzer.spectrum) if parallel_within_file() else (analyzer.process,)
+                halves = (analyzer.levels, analyzer.spectrum) if file_threads() > 1 else (analyzer.process,)
                 with audio_io.BlockWriter(tmp, output_path, sr, channels, bit_depth) as writer, \
                         ExitStack() as stack:
                     meters = [stack.enter_context(Background(half)) for half in halves]

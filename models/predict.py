@@ -18,7 +18,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from mixbridge.analysis.blocks import parallel_within_file
+from mixbridge.analysis.blocks import file_threads
 from mixbridge.analysis.spectrum import side_mid_ratio, smooth_bands  # leaf module
 from mixbridge.effects.render import render
 from mixbridge.effects.response import eq_band_response_db
@@ -171,8 +171,7 @@ def fit_compressor(samples: np.ndarray, sample_rate: int, settings: ChainSetting
         return lra_reduction_lu <= 0 or base_lra - loudness_range(out, sample_rate) >= lra_reduction_lu
 
     high, low = min(peak_db, 0.0), max(peak_db - FIT_THRESHOLD_SPAN_DB, -60.0)
-    threads = 2 if parallel_within_file() else 1  # the renders release the GIL
-    with ThreadPoolExecutor(threads, thread_name_prefix="mixbridge-fit") as pool:
+    with ThreadPoolExecutor(file_threads(), thread_name_prefix="mixbridge-fit") as pool:  # renders release the GIL
         mid = (high + low) / 2.0
         low_ok, mid_ok = pool.map(enough, (low, mid))
         if not low_ok:

@@ -546,7 +546,7 @@ def test_the_longer_of_two_analyses_side_by_side_splits_its_meters(tmp_path, mon
     assert is_cached(long) and analysis_threads(short, [long]) == (2, 2)  # a cached reference costs nothing
 
 
-def test_a_mix_with_one_channel_inverted_is_put_back_in_phase_once(tmp_path):
+def test_a_mix_with_one_channel_inverted_is_put_back_in_phase_once(tmp_path, monkeypatch):
     """A right channel exported upside down (the mix cancels in mono): judged as heard in phase,
     so it gets exactly the chain the in-phase mix gets, plus the polarity stage first, and the
     evidence's first line says why. Mastering the master again leaves the polarity alone."""
@@ -555,7 +555,12 @@ def test_a_mix_with_one_channel_inverted_is_put_back_in_phase_once(tmp_path):
     inverted = _write(tmp_path / "inverted.wav", x * np.array([[1.0], [-1.0]], dtype=np.float32), 44100)
     spotify = resolve_target("spotify")
     normal = master_file(in_phase, tmp_path / "a.wav", spotify, MasterOptions(engine="dsp"))
+    import mixbridge.analysis.audio as audio_module
+
+    decodes, real_iter = [], audio_module.iter_blocks
+    monkeypatch.setattr(audio_module, "iter_blocks", lambda p, *a: decodes.append(p) or real_iter(p, *a))
     fixed = master_file(inverted, tmp_path / "b.wav", spotify, MasterOptions(engine="dsp"))
+    assert decodes == [inverted]  # the analysis as heard in phase comes from the held blocks
     assert fixed.input_features.correlation < -0.99 and fixed.settings.is_on("polarity")
     assert not normal.settings.is_on("polarity")
     assert fixed.settings.replace(enabled={"polarity": False}) == normal.settings
