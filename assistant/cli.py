@@ -307,7 +307,7 @@ def cmd_model_train(args: argparse.Namespace) -> int:
     from mixbridge.models.train import train
 
     summary = train(Path(args.out), [Path(a) for a in args.audio], args.score_clips, args.variants,
-                    args.epochs, args.jobs, progress=args.progress)
+                    args.epochs, args.jobs, progress=args.progress, foreign_variants=args.foreign_variants)
     print(f"trained on {summary['examples']} examples ({summary['dataset_s']:.0f} s dataset, "
           f"{summary['training_s']:.0f} s training); weights in {args.out}/model.npz")
     return 0
@@ -631,6 +631,9 @@ def _add_model(sub, common: argparse.ArgumentParser) -> None:
         m.set_defaults(run=run)
         if name == "train":
             m.add_argument("--variants", type=int, default=12, help="settings drawn per clip")
+            m.add_argument("--foreign-variants", type=int, default=6, metavar="N",
+                           help="foreign degradations per clip of a real recording (curve, compressor, echo/reverb; "
+                                "the recording itself is the target)")
             m.add_argument("--epochs", type=int, default=300, help="training epochs")
             m.add_argument("--out", default="models/weights", help="folder for model.npz")
         else:

@@ -4,7 +4,7 @@ original as the reference; none / finalizer only / DSP / DSP + refinement / mode
 refinement) plus Matchering 2.0.6 from its own venv (subprocess, GPLv3, never imported here).
 
     .venv/bin/python bench/bench_restore.py [--corpus /work/corpus/wav] [--tracks held-out|all]
-        [--seconds 30] [--per-track 4] [--matchering-python /work/bench-venvs/matchering/bin/python]
+        [--seconds 30] [--per-track 4] [--recordings a,b,c] [--matchering-python /work/bench-venvs/matchering/bin/python]
 
 **Held out**: the recordings the shipped weights held out by file (recorded in their metadata,
 ``SettingsModel.held_out_recordings``; ``models/MODEL_CARD.md``); no clip of them was trained on. ``--tracks all`` adds the rest of the corpus, reported apart.
@@ -49,13 +49,16 @@ def main() -> int:
     ap.add_argument("--corpus", type=Path, default=CORPUS)
     ap.add_argument("--tracks", choices=("held-out", "all"), default="held-out")
     ap.add_argument("--seconds", type=float, default=30.0, help="clip length, from 30 s into each track")
+    ap.add_argument("--recordings", help="comma-separated recording names to restore instead of the weights' "
+                    "held-out ones (e.g. to compare two sets of weights on the same clips)")
     ap.add_argument("--per-track", type=int, default=4, help="degraded clips per track, each from another family")
     ap.add_argument("--matchering-python", type=Path, default=MATCHERING_PY)
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args()
     extra = {"matchering": matchering(args.matchering_python)} if args.matchering_python.exists() else {}
     names = sorted(p.stem for p in args.corpus.glob("*.wav"))
-    held_out = SettingsModel.load().held_out_recordings  # as the shipped weights' training recorded
+    held_out = (tuple(args.recordings.split(",")) if args.recordings
+                else SettingsModel.load().held_out_recordings)  # as the shipped weights' training recorded
     held = [args.corpus / f"{n}.wav" for n in names if n in held_out]
     others = [args.corpus / f"{n}.wav" for n in names if n not in held_out] if args.tracks == "all" else []
     if not held + others:

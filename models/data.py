@@ -26,6 +26,7 @@ from mixbridge.analysis.features import Features
 from mixbridge.effects.render import render
 from mixbridge.effects.schema import EQ_STAGES, PARAM_INDEX, ChainSettings, ParamSpec, switched_on
 from mixbridge.models.baseline import EQ_LAYOUT, nominal_trim_db
+from mixbridge.models.foreign import FAMILIES, degrade
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,30 @@ def make_examples(samples: np.ndarray, sample_rate: int, source: str, seed: int,
             continue
         y = _peak_safe(y)
         yield Example(fx, analyze_array(y, sample_rate), values, source, seed * 1000 + v, x, y)
+
+
+def foreign_examples(samples: np.ndarray, sample_rate: int, source: str, seed: int, variants: int,
+                     analyze_array) -> Iterator[Example]:
+    """``variants`` examples from one real clip degraded by foreign processors
+    (:mod:`mixbridge.models.foreign`, the families in turn), the clip itself as the target.
+    The label undoes what the chain can undo; the compressor and reverb are off."""
+    rng = np.random.default_rng(seed)
+    y = _peak_safe(samples)
+    fy = analyze_array(y, sample_rate)
+    if not math.isfinite(fy.integrated_lufs) or fy.integrated_lufs < -60:
+        return
+    for v in range(variants):
+        x, undo, _ = degrade(y, sample_rate, rng, FAMILIES[v % len(FAMILIES)])
+        if not np.isfinite(x).all():
+            continue
+        x = _peak_safe(x)
+        fx = analyze_array(x, sample_rate)
+        if not math.isfinite(fx.integrated_lufs) or fx.integrated_lufs < -60:
+            continue
+        values = {"compressor.ratio": 1.0, "compressor.threshold_db": DRAW_RANGES["compressor.threshold_db"][1],
+                  "reverb.wet": 0.0}
+        values.update({name: float(np.clip(value, *DRAW_RANGES[name])) for name, value in undo.items()})
+        yield Example(fx, fy, values, source, seed * 1000 + 500 + v, x, y)
 
 
 def clips_from_file(path: Path, clip_s: float = CLIP_S, max_clips: int = 4) -> list[tuple[np.ndarray, int]]:

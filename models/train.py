@@ -26,13 +26,21 @@ from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.blocks import serial_within_file
 from mixbridge.analysis.features import Features
 from mixbridge.analysis.progress import Progress, silent
-from mixbridge.models.data import LEARNED, audio_files, clips_from_file, make_examples, split_by_source
+from mixbridge.models.data import (
+    LEARNED,
+    audio_files,
+    clips_from_file,
+    foreign_examples,
+    make_examples,
+    split_by_source,
+)
 from mixbridge.models.net import TargetDescriptor, input_vector, normalise_values
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SCORE_CLIPS = 160
 DEFAULT_VARIANTS = 12
+DEFAULT_FOREIGN_VARIANTS = 6  # foreign degradations per real clip (models.foreign)
 CLIPS_PER_FILE = 3
 
 
@@ -72,9 +80,10 @@ def _analyze_array(samples: np.ndarray, sample_rate: int):
     return analyze(Audio(samples, sample_rate))
 
 
-def _file_examples(args: tuple[str, int, int]) -> list[tuple]:
-    """Worker: every example of one source file (its clips x variants), as Dataset columns."""
-    path, seed, variants = args
+def _file_examples(args: tuple[str, int, int, int]) -> list[tuple]:
+    """Worker: every example of one source file (its clips x (variants + foreign variants)),
+    as Dataset columns."""
+    path, seed, variants, foreign = args
     out: list[tuple] = []
     try:
         clips = clips_from_file(Path(path), max_clips=CLIPS_PER_FILE)
@@ -84,13 +93,18 @@ def _file_examples(args: tuple[str, int, int]) -> list[tuple]:
     for c, (samples, rate) in enumerate(clips):
         for ex in make_examples(samples, rate, path, seed * 100 + c, variants, _analyze_array):
             out.append((ex.features_x, ex.features_y, ex.values, path, ex.seed))
+        for ex in foreign_examples(samples, rate, path, seed * 100 + c, foreign, _analyze_array):
+            out.append((ex.features_x, ex.features_y, ex.values, f"{path} (foreign)", ex.seed))
     return out
 
 
 def build_dataset(files: Sequence[Path], variants: int, jobs: int, seed: int = 0,
-                  progress: Progress | None = None) -> Dataset:
-    """Examples from every file, in ``jobs`` processes."""
-    tasks = [(str(p), seed * 10_000 + i, variants) for i, p in enumerate(files)]
+                  progress: Progress | None = None, foreign_variants: int = 0) -> Dataset:
+    """Examples from every file, in ``jobs`` processes: ``variants`` chain renders per clip,
+    and ``foreign_variants`` foreign degradations per clip of a real recording (not of a
+    rendered score clip: the target of a foreign example is the recording itself)."""
+    tasks = [(str(p), seed * 10_000 + i, variants, 0 if _is_score_clip(p) else foreign_variants)
+             for i, p in enumerate(files)]
     rows: list = []
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=jobs, initializer=serial_within_file) as pool:  # files side by side
@@ -102,6 +116,10 @@ def build_dataset(files: Sequence[Path], variants: int, jobs: int, seed: int = 0
     if not rows:
         raise RuntimeError("no training examples could be made from the sources")
     return Dataset(*(list(column) for column in zip(*rows)))
+
+
+def _is_score_clip(path: Path) -> bool:
+    return "score-clips" in Path(path).parts
 
 
 def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs: int,
@@ -129,7 +147,7 @@ def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs
 
 def train(out_dir: Path, audio_dirs: Sequence[Path] = (), score_clips: int = DEFAULT_SCORE_CLIPS,
           variants: int = DEFAULT_VARIANTS, epochs: int = 300, jobs: int = 2, cache: Path | None = None,
-          progress: Progress | None = None) -> dict:
+          progress: Progress | None = None, foreign_variants: int = DEFAULT_FOREIGN_VARIANTS) -> dict:
     """Build the dataset (cached), train, write ``out_dir/model.npz`` and ``training.json``."""
     from mixbridge.models.net import train_torch
 
@@ -140,19 +158,20 @@ def train(out_dir: Path, audio_dirs: Sequence[Path] = (), score_clips: int = DEF
     train_files, held_files = source_files(cache, audio_dirs, score_clips, jobs, say)
     say(f"{len(train_files)} source files for training, {len(held_files)} held out")
     t0 = time.perf_counter()
-    data = build_dataset(train_files, variants, jobs, progress=say)
+    data = build_dataset(train_files, variants, jobs, progress=say, foreign_variants=foreign_variants)
     data.save(cache / "train-dataset.jsonl")
     t1 = time.perf_counter()
     x, y = data.arrays()
     say(f"dataset: {len(x)} examples in {t1 - t0:.0f} s; training")
     model, history = train_torch(x, y, epochs=epochs, progress=say)
     # the real recordings no clip was trained on: the out-of-family evaluation restores them
-    model.meta["held_out_recordings"] = [p.stem for p in held_files if "score-clips" not in p.parts]
+    model.meta["held_out_recordings"] = [p.stem for p in held_files if not _is_score_clip(p)]
     model.save(out_dir / "model.npz")
     t2 = time.perf_counter()
     summary = {
         "examples": int(len(x)), "train_files": [p.name for p in train_files],
         "held_out_files": [p.name for p in held_files], "variants_per_clip": variants,
+        "foreign_variants_per_real_clip": foreign_variants,
         "clips_per_file": CLIPS_PER_FILE, "epochs": epochs, "dataset_s": round(t1 - t0, 1),
         "training_s": round(t2 - t1, 1), "best_val_mse": model.meta["best_val_mse"],
         "outputs": list(LEARNED),
