@@ -409,3 +409,45 @@ def test_the_analyzers_two_halves_in_two_threads_give_what_one_thread_gives():
             split.spectrum(block)
             pending.result()
     assert split.result() == serial.result()
+
+
+# ---- the true-peak meter interpolates only the rows that could raise the peak ---------------
+def _every_row_true_peak(x: np.ndarray, sample_rate: int) -> float:
+    """The interpolation over every row, as the meter did before it skipped any."""
+    from mixbridge.analysis.truepeak import TAPS_PER_PHASE, _row_matrices, oversampling_factor
+
+    current, previous = _row_matrices(oversampling_factor(sample_rate), TAPS_PER_PHASE)
+    padded = np.concatenate((x, np.zeros((x.shape[0], 2 * TAPS_PER_PHASE))), axis=1).astype(np.float32)
+    rows = padded[:, : padded.shape[1] // TAPS_PER_PHASE * TAPS_PER_PHASE].reshape(x.shape[0], -1, TAPS_PER_PHASE)
+    peak = float(np.abs(x).max())
+    for c in range(x.shape[0]):
+        y = rows[c] @ current
+        y[1:] += rows[c, :-1] @ previous
+        peak = max(peak, float(np.abs(y).max()))
+    return float(20 * np.log10(peak))
+
+
+@pytest.mark.parametrize("signal", ("bursts", "fade-in", "intersample", "silence-then-loud"))
+def test_true_peak_skipping_rows_gives_the_full_interpolation(signal, noise, rng):
+    sample_rate = 44100
+    x = noise(sample_rate, 3.0, -20.0, 2, "pink")
+    if signal == "bursts":
+        x[:, rng.integers(0, x.shape[1] - 400, 30)[:, None] + np.arange(300)] *= 8.0
+    elif signal == "fade-in":  # the peak rises all the way: the running bound skips little
+        x *= np.linspace(0.01, 1.0, x.shape[1])
+    elif signal == "intersample":  # fs/4 at 45°: every sample under the crest by 3 dB
+        t = np.arange(x.shape[1])
+        x = np.tile(0.5 * np.sin(np.pi / 2 * t + np.pi / 4), (2, 1)).astype(np.float32)
+        x[1] *= 0.3
+    else:
+        x[:, : x.shape[1] // 2] = 0.0
+    expected = _every_row_true_peak(x, sample_rate)
+    for block in (1000, 4096, 65536):
+        meter = TruePeakMeter(sample_rate, 2)
+        for start in range(0, x.shape[1], block):
+            meter.process(x[:, start : start + block])
+        meter.finish()
+        assert meter.true_peak_dbtp == pytest.approx(expected, abs=1e-4)
+    if signal == "intersample":  # the crest between the samples is found (within BS.1770's tolerance)
+        assert float(20 * np.log10(np.abs(x).max())) == pytest.approx(20 * np.log10(0.5) - 3.01, abs=0.01)
+        assert expected == pytest.approx(20 * np.log10(0.5), abs=0.2)
