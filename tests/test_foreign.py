@@ -113,3 +113,20 @@ def test_foreign_examples_target_the_original_with_the_compressor_and_reverb_off
 def test_silence_gives_no_foreign_example():
     silent = np.zeros((2, SR * 2), np.float32)
     assert list(foreign_examples(silent, SR, "silence", 0, 3, lambda s, r: analyze(Audio(s, r)))) == []
+
+
+def test_the_dataset_adds_foreign_examples_for_real_recordings_only(tmp_path):
+    import soundfile as sf
+
+    from mixbridge.models.train import build_dataset
+
+    real = tmp_path / "real.wav"
+    score = tmp_path / "score-clips" / "synth.wav"
+    score.parent.mkdir()
+    for path in (real, score):
+        sf.write(path, _noise(3.0).T, SR, subtype="PCM_24")
+    data = build_dataset([real, score], variants=1, jobs=1, foreign_variants=2)
+    sources = sorted(data.source)
+    assert sources == sorted([str(real), f"{real} (foreign)", f"{real} (foreign)", str(score)])
+    foreign = [v for v, s in zip(data.values, data.source) if s.endswith("(foreign)")]
+    assert all(v["compressor.ratio"] == 1.0 and v["reverb.wet"] == 0.0 for v in foreign)
