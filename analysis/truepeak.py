@@ -75,9 +75,9 @@ class TruePeakMeter:
     Only the rows that could raise the peak are interpolated, and the answer is exact: an
     interpolated value of row r is at most ``max|x|`` over rows r - 1 and r times the
     interpolator's largest absolute tap sum (:func:`_bound_gain`, 1.95 at 4x), so a row whose
-    bound is under the peak found so far (at least the sample peak) cannot change it. On
-    music most rows are far enough under the peak: 1–2 % of the rows of a finished master
-    and about 20 % of a quieter mix are interpolated.
+    bound is under the peak found so far (at least the sample peak) cannot change it. Measured
+    on music: 0.3–2 % of the rows of a mix or a gentle master are interpolated (a 3-minute
+    mix: 0.60 → 0.18 s), 20 % of a dense mix, 40–44 % of a loud, limited master.
     """
 
     def __init__(self, sample_rate: int, channels: int):
