@@ -13,14 +13,15 @@ original's descriptor) -> the settings that undo what the chain can undo:
 - ``space``: pedalboard's ``Delay`` (an echo) or a ``Reverb`` of drawn room and damping, a
   width change, and a milder curve.
 
-None of them is a stage of the chain's fixed layout, and none is a family of the
+None of them is the chain with its fixed layout (the reverb is pedalboard's algorithm, as the
+chain's, but with drawn room and damping, applied as damage), and none is a family of the
 out-of-family evaluation (ffmpeg, sox, ZAM VST3s: :mod:`mixbridge.assistant.restoration`).
 
 The label is the correction the chain can make: the EQ that inverts the curve (the curve's
 band response, negated, fitted on the model's fixed layout with a free level, as the trim
 sets the level), the side gain that undoes the width change, and the compressor and reverb
-off: the chain cannot expand or de-reverberate, so the model learns not to add either when
-the target is more dynamic or drier than the mix.
+off: the chain cannot expand or de-reverberate, so these labels teach the model not to add
+either when the target is more dynamic or drier than the mix.
 """
 
 from __future__ import annotations
