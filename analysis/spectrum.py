@@ -65,6 +65,14 @@ def band_matrix(n_fft: int, sample_rate: int) -> np.ndarray:
     return weights
 
 
+def band_power_db(power: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Power per bin -> level per band (dB), power-averaged over each band's bins with the
+    weights of :func:`band_matrix` (a band no bin reaches reads 0 dB)."""
+    weight = matrix.sum(axis=0)
+    band_power = np.divide(power @ matrix, weight, out=np.ones(weight.size), where=weight > 0)
+    return 10.0 * np.log10(np.maximum(band_power, 1e-12))
+
+
 @dataclass(frozen=True)
 class SpectrumResult:
     """Long-term spectra in dB (mean-square level, a full-scale sine reads -3 dB in its band)."""

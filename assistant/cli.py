@@ -319,6 +319,7 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
     from mixbridge.analysis.audio import Audio
     from mixbridge.assistant.evaluation import do_no_harm
     from mixbridge.assistant.restoration import restoration
+    from mixbridge.models.data import is_score_clip
     from mixbridge.models.evaluate import METHODS, evaluate
     from mixbridge.models.net import SettingsModel
     from mixbridge.models.train import source_files
@@ -326,8 +327,8 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
     progress = args.progress
     trained, held = source_files(cache_root(), [Path(a) for a in args.audio], args.score_clips, args.jobs, progress)
     if args.max_score_clips is not None:
-        clips = [p for p in held if "score-clips" in p.parts][: args.max_score_clips]
-        held = clips + [p for p in held if "score-clips" not in p.parts]
+        clips = [p for p in held if is_score_clip(p)][: args.max_score_clips]
+        held = clips + [p for p in held if not is_score_clip(p)]
     model = SettingsModel.load(args.weights)
     result = evaluate(held, model, lambda x, sr: analyze(Audio(x, sr)), variants=args.variants,
                       progress=progress)
@@ -343,7 +344,7 @@ def cmd_model_evaluate(args: argparse.Namespace) -> int:
         print_lines(["", *text.do_no_harm_table(rows)])
     # the real recordings the weights never saw (as their training recorded; else this split's)
     recordings = ([p for p in trained + held if p.stem in model.held_out_recordings] if model.held_out_recordings
-                  else [p for p in held if "score-clips" not in p.parts])
+                  else [p for p in held if not is_score_clip(p)])
     if args.restoration_clips > 0 and recordings:
         restored = restoration(recordings, args.restoration_clips, progress=progress)
         print_lines(["", *text.restoration_table(

@@ -20,7 +20,7 @@ from mixbridge.assistant.master import decide, master_audio, resolve_target
 from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
 from mixbridge.assistant.targets import Target
 from mixbridge.effects.finalize import MAX_LIMITING_DB
-from mixbridge.models.data import clips_from_file
+from mixbridge.models.data import clips_from_file, is_score_clip
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def do_no_harm(files: Sequence[str | Path], clips: int,
     step = progress or silent
     target = resolve_target("spotify", profile="auto")
     rows: dict[str, list[dict]] = {engine: [] for engine in ENGINES}
-    files = sorted(files, key=lambda p: "score-clips" in Path(p).parts)[:clips]
+    files = sorted(files, key=is_score_clip)[:clips]
     for i, path in enumerate(files):
         try:
             samples, rate = clips_from_file(Path(path), max_clips=1)[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mixbridge.analysis.spectrum import band_power_db
 from mixbridge.effects.render import render
 from mixbridge.effects.schema import EQ_STAGES, ChainSettings
 
@@ -26,7 +27,4 @@ def eq_band_response_db(settings: ChainSettings, sample_rate: int, band_matrix: 
     impulse = np.zeros((1, n_fft), dtype=np.float32)
     impulse[0, 0] = 1.0
     response = render(impulse, sample_rate, settings.only(("highpass", *EQ_STAGES, "match_eq")))[0]
-    power = np.abs(np.fft.rfft(response.astype(np.float64))) ** 2
-    weight = band_matrix.sum(axis=0)
-    band_power = np.divide(power @ band_matrix, weight, out=np.ones(weight.size), where=weight > 0)
-    return 10.0 * np.log10(np.maximum(band_power, 1e-12))
+    return band_power_db(np.abs(np.fft.rfft(response.astype(np.float64))) ** 2, band_matrix)

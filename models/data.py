@@ -35,9 +35,10 @@ LEARNED = (
     "high_shelf.gain_db", "compressor.threshold_db", "compressor.ratio", "reverb.wet",
     "stereo.width_percent",
 )
+EQ_DRAW_DB = 8.0  # EQ gains are drawn (and learned) within ±this
 # The training distribution of each learned parameter (a sub-range of its ParamSpec).
 DRAW_RANGES = {
-    **{f"{s}.gain_db": (-8.0, 8.0) for s in EQ_STAGES},
+    **{f"{s}.gain_db": (-EQ_DRAW_DB, EQ_DRAW_DB) for s in EQ_STAGES},
     "compressor.threshold_db": (-36.0, -8.0),
     "compressor.ratio": (1.0, 8.0),
     "reverb.wet": (0.0, 0.4),
@@ -190,7 +191,8 @@ def foreign_examples(samples: np.ndarray, sample_rate: int, source: str, seed: i
     if not math.isfinite(fy.integrated_lufs) or fy.integrated_lufs < -60:
         return
     for v in range(variants):
-        x, undo, _ = degrade(y, sample_rate, rng, FAMILIES[v % len(FAMILIES)])
+        x, undo, _ = degrade(y, sample_rate, rng, FAMILIES[v % len(FAMILIES)],
+                             eq_limit_db=EQ_DRAW_DB)
         if not np.isfinite(x).all():
             continue
         x = _peak_safe(x)
@@ -215,6 +217,14 @@ def clips_from_file(path: Path, clip_s: float = CLIP_S, max_clips: int = 4) -> l
 
 def audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in READ_EXTENSIONS and p.is_file())
+
+
+SCORE_CLIPS_DIR = "score-clips"  # the folder rendered score clips are cached in (models.synth)
+
+
+def is_score_clip(path: Path | str) -> bool:
+    """Whether ``path`` is a clip rendered from a score (not a real recording)."""
+    return SCORE_CLIPS_DIR in Path(path).parts
 
 
 def split_by_source(paths: Sequence[Path], holdout_every: int = 5) -> tuple[list[Path], list[Path]]:

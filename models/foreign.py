@@ -32,14 +32,13 @@ import numpy as np
 import pedalboard
 
 from mixbridge.analysis.loudness import measure_loudness
-from mixbridge.analysis.spectrum import band_matrix, shape_mask
+from mixbridge.analysis.spectrum import band_matrix, band_power_db, shape_mask
 from mixbridge.models.baseline import EQ_LAYOUT, RESPONSE_FFT, fit_eq
 
 FAMILIES = ("curve", "dynamics", "space")
 CURVE_NODES_HZ = np.geomspace(40.0, 16000.0, 7)
 CURVE_DB = {"curve": 8.0, "dynamics": 4.0, "space": 4.0}  # the largest node gain per family
 WIDTH_RANGE = (0.5, 1.6)  # side gain of a width change
-LABEL_LIMIT_DB = 8.0  # the inverse EQ's limit: the model's EQ training range
 PAD_S = 0.5  # zero padding around the clip for the FFT filter (no wrap-around)
 
 
@@ -61,18 +60,16 @@ def apply_curve(samples: np.ndarray, sample_rate: int, node_gains_db: np.ndarray
 
 def curve_band_db(sample_rate: int, node_gains_db: np.ndarray) -> np.ndarray:
     """The curve's gain per analysis band (power-averaged over each band's bins)."""
-    bands = band_matrix(RESPONSE_FFT, sample_rate)
     power = 10.0 ** (curve_db(np.fft.rfftfreq(RESPONSE_FFT, 1.0 / sample_rate), node_gains_db) / 10.0)
-    weight = bands.sum(axis=0)
-    band_power = np.divide(power @ bands, weight, out=np.ones(weight.size), where=weight > 0)
-    return 10.0 * np.log10(np.maximum(band_power, 1e-12))
+    return band_power_db(power, band_matrix(RESPONSE_FFT, sample_rate))
 
 
-def inverse_eq_gains(sample_rate: int, node_gains_db: np.ndarray) -> dict[str, float]:
-    """The model's EQ gains (stage -> dB, on its fixed layout) that best undo the curve."""
+def inverse_eq_gains(sample_rate: int, node_gains_db: np.ndarray, limit_db: float) -> dict[str, float]:
+    """The model's EQ gains (stage -> dB, on its fixed layout, within ±``limit_db``) that best
+    undo the curve."""
     mask = shape_mask(sample_rate)
     gains = fit_eq(-curve_band_db(sample_rate, node_gains_db), mask, sample_rate,
-                   band_matrix(RESPONSE_FFT, sample_rate), free_level=True, limit_db=LABEL_LIMIT_DB,
+                   band_matrix(RESPONSE_FFT, sample_rate), free_level=True, limit_db=limit_db,
                    layout=EQ_LAYOUT)
     return {f"{stage}.gain_db": gain for stage, gain in gains.items()}
 
@@ -84,10 +81,11 @@ def _width(samples: np.ndarray, side_gain: float) -> np.ndarray:
     return np.stack([mid + side, mid - side]).astype(np.float32)
 
 
-def degrade(samples: np.ndarray, sample_rate: int, rng: np.random.Generator,
-            family: str) -> tuple[np.ndarray, dict[str, float], str]:
-    """``samples`` degraded by ``family``: (degraded samples, the EQ gains and stereo width that
-    undo it, a description). The caller completes the label (compressor and reverb off)."""
+def degrade(samples: np.ndarray, sample_rate: int, rng: np.random.Generator, family: str,
+            eq_limit_db: float) -> tuple[np.ndarray, dict[str, float], str]:
+    """``samples`` degraded by ``family``: (degraded samples, the EQ gains (within
+    ±``eq_limit_db``) and stereo width that undo it, a description). The caller completes the
+    label (compressor and reverb off)."""
     nodes = rng.uniform(-CURVE_DB[family], CURVE_DB[family], CURVE_NODES_HZ.size)
     x = apply_curve(samples, sample_rate, nodes)
     side_gain = 1.0
@@ -123,5 +121,5 @@ def degrade(samples: np.ndarray, sample_rate: int, rng: np.random.Generator,
         side_gain = float(rng.uniform(*WIDTH_RANGE))
         x = _width(x, side_gain)
         said.append(f"side gain {side_gain:.2f}")
-    undo = {**inverse_eq_gains(sample_rate, nodes), "stereo.width_percent": 100.0 / side_gain}
+    undo = {**inverse_eq_gains(sample_rate, nodes, eq_limit_db), "stereo.width_percent": 100.0 / side_gain}
     return np.asarray(x, np.float32), undo, ", ".join(said)

@@ -28,9 +28,11 @@ from mixbridge.analysis.features import Features
 from mixbridge.analysis.progress import Progress, silent
 from mixbridge.models.data import (
     LEARNED,
+    SCORE_CLIPS_DIR,
     audio_files,
     clips_from_file,
     foreign_examples,
+    is_score_clip,
     make_examples,
     split_by_source,
 )
@@ -103,7 +105,7 @@ def build_dataset(files: Sequence[Path], variants: int, jobs: int, seed: int = 0
     """Examples from every file, in ``jobs`` processes: ``variants`` chain renders per clip,
     and ``foreign_variants`` foreign degradations per clip of a real recording (not of a
     rendered score clip: the target of a foreign example is the recording itself)."""
-    tasks = [(str(p), seed * 10_000 + i, variants, 0 if _is_score_clip(p) else foreign_variants)
+    tasks = [(str(p), seed * 10_000 + i, variants, 0 if is_score_clip(p) else foreign_variants)
              for i, p in enumerate(files)]
     rows: list = []
     start = time.perf_counter()
@@ -118,10 +120,6 @@ def build_dataset(files: Sequence[Path], variants: int, jobs: int, seed: int = 0
     return Dataset(*(list(column) for column in zip(*rows)))
 
 
-def _is_score_clip(path: Path) -> bool:
-    return "score-clips" in Path(path).parts
-
-
 def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs: int,
                  progress: Progress | None = None) -> tuple[list[Path], list[Path]]:
     """(training files, held-out files): rendered score clips (cached under ``cache``) and
@@ -134,7 +132,7 @@ def source_files(cache: Path, audio_dirs: Sequence[Path], score_clips: int, jobs
             if progress:
                 progress("rendering score clips", done, total)
 
-        groups.append(render_clips(cache / "score-clips", score_clips, seed=0, jobs=jobs, progress=clip_progress))
+        groups.append(render_clips(cache / SCORE_CLIPS_DIR, score_clips, seed=0, jobs=jobs, progress=clip_progress))
     groups += [audio_files(folder) for folder in audio_dirs]
     train_files: list[Path] = []
     held_files: list[Path] = []
@@ -165,7 +163,7 @@ def train(out_dir: Path, audio_dirs: Sequence[Path] = (), score_clips: int = DEF
     say(f"dataset: {len(x)} examples in {t1 - t0:.0f} s; training")
     model, history = train_torch(x, y, epochs=epochs, progress=say)
     # the real recordings no clip was trained on: the out-of-family evaluation restores them
-    model.meta["held_out_recordings"] = [p.stem for p in held_files if not _is_score_clip(p)]
+    model.meta["held_out_recordings"] = [p.stem for p in held_files if not is_score_clip(p)]
     model.save(out_dir / "model.npz")
     t2 = time.perf_counter()
     summary = {

@@ -11,7 +11,7 @@ from mixbridge.analysis.spectrum import band_matrix, shape_mask
 from mixbridge.effects.response import eq_band_response_db
 from mixbridge.effects.schema import EQ_STAGES, ChainSettings
 from mixbridge.models.baseline import EQ_LAYOUT, RESPONSE_FFT, eq_values
-from mixbridge.models.data import DRAW_RANGES, LEARNED, foreign_examples
+from mixbridge.models.data import DRAW_RANGES, EQ_DRAW_DB, LEARNED, foreign_examples
 from mixbridge.models.foreign import (
     CURVE_NODES_HZ,
     FAMILIES,
@@ -64,7 +64,7 @@ def test_a_flat_curve_changes_nothing_and_a_node_gain_is_what_a_sine_there_gets(
 def test_the_inverse_eq_undoes_the_curve_as_far_as_six_bands_can(nodes, kept):
     mask = shape_mask(SR)
     curve = curve_band_db(SR, nodes)
-    gains = inverse_eq_gains(SR, nodes)
+    gains = inverse_eq_gains(SR, nodes, EQ_DRAW_DB)
     eq = ChainSettings.create(eq_values({k.split(".")[0]: v for k, v in gains.items()}, EQ_LAYOUT),
                               {s: True for s in EQ_STAGES})
     left = curve + eq_band_response_db(eq, SR, band_matrix(RESPONSE_FFT, SR))
@@ -75,7 +75,7 @@ def test_the_inverse_eq_undoes_the_curve_as_far_as_six_bands_can(nodes, kept):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_each_family_degrades_finite_audio_of_the_same_shape(family):
     x = _noise()
-    y, undo, said = degrade(x, SR, np.random.default_rng(1), family)
+    y, undo, said = degrade(x, SR, np.random.default_rng(1), family, EQ_DRAW_DB)
     assert y.shape == x.shape and np.isfinite(y).all() and said
     assert set(undo) == {f"{s}.gain_db" for s in EQ_STAGES} | {"stereo.width_percent"}
     assert not np.allclose(y, x)
@@ -86,14 +86,14 @@ def test_the_dynamics_family_compresses_and_the_width_label_undoes_the_side_gain
     t = np.arange(4 * SR) / SR
     bursts = (np.sin(2 * np.pi * 2 * t) > 0.6) * 0.5 + 0.02  # loud bursts over a quiet bed
     x = np.stack([_noise()[0] * bursts, _noise(seed=1)[0] * bursts]).astype(np.float32)
-    y, undo, said = degrade(x, SR, rng, "dynamics")
+    y, undo, said = degrade(x, SR, rng, "dynamics", EQ_DRAW_DB)
     loud = bursts > 0.1
 
     def contrast_db(a: np.ndarray) -> float:  # the bursts' level over the bed's
         return _rms_db(a[:, loud]) - _rms_db(a[:, ~loud])
 
     assert contrast_db(y) < contrast_db(x) - 3.0, said
-    y, undo, said = degrade(_noise(), SR, np.random.default_rng(5), "space")
+    y, undo, said = degrade(_noise(), SR, np.random.default_rng(5), "space", EQ_DRAW_DB)
     gain = float(said.split("side gain ")[1])
     assert undo["stereo.width_percent"] == pytest.approx(100.0 / gain, rel=0.01)
 
