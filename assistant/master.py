@@ -5,9 +5,10 @@ result goes into a :class:`MasterReport`, whose JSON keys are documented in READ
 
 ``master_file`` streams, so memory stays bounded for any length (an hour of stereo 44.1 kHz
 peaks near 0.7 GB RSS): the input is analysed in blocks; the settings engine sees a 30 s excerpt
-(what the model's refinement renders anyway); pass 1 renders block by block into a float32
-scratch file next to the output while measuring what the finalizer needs; pass 2 reads it
-back, applies the finalizer's gain and limiter curve, dithers and writes the output to a
+(what the model's refinement renders anyway); pass 1 renders block by block while measuring
+what the finalizer needs, keeping the rendered blocks in memory in place of a held input (see
+HOLD_BYTES), else in a float32 scratch file next to the output; pass 2 takes them in order,
+applies the finalizer's gain and limiter curve, dithers and writes the output to a
 temporary name renamed at the end; the report re-measures the written file by streaming.
 ``master_audio`` is the in-memory form of the same render and finalizer.
 """
@@ -423,40 +424,46 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
                          spec: FinalizeSpec, bit_depth: str, step: Progress,
                          held: list[np.ndarray] | None = None) -> tuple[FinalizePlan, Features, LimiterTrace]:
     """Pass 1: render the input block by block through ``renderer`` (a ``ChainRenderer`` or a
-    ``PluginChainRenderer``: anything with ``process(block)``) into a scratch file, measuring the finalizer's
-    block statistics. Pass 2 (repeated if the finalizer corrects): read it back, apply the
-    plan, dither and write ``output_path`` atomically, analysing the samples as written. Returns
-    the finalizer's plan, the output's features (so the output is never read back: the
-    finalizer's measurement is the report's) and the limiter over time. The meters run in a
-    second thread, beside the rendering and the writing; the built-in chain's two halves run in
-    two threads, one block apart."""
+    ``PluginChainRenderer``: anything with ``process(block)``), measuring the finalizer's block
+    statistics; the rendered blocks wait in memory when the input was ``held`` (each input block
+    is let go as its output is kept, so memory stays where the held input had it), else in a
+    float32 scratch file next to the output. Pass 2 (repeated if the finalizer corrects): take
+    them in order, apply the plan, dither and write ``output_path`` atomically, analysing the
+    samples as written. Returns the finalizer's plan, the output's features (so the output is
+    never read back: the finalizer's measurement is the report's) and the limiter over time.
+    The meters run in a second thread, beside the rendering and the writing; the built-in
+    chain's two halves run in two threads, one block apart."""
     sr, channels = meta.sample_rate, meta.channels
     meter = BlockStatsMeter(sr, channels)
-    sizes = []
-    with scratch_path(output_path) as scratch:
+    with ExitStack() as pass1:
         step("rendering", 0, meta.frames)
-        blocks = _drained(held) if held is not None else audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES)
+        stored: list[np.ndarray] | _ScratchBlocks
+        if held is not None:
+            stored, blocks = [], _drained(held)
+        else:
+            stored = pass1.enter_context(_ScratchBlocks(pass1.enter_context(scratch_path(output_path)), channels))
+            blocks = audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES)
         if isinstance(renderer, ChainRenderer) and file_threads() > 1:  # two halves on two cores, one block apart
             chain_out = (renderer.back(block) for block in ahead(blocks, renderer.front))
         else:  # VST3 plugins (and a batch worker beside others) stay on one thread
             chain_out = (renderer.process(block) for block in blocks)
-        with open(scratch, "wb") as f, Background(meter.process) as measure:
+        done = 0
+        with Background(meter.process) as measure:
             for out in chain_out:
                 if not np.isfinite(out).all():
                     raise OutputError("the effect chain produced NaN/Inf samples", input_path)
                 measure.put(out)
-                out.tofile(f)  # (channels, n) float32, block after block
-                sizes.append(out.shape[1])
-                step("rendering", sum(sizes), meta.frames)
+                stored.append(out)
+                done += out.shape[1]
+                step("rendering", done, meta.frames)
         stats = meter.result()
 
         def rendered():
             done = 0
-            with open(scratch, "rb") as f:
-                for n in sizes:
-                    yield np.fromfile(f, np.float32, channels * n).reshape(channels, n)
-                    done += n
-                    step("finalizing and writing", done, meta.frames)
+            for block in stored:
+                yield block
+                done += block.shape[1]
+                step("finalizing and writing", done, meta.frames)
 
         outputs: list[Features] = []
         with atomic_path(output_path) as tmp:
@@ -478,6 +485,31 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
 
             plan = finalize_from_stats(stats, spec, write_pass, str(input_path))
         return plan, outputs[-1], limiter_trace(stats, plan)
+
+
+class _ScratchBlocks:
+    """Pass 1's rendered blocks in a float32 scratch file: :meth:`append` them, then iterate
+    them in order, as often as pass 2 runs."""
+
+    def __init__(self, path: str, channels: int):
+        self._path, self._channels = path, channels
+        self._sizes: list[int] = []
+
+    def __enter__(self) -> "_ScratchBlocks":
+        self._file = open(self._path, "w+b")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._file.close()
+
+    def append(self, block: np.ndarray) -> None:
+        np.ascontiguousarray(block, dtype=np.float32).tofile(self._file)
+        self._sizes.append(block.shape[1])
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self._file.seek(0)
+        for n in self._sizes:
+            yield np.fromfile(self._file, np.float32, self._channels * n).reshape(self._channels, n)
 
 
 def _drained(blocks: list[np.ndarray]) -> Iterator[np.ndarray]:

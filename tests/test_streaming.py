@@ -279,10 +279,13 @@ def test_a_failure_mid_way_leaves_no_temporary_or_partial_file(where, exc, exist
         assert out.read_bytes() == b"previous master"
 
 
-def test_an_output_folder_that_cannot_hold_the_scratch_file_is_an_output_error(mix, monkeypatch):
+@pytest.mark.parametrize("held", [True, False], ids=["held-input", "scratch-file"])
+def test_an_output_folder_that_cannot_hold_the_scratch_file_is_an_output_error(mix, monkeypatch, held):
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
+    if not held:  # a long input: its render waits in a scratch file next to the output
+        monkeypatch.setattr(mixbridge.assistant.master, "HOLD_BYTES", 0)
     monkeypatch.setattr(mixbridge.analysis.atomic.tempfile, "mkstemp", no_space)
     out = mix.parent / "master.wav"
     with pytest.raises(OutputError, match="cannot write in") as err:
