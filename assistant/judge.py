@@ -756,9 +756,13 @@ def reach_match(goal: Goal, features: Features, profile: Profile,
 
     before = residual(off)
     tonal = np.flatnonzero(mask)
+    # The guard judges the mix's own difference to the aim: a single band the parametric bells
+    # raised or cut is the chain's doing, not a note, and the match EQ takes it back.
+    own = aim[mask] - mix[mask]
+    chain = before - (own - np.mean(own))  # what the linear stages change, negated, level removed
     gains = np.zeros(len(BAND_CENTRES_HZ))
-    gains[tonal] = np.clip(note_guard(before, np.asarray(BAND_CENTRES_HZ)[tonal]), -lim.max_match_eq_db,
-                           lim.max_match_eq_db)
+    gains[tonal] = np.clip(note_guard(own - np.mean(own), np.asarray(BAND_CENTRES_HZ)[tonal]) + chain,
+                           -lim.max_match_eq_db, lim.max_match_eq_db)
     gains[: tonal[0]], gains[tonal[-1] + 1:] = gains[tonal[0]], gains[tonal[-1]]
     gains[~held_bands(sr)] = 0.0  # the file holds nothing there (the stage runs its top band on to Nyquist)
     if np.max(np.abs(gains)) < lim.min_eq_move_db:
