@@ -720,12 +720,16 @@ NOTE_BANDS_BELOW_HZ = 1300.0  # where single notes' fundamentals stand out of a 
 def note_guard(residual_db: np.ndarray, centres_hz: np.ndarray) -> np.ndarray:
     """``residual_db`` without single-band peaks and dips under NOTE_BANDS_BELOW_HZ: there a band
     that stands out of both neighbours is a note of the music (a bass line's root, a held
-    chord), not the balance, so it takes the median of its three bands. A step or a slope over
-    two bands or more is kept as it is. Higher up a band holds the partials of many notes, and
-    its level is the timbre."""
+    chord), not the balance, so it takes the median of its three bands, held between 0 and its
+    own value: the guard holds a move back, it never makes one (a comb's dip between two
+    peaks would otherwise be raised to its neighbours' need, further from the aim). A step or
+    a slope over two bands or more is kept as it is. Higher up a band holds the partials of
+    many notes, and its level is the timbre."""
+    residual_db = np.asarray(residual_db, dtype=np.float64)
     padded = np.pad(residual_db, 1, mode="edge")
     median = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
-    return np.where(np.asarray(centres_hz) < NOTE_BANDS_BELOW_HZ, median, residual_db)
+    held = np.clip(median, np.minimum(residual_db, 0.0), np.maximum(residual_db, 0.0))
+    return np.where(np.asarray(centres_hz) < NOTE_BANDS_BELOW_HZ, held, residual_db)
 
 
 def reach_match(goal: Goal, features: Features, profile: Profile,

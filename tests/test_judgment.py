@@ -697,6 +697,22 @@ def test_the_note_guard_takes_single_band_peaks_out_below_1300_hz_only():
     np.testing.assert_array_equal(guarded[15:17], [-2.0, -2.0])
 
 
+def test_the_note_guard_holds_a_move_back_and_never_makes_one():
+    """A comb's ripple (an echo's): a band asking for -1 dB between neighbours asking for +3.3
+    and +1.9 is left at 0, not raised to +1.9 (which would take it 1.9 dB further from the
+    aim); a lone +5 dB between +2 and +1 is held back to +2, not to 0 or beyond."""
+    from mixbridge.assistant.judge import note_guard
+
+    centres = np.asarray(BAND_CENTRES_HZ)
+    k = int(np.argmin(np.abs(centres - 500.0)))
+    residual = np.zeros(centres.size)
+    residual[k - 1: k + 2] = [3.3, -1.0, 1.9]
+    guarded = note_guard(residual, centres)
+    assert guarded[k] == 0.0
+    residual[k - 1: k + 2] = [2.0, 5.0, 1.0]
+    assert note_guard(residual, centres)[k] == 2.0
+
+
 def test_a_low_rate_mix_gets_no_match_eq_band_it_cannot_hold(base):
     """An 8 kHz mix matched to a 44.1 kHz reference: the bands over 0.45 x 8 kHz stay at 0 dB
     (the stage runs its top held band on to Nyquist), the ones it holds are matched."""
