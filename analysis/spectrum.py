@@ -232,6 +232,12 @@ def side_mid_ratio(width: float) -> float:
     return float(np.sqrt(width / (1.0 - width)))
 
 
+def side_share(ratio: float) -> float:
+    """The side share of power S / (M + S) of a side/mid amplitude ``ratio``: the inverse of
+    :func:`side_mid_ratio`."""
+    return float(ratio) ** 2 / (1.0 + float(ratio) ** 2)
+
+
 HELD_FRACTION = 0.45  # of the sample rate: bands centred above it are not held (the anti-alias roll-off)
 
 

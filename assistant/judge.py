@@ -43,6 +43,7 @@ from mixbridge.analysis.spectrum import (
     held_bands,
     shape_mask,
     side_mid_ratio,
+    side_share,
     smooth_bands,
 )
 from mixbridge.assistant.targets import Profile, Target, known_bands
@@ -439,10 +440,6 @@ def _dynamics(features: Features, profile: Profile, amount: float, limits: Limit
     return out
 
 
-def _width_from_ratio(ratio: float) -> float:
-    return ratio * ratio / (1.0 + ratio * ratio)
-
-
 def _width(features: Features, profile: Profile, amount: float, limits: Limits) -> Check:
     lo, hi = profile.scalar_range("width")
     w = features.width
@@ -468,7 +465,7 @@ def _width(features: Features, profile: Profile, amount: float, limits: Limits) 
             status = "character"
     if status == "corrected" and amount <= 0.0:
         status = "amount-0"
-    goal = _width_from_ratio(side_mid_ratio(w) * needed ** amount) if status == "corrected" else w
+    goal = side_share(side_mid_ratio(w) * needed ** amount) if status == "corrected" else w
     return Check("width", "width", "stereo width (side share)", "", round(w, 4), lo, hi, goal, status)
 
 
@@ -613,21 +610,26 @@ def reach_goal(goal: Goal, features: Features, profile: Profile, settings: Chain
     """
     if goal.active("tone") or any(settings.is_on(s) for s in ("highpass", *EQ_STAGES)):
         goal, settings = _reach_tone(goal, features, profile, settings, headroom_db)
+    return goal, _hold_width(goal, features, settings)
+
+
+def _hold_width(goal: Goal, features: Features, settings: ChainSettings) -> ChainSettings:
+    """The side gain that lands the mix's width, after the chain's EQ, where the goal aims.
+    The EQ moves the side share too (side and mid have different spectra): a width the goal
+    corrects reaches its aim, one it keeps is held where it was."""
     lim = goal.limits
     width = goal.check("width")
-    if width.status not in ("n/a", "amount-0") and goal.amounts.width > 0.0:
-        # the EQ moves the side share too (side and mid have different spectra): a width the
-        # goal keeps is held where it was
-        after = predicted_features(features, settings)
-        aim = width.goal if width.status == "corrected" else width.measured
-        side_gain = settings["stereo.width_percent"] / 100.0 if settings.is_on("stereo") else 1.0
-        side_gain *= side_mid_ratio(aim) / side_mid_ratio(after.width)
-        if width.status != "corrected" and abs(side_gain - 1.0) <= lim.width_trigger / 2.0:
-            side_gain = 1.0  # the EQ's side effect is small enough to stay
-        side_gain = float(np.clip(side_gain, lim.width_min_percent / 100.0, lim.width_max_percent / 100.0))
-        settings = settings.replace({"stereo.width_percent": round(100.0 * side_gain, 2)},
-                                    {"stereo": True} if side_gain != 1.0 else None)
-    return goal, settings
+    if width.status in ("n/a", "amount-0") or goal.amounts.width <= 0.0:
+        return settings
+    after = predicted_features(features, settings)
+    aim = width.goal if width.status == "corrected" else width.measured
+    side_gain = settings["stereo.width_percent"] / 100.0 if settings.is_on("stereo") else 1.0
+    side_gain *= side_mid_ratio(aim) / side_mid_ratio(after.width)
+    if width.status != "corrected" and abs(side_gain - 1.0) <= lim.width_trigger / 2.0:
+        side_gain = 1.0  # the EQ's side effect is small enough to stay
+    side_gain = float(np.clip(side_gain, lim.width_min_percent / 100.0, lim.width_max_percent / 100.0))
+    return settings.replace({"stereo.width_percent": round(100.0 * side_gain, 2)},
+                            {"stereo": True} if side_gain != 1.0 else None)
 
 
 def _with_tone(goal: Goal, status: np.ndarray, change: np.ndarray) -> Goal:
@@ -770,8 +772,11 @@ def reach_match(goal: Goal, features: Features, profile: Profile,
     gains[: tonal[0]], gains[tonal[-1] + 1:] = gains[tonal[0]], gains[tonal[-1]]
     gains[~held_bands(sr)] = 0.0  # the file holds nothing there (the stage runs its top band on to Nyquist)
     if np.max(np.abs(gains)) < lim.min_eq_move_db:
-        return replace(goal, match_before_db=_mean_abs(before), match_after_db=_mean_abs(before)), off
+        return (replace(goal, match_before_db=_mean_abs(before), match_after_db=_mean_abs(before)),
+                _hold_width(goal, features, off))
     trial = settings.replace({n: round(float(g), 1) for n, g in zip(MATCH_EQ_PARAMS, gains)}, {"match_eq": True})
+    # the width lands where the goal aims behind the whole EQ, the match EQ included
+    trial = _hold_width(goal, features, trial)
     return replace(goal, match_before_db=_mean_abs(before), match_after_db=_mean_abs(residual(trial))), trial
 
 

@@ -27,7 +27,15 @@ import tomli_w
 from mixbridge.analysis.atomic import write_text
 from mixbridge.analysis.errors import InvalidAudioError, SettingsError, UsageError
 from mixbridge.analysis.features import Features
-from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_shape, held_bands, shape_mask, smooth_bands
+from mixbridge.analysis.spectrum import (
+    BAND_CENTRES_HZ,
+    band_shape,
+    held_bands,
+    shape_mask,
+    side_mid_ratio,
+    side_share,
+    smooth_bands,
+)
 
 PRESETS_SCHEMA_VERSION = 1  # presets/targets.toml
 PROFILE_SCHEMA_VERSION = 2  # presets/profiles/*.toml: 2 added the normal ranges
@@ -53,8 +61,12 @@ MIN_SCALAR_HALF_WIDTH = MappingProxyType({
 REFERENCE_BAND_HALF_WIDTH_DB = 0.25
 REFERENCE_SCALAR_HALF_WIDTH = MappingProxyType({
     "loudness_range_lu": 0.5, "short_term_spread_lu": 0.25, "crest_factor_db": 0.5, "psr_db": 0.5,
-    "frame_crest_db": 0.25, "width": 0.01, "tail_level_db": 0.5,
+    "frame_crest_db": 0.25, "tail_level_db": 0.5,
 })
+# Its width: the side/mid amplitude ratio within this fraction either side of the reference's
+# (±0.26 dB of side level). A fixed side share (±0.01) was ±42 % of the side of a narrow mix
+# (share 0.024), so a width move stopped far short of the reference's (restoration: 24 % off).
+REFERENCE_WIDTH_TOLERANCE = 0.03
 
 
 @dataclass(frozen=True)
@@ -167,7 +179,10 @@ def profile_from_features(features: Sequence[Features], name: str, description: 
         low, high = centre - REFERENCE_BAND_HALF_WIDTH_DB, centre + REFERENCE_BAND_HALF_WIDTH_DB
         centres = {k: float(v[0]) for k, v in scalars.items()}
         ranges = {k: (centres[k] - REFERENCE_SCALAR_HALF_WIDTH[k], centres[k] + REFERENCE_SCALAR_HALF_WIDTH[k])
-                  for k in PROFILE_SCALARS}
+                  for k in PROFILE_SCALARS if k != "width"}
+        ratio = side_mid_ratio(centres["width"])
+        ranges["width"] = (side_share(ratio * (1.0 - REFERENCE_WIDTH_TOLERANCE)),
+                           side_share(ratio * (1.0 + REFERENCE_WIDTH_TOLERANCE)))
     else:
         lo_p, hi_p = RANGE_PERCENTILES
         with warnings.catch_warnings():  # a band no track holds: all-NaN, left open
@@ -186,12 +201,12 @@ def profile_from_features(features: Sequence[Features], name: str, description: 
     centre, low, high = (np.where(open_band, np.nan, v) for v in (centre, low, high))
     ranges["width"] = (max(ranges["width"][0], 0.0), min(ranges["width"][1], 1.0))
     r2 = lambda values: tuple(round(float(v), 2) for v in values)  # noqa: E731
-    r3 = lambda v: round(float(v), 3)  # noqa: E731
+    digits = {k: 5 if k == "width" else 3 for k in PROFILE_SCALARS}  # a narrow mix's side share is ~0.02
     return Profile(
         name=name, band_shape_db=r2(centre), band_low_db=r2(np.minimum(low, centre)),
         band_high_db=r2(np.maximum(high, centre)),
-        **{k: r3(centres[k]) for k in PROFILE_SCALARS},
-        scalar_ranges={k: (r3(lo), r3(hi)) for k, (lo, hi) in ranges.items()},
+        **{k: round(float(centres[k]), digits[k]) for k in PROFILE_SCALARS},
+        scalar_ranges={k: (round(float(lo), digits[k]), round(float(hi), digits[k])) for k, (lo, hi) in ranges.items()},
         description=description, derivation=derivation, tracks=len(features), is_reference=reference,
     )
 

@@ -641,6 +641,26 @@ def test_the_match_eq_takes_back_a_single_band_the_parametric_bells_made(base):
     assert abs(level_free(matched)[band]) < 1.0
 
 
+def test_a_reference_width_range_is_relative_and_a_narrowed_mix_is_restored_to_it(base, tmp_path):
+    """One reference's width range is its side/mid ratio ±REFERENCE_WIDTH_TOLERANCE (a fixed
+    side share of ±0.01 was ±42 % of a narrow mix's side); a mix whose side was lowered 3 dB,
+    mastered to its original, comes back within 5 % of the original's side/mid ratio."""
+    from mixbridge.analysis.spectrum import side_mid_ratio
+    from mixbridge.assistant.targets import REFERENCE_WIDTH_TOLERANCE
+
+    audio, features, _ = base
+    profile = profile_from_features([features], "ref", reference=True)
+    low, high = profile.scalar_range("width")
+    ratio = side_mid_ratio(features.width)
+    assert side_mid_ratio(low) == pytest.approx(ratio * (1 - REFERENCE_WIDTH_TOLERANCE), rel=1e-3)
+    assert side_mid_ratio(high) == pytest.approx(ratio * (1 + REFERENCE_WIDTH_TOLERANCE), rel=1e-3)
+    mid, side = (audio.samples[0] + audio.samples[1]) / 2, (audio.samples[0] - audio.samples[1]) / 2
+    narrow = np.stack([mid + 0.7 * side, mid - 0.7 * side]).astype(np.float32)
+    ref = _write(tmp_path / "ref.wav", audio.samples)
+    report = master_file(_write(tmp_path / "narrow.wav", narrow), tmp_path / "out.wav", resolve_target(None, [str(ref)]))
+    assert abs(side_mid_ratio(report.output_features.width) / ratio - 1.0) < 0.05
+
+
 def test_the_match_eq_follows_the_tone_amount_and_stays_off_for_a_profile(base):
     audio, features, profile = base
     damaged = Audio(_shaped(audio.samples, _ripple_db), SR)
