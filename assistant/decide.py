@@ -23,7 +23,14 @@ from mixbridge.analysis.blocks import file_threads
 from mixbridge.analysis.errors import UsageError
 from mixbridge.analysis.features import Features
 from mixbridge.analysis.loudness import measure_loudness
-from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, SpectrumAnalyzer, band_matrix, band_shape, shape_mask
+from mixbridge.analysis.spectrum import (
+    BAND_CENTRES_HZ,
+    SpectrumAnalyzer,
+    band_matrix,
+    band_shape,
+    held_bands,
+    shape_mask,
+)
 from mixbridge.analysis.truepeak import true_peak_dbtp
 from mixbridge.assistant.evidence import Move, explain
 from mixbridge.assistant.judge import (
@@ -38,9 +45,7 @@ from mixbridge.assistant.judge import (
     with_band_change,
 )
 from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
-from mixbridge.assistant.targets import (
-    Target,
-)
+from mixbridge.assistant.targets import Target, known_bands
 from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
 from mixbridge.effects.render import render
 from mixbridge.effects.response import eq_band_response_db
@@ -56,7 +61,8 @@ DC_HIGHPASS_DBFS = -50.0  # a DC offset above this is removed by the high-pass..
 DC_HIGHPASS_HZ = 20.0  # ...at this cutoff (two first-order sections: no audible bass loss)
 LIMITER_SHAPE_MIN_DB = 1.0  # less limiting than this leaves the band shape alone
 DELIVERED_ITERATIONS = 2  # closed-loop rounds of the EQ against the finalizer's limiter
-DELIVERED_HEADROOM_DB = 2.0  # an EQ gain may exceed its limit by this much for what the limiter takes back
+DELIVERED_HEADROOM_DB = 2.0
+MATCH_DELIVERED_MIN_DB = 0.3  # a match EQ correction as delivered smaller than this in every band is not made  # an EQ gain may exceed its limit by this much for what the limiter takes back
 # The aspects the closed-loop refinement corrects, the same for both engines: the EQ and the
 # width steps. The reverb step lost on every measure for both engines, measured on its own out
 # of family (models/EVALUATION.md); the judgment's own loop, _reach_space, sizes a reverb the goal
@@ -117,9 +123,49 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
         settings = _fit_compressor(audio, judged, goal, settings)
     if goal.active("space"):
         goal, settings = _reach_space(audio, judged, goal, settings)
+    if reference:
+        settings = _match_as_delivered(audio, features, target, goal, settings, max_limiting_db, notes)
     if not goal.empty:
         settings = _within_limiting_budget(audio, features, target, settings, max_limiting_db, notes)
     return Decision(settings, goal, explain(goal, settings), tuple(notes))
+
+
+def _match_as_delivered(audio: Audio, features: Features, target: Target, goal: Goal, settings: ChainSettings,
+                        max_limiting_db: float, notes: list[str]) -> ChainSettings:
+    """The match EQ corrected, once, by what its prediction leaves out: the excerpt rendered
+    through the whole chain and finalized to the target (:func:`_finalized_excerpt`) against
+    the excerpt itself, less the linear stages' response, is the band-shape change of the
+    compressor, the reverb and the finalizer's limiting, which :func:`reach_match` does not
+    predict (a loud reference can need several dB of limiting, and the limiter takes the dense
+    low end down). Measured on one excerpt against itself, so its difference from the whole
+    track cancels. A change under MATCH_DELIVERED_MIN_DB leaves the stage as it is."""
+    if not settings.active("match_eq"):
+        return settings
+    sr = audio.sample_rate
+    source = excerpt(audio.samples, sr)
+    lufs = measure_loudness(source, sr).integrated_lufs + target.lufs - features.integrated_lufs
+    delivered, _ = _finalized_excerpt(render(source, sr, settings), sr, lufs, target, max_limiting_db)
+    with np.errstate(invalid="ignore"):  # -inf - -inf in empty bands: no change
+        missed = np.nan_to_num(_bands_db(delivered, sr)[0] - _bands_db(source, sr)[0]
+                               - eq_band_response_db(settings, sr, band_matrix(RESPONSE_FFT, sr)))
+    mask = shape_mask(sr) & known_bands(target.profile)
+    tonal = np.flatnonzero(mask)
+    if tonal.size < 3:
+        return settings
+    correction = np.zeros(len(MATCH_EQ_PARAMS))
+    correction[tonal] = -(missed[tonal] - np.mean(missed[tonal]))
+    correction[: tonal[0]], correction[tonal[-1] + 1:] = correction[tonal[0]], correction[tonal[-1]]
+    correction[~held_bands(sr)] = 0.0
+    if np.max(np.abs(correction[tonal])) < MATCH_DELIVERED_MIN_DB:
+        return settings
+    limit = goal.limits.max_match_eq_db
+    gains = np.array([settings[n] for n in MATCH_EQ_PARAMS])
+    corrected = np.clip(gains + correction, -limit, limit)
+    largest = int(np.argmax(np.abs(corrected - gains)))
+    notes.append(f"match EQ corrected by up to {corrected[largest] - gains[largest]:+.1f} dB "
+                 f"({BAND_CENTRES_HZ[largest]:g} Hz) for what the compressor, the reverb and the finalizer's "
+                 "limiting change in the band shape, measured on the excerpt as delivered")
+    return settings.replace({n: round(float(g), 1) for n, g in zip(MATCH_EQ_PARAMS, corrected)})
 
 
 def as_delivered(audio: Audio, features: Features, target: Target, max_limiting_db: float) -> Features:
