@@ -49,7 +49,7 @@ from mixbridge.assistant.targets import Target, known_bands
 from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
 from mixbridge.effects.render import render
 from mixbridge.effects.response import eq_band_response_db
-from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, STAGE_LABELS, ChainSettings
+from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, PARAM_INDEX, STAGE_LABELS, ChainSettings
 from mixbridge.models.baseline import RESPONSE_FFT, fit_change, predict_dsp
 from mixbridge.models.net import DESCRIPTOR, TargetDescriptor
 from mixbridge.models.predict import anchored_eq, excerpt, fit_compressor, predict_model
@@ -163,8 +163,9 @@ def _match_as_delivered(audio: Audio, features: Features, target: Target, goal: 
     corrected = np.clip(gains + correction, -limit, limit)
     largest = int(np.argmax(np.abs(corrected - gains)))
     notes.append(f"match EQ corrected by up to {corrected[largest] - gains[largest]:+.1f} dB "
-                 f"({BAND_CENTRES_HZ[largest]:g} Hz) for what the compressor, the reverb and the finalizer's "
-                 "limiting change in the band shape, measured on the excerpt as delivered")
+                 f"({PARAM_INDEX[MATCH_EQ_PARAMS[largest]].label.removeprefix('match EQ ')}) for what the "
+                 "compressor, the reverb and the finalizer's limiting change in the band shape, measured on the "
+                 "excerpt as delivered")
     return settings.replace({n: round(float(g), 1) for n, g in zip(MATCH_EQ_PARAMS, corrected)})
 
 

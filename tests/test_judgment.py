@@ -661,6 +661,26 @@ def test_a_reference_width_range_is_relative_and_a_narrowed_mix_is_restored_to_i
     assert abs(side_mid_ratio(report.output_features.width) / ratio - 1.0) < 0.05
 
 
+def test_the_match_eq_is_corrected_for_the_limiting_a_loud_reference_asks_for(base, tmp_path, monkeypatch):
+    """A reference 14 dB louder, its peaks clipped: the finalizer limits the mix hard, which
+    reshapes its band shape. The match EQ is corrected once as delivered (a note says so), and
+    the output lands closer to the reference than without the correction."""
+    import mixbridge.assistant.decide as decide
+
+    audio, _, _ = base
+    loud = np.clip(_shaped(audio.samples, _ripple_db) * 10 ** (14 / 20), -0.5, 0.5).astype(np.float32)
+    ref = _write(tmp_path / "ref.wav", loud)
+    mix = _write(tmp_path / "mix.wav", audio.samples)
+    target = resolve_target(None, [str(ref)])
+    corrected = master_file(mix, tmp_path / "out.wav", target)
+    assert any("as delivered" in n for n in corrected.notes)
+    assert corrected.limiting_db > 3.0
+    monkeypatch.setattr(decide, "MATCH_DELIVERED_MIN_DB", float("inf"))
+    predicted_only = master_file(mix, tmp_path / "out2.wav", target)
+    assert not any("as delivered" in n for n in predicted_only.notes)
+    assert corrected.tonal_error_after_db < predicted_only.tonal_error_after_db
+
+
 def test_the_match_eq_follows_the_tone_amount_and_stays_off_for_a_profile(base):
     audio, features, profile = base
     damaged = Audio(_shaped(audio.samples, _ripple_db), SR)
