@@ -138,8 +138,16 @@ def _match_as_delivered(audio: Audio, features: Features, target: Target, goal: 
     compressor, the reverb and the finalizer's limiting, which :func:`reach_match` does not
     predict (a loud reference can need several dB of limiting, and the limiter takes the dense
     low end down). Measured on one excerpt against itself, so its difference from the whole
-    track cancels. A change under MATCH_DELIVERED_MIN_DB leaves the stage as it is."""
+    track cancels. A change under MATCH_DELIVERED_MIN_DB leaves the stage as it is. A chain of
+    linear stages only, which the finalizer will not limit even with the EQ's largest boost on
+    every peak, is predicted exactly, and is not rendered."""
     if not settings.active("match_eq"):
+        return settings
+    gains = np.array([settings[n] for n in MATCH_EQ_PARAMS])
+    boost_db = max([settings[f"{s}.gain_db"] for s in EQ_STAGES if settings.is_on(s)] + [0.0])
+    if (not (settings.is_on("compressor") or settings.active("reverb"))
+            and estimated_limiting_db(features, target) + boost_db + max(float(np.max(gains)), 0.0)
+            < LIMITER_SHAPE_MIN_DB):
         return settings
     sr = audio.sample_rate
     source = excerpt(audio.samples, sr)
@@ -159,7 +167,6 @@ def _match_as_delivered(audio: Audio, features: Features, target: Target, goal: 
     if np.max(np.abs(correction[tonal])) < MATCH_DELIVERED_MIN_DB:
         return settings
     limit = goal.limits.max_match_eq_db
-    gains = np.array([settings[n] for n in MATCH_EQ_PARAMS])
     corrected = np.clip(gains + correction, -limit, limit)
     largest = int(np.argmax(np.abs(corrected - gains)))
     notes.append(f"match EQ corrected by up to {corrected[largest] - gains[largest]:+.1f} dB "
