@@ -61,8 +61,8 @@ DC_HIGHPASS_DBFS = -50.0  # a DC offset above this is removed by the high-pass..
 DC_HIGHPASS_HZ = 20.0  # ...at this cutoff (two first-order sections: no audible bass loss)
 LIMITER_SHAPE_MIN_DB = 1.0  # less limiting than this leaves the band shape alone
 DELIVERED_ITERATIONS = 2  # closed-loop rounds of the EQ against the finalizer's limiter
-DELIVERED_HEADROOM_DB = 2.0
-MATCH_DELIVERED_MIN_DB = 0.3  # a match EQ correction as delivered smaller than this in every band is not made  # an EQ gain may exceed its limit by this much for what the limiter takes back
+DELIVERED_HEADROOM_DB = 2.0  # an EQ gain may exceed its limit by this much for what the limiter takes back
+MATCH_DELIVERED_MIN_DB = 0.3  # a match EQ correction as delivered smaller than this in every band is not made
 # The aspects the closed-loop refinement corrects, the same for both engines: the EQ and the
 # width steps. The reverb step lost on every measure for both engines, measured on its own out
 # of family (models/EVALUATION.md); the judgment's own loop, _reach_space, sizes a reverb the goal
