@@ -5,7 +5,8 @@ engine and held to the goal in closed loops, on the excerpt the track is judged 
 limiting, :func:`as_delivered`), sizes the moves with the engine (the learned model or the
 DSP baseline), constrains them to the goal, reaches the tonal goal in closed loop (linear,
 then again behind the finalizer's limiter, :func:`_reach_as_delivered`), sizes the
-compressor and checks the reverb on the excerpt, and keeps the EQ within the limiting budget.
+compressor and checks the reverb on the excerpt, corrects a reference's match EQ once as
+delivered (:func:`_match_as_delivered`), and keeps the EQ within the limiting budget.
 """
 
 from __future__ import annotations
