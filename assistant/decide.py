@@ -33,7 +33,7 @@ from mixbridge.analysis.spectrum import (
     shape_mask,
 )
 from mixbridge.analysis.truepeak import true_peak_dbtp
-from mixbridge.assistant.evidence import Move, explain
+from mixbridge.assistant.evidence import Move, explain, match_band_label
 from mixbridge.assistant.judge import (
     Goal,
     JudgeOptions,
@@ -50,7 +50,7 @@ from mixbridge.assistant.targets import Target, known_bands
 from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
 from mixbridge.effects.render import render
 from mixbridge.effects.response import eq_band_response_db
-from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, PARAM_INDEX, STAGE_LABELS, ChainSettings
+from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, STAGE_LABELS, ChainSettings
 from mixbridge.models.baseline import RESPONSE_FFT, fit_change, predict_dsp
 from mixbridge.models.net import DESCRIPTOR, TargetDescriptor
 from mixbridge.models.predict import anchored_eq, excerpt, fit_compressor, predict_model
@@ -144,19 +144,15 @@ def _match_as_delivered(audio: Audio, features: Features, target: Target, goal: 
     every peak, is predicted exactly, and is not rendered."""
     if not settings.active("match_eq"):
         return settings
-    gains = np.array([settings[n] for n in MATCH_EQ_PARAMS])
-    boost_db = max([settings[f"{s}.gain_db"] for s in EQ_STAGES if settings.is_on(s)] + [0.0])
-    if (not (settings.is_on("compressor") or settings.active("reverb"))
-            and estimated_limiting_db(features, target) + boost_db + max(float(np.max(gains)), 0.0)
-            < LIMITER_SHAPE_MIN_DB):
-        return settings
     sr = audio.sample_rate
-    source = excerpt(audio.samples, sr)
-    lufs = measure_loudness(source, sr).integrated_lufs + target.lufs - features.integrated_lufs
+    linear_db = eq_band_response_db(settings, sr, band_matrix(RESPONSE_FFT, sr))
+    if (not (settings.is_on("compressor") or settings.active("reverb"))
+            and estimated_limiting_db(features, target) + max(float(np.max(linear_db)), 0.0) < LIMITER_SHAPE_MIN_DB):
+        return settings
+    source, lufs = _excerpt_to_deliver(audio, features, target)
     delivered, _ = _finalized_excerpt(render(source, sr, settings), sr, lufs, target, max_limiting_db)
     with np.errstate(invalid="ignore"):  # -inf - -inf in empty bands: no change
-        missed = np.nan_to_num(_bands_db(delivered, sr)[0] - _bands_db(source, sr)[0]
-                               - eq_band_response_db(settings, sr, band_matrix(RESPONSE_FFT, sr)))
+        missed = np.nan_to_num(_bands_db(delivered, sr)[0] - _bands_db(source, sr)[0] - linear_db)
     mask = shape_mask(sr) & known_bands(target.profile)
     tonal = np.flatnonzero(mask)
     if tonal.size < 3:
@@ -168,10 +164,11 @@ def _match_as_delivered(audio: Audio, features: Features, target: Target, goal: 
     if np.max(np.abs(correction[tonal])) < MATCH_DELIVERED_MIN_DB:
         return settings
     limit = goal.limits.max_match_eq_db
+    gains = np.array([settings[n] for n in MATCH_EQ_PARAMS])
     corrected = np.clip(gains + correction, -limit, limit)
     largest = int(np.argmax(np.abs(corrected - gains)))
     notes.append(f"match EQ corrected by up to {corrected[largest] - gains[largest]:+.1f} dB "
-                 f"({PARAM_INDEX[MATCH_EQ_PARAMS[largest]].label.removeprefix('match EQ ')}) for what the "
+                 f"({match_band_label(MATCH_EQ_PARAMS[largest])}) for what the "
                  "compressor, the reverb and the finalizer's limiting change in the band shape, measured on the "
                  "excerpt as delivered")
     return settings.replace({n: round(float(g), 1) for n, g in zip(MATCH_EQ_PARAMS, corrected)})
@@ -188,14 +185,19 @@ def as_delivered(audio: Audio, features: Features, target: Target, max_limiting_
     corrected by :func:`_reach_as_delivered`, which keeps the goal and refits the EQ."""
     if estimated_limiting_db(features, target) < LIMITER_SHAPE_MIN_DB:
         return features
-    source = excerpt(audio.samples, audio.sample_rate)  # what the refinement renders too
-    source_lufs = measure_loudness(source, audio.sample_rate).integrated_lufs
-    limited, _ = _finalized_excerpt(source, audio.sample_rate, source_lufs + target.lufs - features.integrated_lufs,
-                                    target, max_limiting_db)
+    source, lufs = _excerpt_to_deliver(audio, features, target)  # what the refinement renders too
+    limited, _ = _finalized_excerpt(source, audio.sample_rate, lufs, target, max_limiting_db)
     (mid0, side0), (mid1, side1) = _bands_db(source, audio.sample_rate), _bands_db(limited, audio.sample_rate)
     with np.errstate(invalid="ignore"):  # -inf - -inf in empty bands: no change
         mid, side = np.nan_to_num(mid1 - mid0), np.nan_to_num(side1 - side0)
     return with_band_change(features, mid, side)  # the level is removed where the shape is judged
+
+
+def _excerpt_to_deliver(audio: Audio, features: Features, target: Target) -> tuple[np.ndarray, float]:
+    """The excerpt the closed loops render (:func:`models.predict.excerpt`) and the loudness
+    (LUFS) the finalizer brings it to when it brings the whole track to the target."""
+    source = excerpt(audio.samples, audio.sample_rate)
+    return source, measure_loudness(source, audio.sample_rate).integrated_lufs + target.lufs - features.integrated_lufs
 
 
 def _finalized_excerpt(samples: np.ndarray, sample_rate: int, lufs: float, target: Target,
@@ -234,8 +236,7 @@ def _reach_as_delivered(audio: Audio, features: Features, judged: Features, targ
     (with a note giving the delivered move). A region the EQ cannot bring inside as
     delivered is kept as character."""
     sr = audio.sample_rate
-    source = excerpt(audio.samples, sr)
-    lufs = measure_loudness(source, sr).integrated_lufs + target.lufs - features.integrated_lufs
+    source, lufs = _excerpt_to_deliver(audio, features, target)
     linear = ("highpass", *EQ_STAGES)
 
     def delivered(trial: ChainSettings) -> tuple[np.ndarray, np.ndarray, float]:

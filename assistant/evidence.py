@@ -176,12 +176,17 @@ def explain(goal: Goal, settings: ChainSettings) -> tuple[Move, ...]:
     return tuple(moves)
 
 
+def match_band_label(name: str) -> str:
+    """A match EQ band as the evidence names it ("2 kHz")."""
+    return PARAM_INDEX[name].label.removeprefix("match EQ ")
+
+
 def _match_move(goal: Goal, settings: ChainSettings) -> Move:
     gains = {n: settings[n] for n in MATCH_EQ_PARAMS if settings.active("match_eq") and settings[n] != 0.0}
     if gains:
         largest = max(gains, key=lambda n: abs(gains[n]))
         action = (f"match EQ on {len(gains)} bands, {min(gains.values()):+.1f}…{max(gains.values()):+.1f} dB "
-                  f"(largest at {PARAM_INDEX[largest].label.removeprefix('match EQ ')})")
+                  f"(largest at {match_band_label(largest)})")
         note = (f"{goal.match_after_db:.2f} dB left after it (a single band standing out under 1.3 kHz is a "
                 "note of the music, not matched)")
         status = "corrected"
