@@ -556,6 +556,7 @@ def constrain(settings: ChainSettings, goal: Goal) -> ChainSettings:
 
 
 REACH_ITERATIONS = 6
+REACH_ATTEMPTS = 8  # fits of the EQ: each drops a small stage or gives up one region as character
 REACH_TOLERANCE_DB = 0.1
 REACH_MARGIN_DB = 0.25  # a region predicted this close to its trigger counts as out of reach (prediction error)
 
@@ -642,15 +643,43 @@ def _with_tone(goal: Goal, status: np.ndarray, change: np.ndarray) -> Goal:
 def _reach_tone(goal: Goal, features: Features, profile: Profile, settings: ChainSettings,
                 headroom_db: float) -> tuple[Goal, ChainSettings]:
     lim = goal.limits
-    amount = goal.amounts.fraction("tone")
     # where each band is to land, in the range's frame: the aim itself, not the change the
     # EQ limit allows (what falls short of it is judged below)
-    aligned, _, _, _, full_change, _, _ = _tone(features, profile, amount, lim)
-    wanted = aligned + np.where(np.asarray(goal.band_status) == "corrected", full_change, 0.0)
-    status = np.asarray(goal.band_status, dtype=object)
-    locked = status == "character"  # regions kept as character (by the judgment, or given up by an earlier loop)
+    aligned, _, _, _, full_change, _, _ = _tone(features, profile, goal.amounts.fraction("tone"), lim)
+    judged = np.asarray(goal.band_status, dtype=object)
+    wanted = aligned + np.where(judged == "corrected", full_change, 0.0)
+    locked = judged == "character"  # regions kept as character by the judgment
+    first = _give_up_until_reached(goal, features, profile, settings, aligned, judged, wanted, locked, headroom_db)
+    reached, goal, settings, given_up = first
+    if reached and np.any(given_up):
+        # a second look, as a second pass would take it: behind the chain the level alignment
+        # has moved, and a region given up beside another may now be within reach on its own
+        # (it joins the loop if the chain's output still lies beyond its trigger)
+        second = np.where(given_up, "inside-trigger", judged).astype(object)
+        again = _give_up_until_reached(goal, features, profile, settings, aligned, second,
+                                       np.where(given_up, aligned, wanted), locked, headroom_db)
+        if again[0]:  # a region not taken up again stays the character it was judged
+            _, goal, settings, _ = again
+            status = np.asarray(goal.band_status, dtype=object)
+            status[given_up & (status != "corrected")] = "character"
+            goal = _with_tone(goal, status, np.asarray(goal.band_change_db))
+    if not goal.active("tone"):
+        settings = settings.replace({f"{s}.gain_db": 0.0 for s in EQ_STAGES})
+    return goal, settings
+
+
+def _give_up_until_reached(goal: Goal, features: Features, profile: Profile, settings: ChainSettings,
+                           aligned: np.ndarray, judged: np.ndarray, judged_wanted: np.ndarray,
+                           judged_locked: np.ndarray, headroom_db: float
+                           ) -> tuple[bool, Goal, ChainSettings, np.ndarray]:
+    """The EQ fitted (:func:`_fit_tone`) to the regions ``judged`` corrected; a region the fit
+    leaves beyond (nearly) its trigger is given up as character, one at a time, and the fit
+    made again. Returns whether every corrected region was reached, the goal, the settings
+    and the regions given up."""
+    lim = goal.limits
+    status, wanted, locked = judged.copy(), judged_wanted.copy(), judged_locked.copy()
     frozen: set[str] = set()  # stages held at 0 dB (their move was under the smallest mastering move)
-    for _attempt in range(4):
+    for _attempt in range(REACH_ATTEMPTS):
         goal, settings = _fit_tone(goal, features, profile, settings, status, wanted, aligned, locked, frozen,
                                    lim.max_eq_db + headroom_db)
         small = {s for s in EQ_STAGES if 0.0 < abs(settings[f"{s}.gain_db"]) < lim.min_eq_move_db} - frozen
@@ -659,23 +688,27 @@ def _reach_tone(goal: Goal, features: Features, profile: Profile, settings: Chai
             settings = settings.replace({f"{s}.gain_db": 0.0 for s in small})
             continue
         if lim.partial_moves or not goal.active("tone"):
-            break
+            return True, goal, settings, locked & ~judged_locked
         # what a second pass would see: a corrected region still beyond (nearly) its trigger
         # is out of reach, and is the production's character after all
         excess = _tone_measure(predicted_features(features, settings), profile)[3]
         short = (status == "corrected") & (np.abs(excess) > lim.tone_trigger_db - REACH_MARGIN_DB)
         if not np.any(short):
-            break
+            return True, goal, settings, locked & ~judged_locked
         # the direction each corrected band moves in (a band the fit left short: back toward its range)
         moving = np.sign(np.round(wanted - aligned, 6))
         moving = np.where(moving != 0.0, moving, -np.sign(np.round(excess, 6)))
-        for run in _runs(np.where(status == "corrected", moving, 0.0)):
-            if np.any(short[run]):
-                status[run], wanted[run], locked[run] = "character", aligned[run], True
+        # one region at a time, the one left furthest out: the EQ it no longer spends (a shelf
+        # pulled by an unreachable low end moves the level alignment of every band) may bring
+        # the others inside
+        runs = [run for run in _runs(np.where(status == "corrected", moving, 0.0)) if np.any(short[run])]
+        locked[max(runs, key=lambda r: float(np.max(np.abs(excess[r]))))] = True
+        # and from the judgment's own regions again: one the given-up move carried out of its
+        # range is no longer carried
+        status, wanted = judged.copy(), judged_wanted.copy()
+        status[locked], wanted[locked] = "character", aligned[locked]
         goal = _with_tone(goal, status, wanted - aligned)
-    if not goal.active("tone"):
-        settings = settings.replace({f"{s}.gain_db": 0.0 for s in EQ_STAGES})
-    return goal, settings
+    return False, goal, settings, locked & ~judged_locked
 
 
 def _fit_tone(goal: Goal, features: Features, profile: Profile, settings: ChainSettings, status: np.ndarray,

@@ -23,7 +23,15 @@ from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import SettingsError, UsageError
 from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix, band_shape, shape_mask
 from mixbridge.assistant.decide import suggest_settings
-from mixbridge.assistant.judge import MASTER_LIMITS, Amounts, JudgeOptions, judge
+from mixbridge.assistant.judge import (
+    MASTER_LIMITS,
+    Amounts,
+    JudgeOptions,
+    judge,
+    predicted_features,
+    reach_goal,
+    with_band_change,
+)
 from mixbridge.assistant.master import master_file, resolve_target
 from mixbridge.assistant.options import MasterOptions
 from mixbridge.assistant.profile_choice import choose_profile, with_profile_for
@@ -353,6 +361,27 @@ def test_a_region_one_bell_falls_short_of_is_reached_in_closed_loop(base):
     after = analyze(Audio(render(bumped.samples, SR, decision.settings), SR))
     again = judge(after, target)
     assert not again.active("tone"), [m.text for m in decision.moves]
+
+
+def test_a_region_out_of_reach_is_given_up_alone_so_its_neighbour_is_reached_and_a_second_pass_rests(base):
+    """Two regions below the range: the low end (40-160 Hz, 5.5 dB down) beyond a mastering
+    move, and 315-800 Hz (5 dB down) within one. Fitted together, the out-of-reach low end
+    pulls the shared fit and leaves the low mids short too; giving both up at once left a half
+    move that a second pass took up again (2.4 dB). Given up alone, the low end frees the fit:
+    the low mids are reached, and the second judgment of the predicted output moves nothing."""
+    _, features, _ = base
+    profile = _profile_around(features, band_half_db=1.5)
+    centres = np.asarray(BAND_CENTRES_HZ)
+    dip = np.where((centres >= 40) & (centres <= 160), -5.5, 0.0) + np.where((centres >= 315) & (centres <= 800), -5.0, 0.0)
+    mix = with_band_change(features, dip, dip)
+    target = _target(profile)
+    goal, settings = reach_goal(judge(mix, target), mix, profile, ChainSettings.create())
+    status = dict(zip(centres, goal.band_status))
+    assert status[centres[np.argmin(np.abs(centres - 80))]] == "character"
+    assert status[centres[np.argmin(np.abs(centres - 500))]] == "corrected"
+    after = predicted_features(mix, settings)
+    _, again = reach_goal(judge(after, target), after, profile, ChainSettings.create())
+    assert all(again[f"{s}.gain_db"] == 0.0 for s in EQ_STAGES), again
 
 
 def test_a_dc_offset_is_judged_at_the_delivered_level_so_a_second_pass_adds_no_high_pass(base, tmp_path):
