@@ -33,11 +33,13 @@ from mixbridge.analysis.spectrum import (
     shape_mask,
 )
 from mixbridge.analysis.truepeak import true_peak_dbtp
-from mixbridge.assistant.evidence import Move, explain, match_band_label
+from mixbridge.assistant.evidence import Move, explain, hz_label, match_band_label
 from mixbridge.assistant.judge import (
+    REACH_MARGIN_DB,
     Goal,
     JudgeOptions,
     constrain,
+    corrected_within_trigger_hz,
     eq_layout,
     estimated_limiting_db,
     judge,
@@ -101,12 +103,15 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
     notes: list[str] = []
     reference = target.profile.is_reference
     judged = features if reference else as_delivered(audio, features, target, max_limiting_db)
+    goal = judge(judged, target, judgment, predicted=judged is not features)
     if judged is not features:
         change = band_shape(judged.mid_band_db) - band_shape(features.mid_band_db)
+        close = corrected_within_trigger_hz(goal)
         notes.append(f"judged as delivered: at the target loudness the peaks stand "
                      f"{estimated_limiting_db(features, target):.1f} dB over the ceiling, and the finalizer's "
-                     f"limiting changes the band shape by up to {np.max(np.abs(change[shape_mask(features.sample_rate)])):.1f} dB")
-    goal = judge(judged, target, judgment)
+                     f"limiting changes the band shape by up to {np.max(np.abs(change[shape_mask(features.sample_rate)])):.1f} dB"
+                     + (f"; a region predicted within {REACH_MARGIN_DB:g} dB of its trigger is corrected, as the "
+                        f"delivery may carry it over ({', '.join(hz_label(c) for c in close)})" if close else ""))
     settings = ChainSettings.create()  # every stage neutral: the finalizer alone delivers the target
     if not goal.empty:
         settings = constrain(_engine_settings(audio, judged, goal, engine, refine), goal)

@@ -156,7 +156,7 @@ def explain(goal: Goal, settings: ChainSettings) -> tuple[Move, ...]:
             note = "this band supports the correction of its neighbours"
         if not values and status == "corrected":
             note = "the fitted EQ moves it less than the smallest mastering move"
-        moves.append(Move("tone", stage, f"{_hz(centres[worst])} region ({STAGE_LABELS[stage]})",
+        moves.append(Move("tone", stage, f"{hz_label(centres[worst])} region ({STAGE_LABELS[stage]})",
                           round(float(measured[worst]), 2), _known(goal.band_low_db[worst]),
                           _known(goal.band_high_db[worst]),
                           "dB", status, action, values, note))
@@ -196,7 +196,8 @@ def _match_move(goal: Goal, settings: ChainSettings) -> Move:
                 goal.match_before_db, None, None, "dB", status, action, gains, note)
 
 
-def _hz(freq: float) -> str:
+def hz_label(freq: float) -> str:
+    """A band centre as the judgment names its regions (158 Hz, 1.6 kHz)."""
     return f"{freq / 1000:.1f} kHz" if freq >= 1000 else f"{freq:.0f} Hz"
 
 

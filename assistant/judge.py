@@ -319,13 +319,14 @@ def tone_excess_db(features: Features, profile: Profile) -> np.ndarray:
     return _tone_measure(features, profile)[3]
 
 
-def _tone(features: Features, profile: Profile, amount: float, limits: Limits):
+def _tone(features: Features, profile: Profile, amount: float, limits: Limits, trigger_margin_db: float = 0.0):
     """The band shape (:func:`_tone_measure`) against the profile's band ranges.
 
     Each run of neighbouring bands outside the range on the same side is one region: it is
-    corrected to the range's edge when its worst band lies beyond the trigger, and kept as the
-    production's character when that band lies beyond the EQ limit plus the trigger (a half
-    correction would be repeated by every later pass).
+    corrected to the range's edge when its worst band lies beyond the trigger (less
+    ``trigger_margin_db``), and kept as the production's character when that band lies beyond
+    the EQ limit plus the trigger (a half correction would be repeated by every later pass).
+    ``change`` is the move each band outside the range would take, whatever its status.
     """
     aligned, low, high, excess = _tone_measure(features, profile)
     status = np.where(excess != 0.0, "inside-trigger", "within").astype(object)
@@ -333,14 +334,14 @@ def _tone(features: Features, profile: Profile, amount: float, limits: Limits):
         worst = float(np.max(np.abs(excess[run])))
         if worst > limits.max_eq_db + limits.tone_trigger_db and not limits.partial_moves:
             status[run] = "character"
-        elif worst > limits.tone_trigger_db:
+        elif worst > limits.tone_trigger_db - trigger_margin_db:
             status[run] = "corrected" if amount > 0.0 else "amount-0"
     # aim a little inside the edge (never past the centre), so a fit that falls a little short
     # still lands inside the trigger and a second pass leaves the region alone
     centre = np.asarray(profile.band_shape_db)
     room = np.maximum(np.where(excess > 0, high - centre, low - centre) * np.sign(excess), 0.0)
     aim = excess + np.sign(excess) * np.minimum(limits.tone_aim_inside_db, room)
-    change = np.where(status == "corrected", -aim * amount, 0.0)
+    change = -aim * amount
     if np.any(status == "corrected"):
         overall = "corrected"
     else:
@@ -356,12 +357,17 @@ def estimated_limiting_db(features: Features, target: Target) -> float:
     return max(0.0, (target.lufs - features.integrated_lufs) + features.true_peak_dbtp - target.ceiling_dbtp)
 
 
-def judge(features: Features, target: Target, options: JudgeOptions = JudgeOptions()) -> Goal:
-    """What to change in ``features`` to bring the mix into ``target.profile``'s ranges."""
+def judge(features: Features, target: Target, options: JudgeOptions = JudgeOptions(),
+          predicted: bool = False) -> Goal:
+    """What to change in ``features`` to bring the mix into ``target.profile``'s ranges.
+    ``predicted``: the features are a prediction (the mix as the finalizer will deliver it,
+    measured on an excerpt), so a band region within REACH_MARGIN_DB of its trigger is
+    corrected: delivered, it may land beyond the trigger, where a second pass would move it."""
     profile, amounts = target.profile, options.amounts
     limits = options.limits_for(profile)
-    aligned, low, high, excess, change, band_status, tone_status = _tone(features, profile, amounts.fraction("tone"),
-                                                                      limits)
+    aligned, low, high, excess, change, band_status, tone_status = _tone(
+        features, profile, amounts.fraction("tone"), limits, REACH_MARGIN_DB if predicted else 0.0)
+    change = np.where(np.asarray(band_status) == "corrected", change, 0.0)
     limiting = estimated_limiting_db(features, target)
     checks = [*_dynamics(features, profile, amounts.fraction("dynamics"), limits, limiting),
               _width(features, profile, amounts.fraction("width"), limits),
@@ -378,6 +384,15 @@ def judge(features: Features, target: Target, options: JudgeOptions = JudgeOptio
         tone_status=tone_status, checks=tuple(checks), estimated_limiting_db=round(limiting, 2),
         side_gain=side_gain,
     )
+
+
+def corrected_within_trigger_hz(goal: Goal) -> list[float]:
+    """The band centre (Hz) of each region the goal corrects although no band of it lies
+    beyond the trigger: corrected within the margin of a predicted judgment."""
+    excess = np.asarray(goal.band_excess_db)
+    signs = np.where(np.asarray(goal.band_status) == "corrected", np.sign(np.round(excess, 6)), 0.0)
+    return [goal.band_centres_hz[int(run[np.argmax(np.abs(excess[run]))])] for run in _runs(signs)
+            if np.max(np.abs(excess[run])) <= goal.limits.tone_trigger_db]
 
 
 def _r(values) -> tuple[float, ...]:

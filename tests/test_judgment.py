@@ -22,11 +22,14 @@ from mixbridge.analysis.analyze import analyze
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import SettingsError, UsageError
 from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix, band_shape, shape_mask
+from mixbridge.assistant import decide
 from mixbridge.assistant.decide import suggest_settings
 from mixbridge.assistant.judge import (
     MASTER_LIMITS,
+    REACH_MARGIN_DB,
     Amounts,
     JudgeOptions,
+    corrected_within_trigger_hz,
     judge,
     predicted_features,
     reach_goal,
@@ -382,6 +385,38 @@ def test_a_region_out_of_reach_is_given_up_alone_so_its_neighbour_is_reached_and
     after = predicted_features(mix, settings)
     _, again = reach_goal(judge(after, target), after, profile, ChainSettings.create())
     assert all(again[f"{s}.gain_db"] == 0.0 for s in EQ_STAGES), again
+
+
+def test_a_region_predicted_just_inside_its_trigger_is_corrected_when_the_judgment_is_a_prediction(base):
+    """The mix as delivered is predicted on an excerpt: a region 0.85 dB over its range (trigger
+    1 dB) may land over the trigger once the whole track is delivered, where a second pass
+    would move it. Judged as a prediction, it is corrected (and named); measured, it is not."""
+    _, features, _ = base
+    profile = _profile_around(features, band_half_db=1.5)
+    centres = np.asarray(BAND_CENTRES_HZ)
+    bump = np.where((centres >= 700) & (centres <= 1400), 2.4, 0.0)
+    mix = with_band_change(features, bump, bump)
+    target = _target(profile)
+    measured, predicted = judge(mix, target), judge(mix, target, predicted=True)
+    worst = max(measured.band_excess_db)
+    assert MASTER_LIMITS.tone_trigger_db - REACH_MARGIN_DB < worst < MASTER_LIMITS.tone_trigger_db
+    assert measured.tone_status == "inside-trigger" and not corrected_within_trigger_hz(measured)
+    assert predicted.tone_status == "corrected" and corrected_within_trigger_hz(predicted) == [1000.0]
+    goal, settings = reach_goal(predicted, mix, profile, ChainSettings.create())
+    assert goal.active("tone") and any(settings[f"{s}.gain_db"] < 0.0 for s in EQ_STAGES)
+    assert max(judge(predicted_features(mix, settings), target).band_excess_db) == 0.0
+
+
+def test_the_as_delivered_note_names_a_region_corrected_within_the_margin(base, monkeypatch):
+    audio, features, _ = base
+    profile = _profile_around(features, band_half_db=1.5)
+    centres = np.asarray(BAND_CENTRES_HZ)
+    bump = np.where((centres >= 700) & (centres <= 1400), 2.4, 0.0)
+    monkeypatch.setattr(decide, "as_delivered", lambda *_: with_band_change(features, bump, bump))
+    decision = suggest_settings(audio, features, _target(profile))
+    note = next(n for n in decision.notes if n.startswith("judged as delivered"))
+    assert f"within {REACH_MARGIN_DB:g} dB of its trigger is corrected" in note and note.endswith("(1.0 kHz)")
+    assert any(decision.settings[f"{s}.gain_db"] < 0.0 for s in EQ_STAGES)
 
 
 def test_a_dc_offset_is_judged_at_the_delivered_level_so_a_second_pass_adds_no_high_pass(base, tmp_path):
