@@ -31,6 +31,7 @@ from mixbridge.analysis.spectrum import (
     band_shape,
     held_bands,
     shape_mask,
+    side_mid_ratio,
 )
 from mixbridge.analysis.truepeak import true_peak_dbtp
 from mixbridge.assistant.evidence import Move, explain, hz_label, match_band_label
@@ -129,6 +130,8 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
         settings = _fit_compressor(audio, judged, goal, settings)
     if goal.active("space"):
         goal, settings = _reach_space(audio, judged, goal, settings)
+    if not reference:
+        settings = _width_as_delivered(audio, features, target, goal, settings, max_limiting_db, notes)
     if reference:
         settings = _match_as_delivered(audio, features, target, goal, settings, max_limiting_db, notes)
     if not goal.empty:
@@ -177,6 +180,34 @@ def _match_as_delivered(audio: Audio, features: Features, target: Target, goal: 
                  "compressor, the reverb and the finalizer's limiting change in the band shape, measured on the "
                  "excerpt as delivered")
     return settings.replace({n: round(float(g), 1) for n, g in zip(MATCH_EQ_PARAMS, corrected)})
+
+
+def _width_as_delivered(audio: Audio, features: Features, target: Target, goal: Goal, settings: ChainSettings,
+                        max_limiting_db: float, notes: list[str]) -> ChainSettings:
+    """The side gain corrected, once, for what the compressor and the finalizer's limiting do
+    to the width, which the side gain's fit (behind the linear stages) leaves out: they act on
+    the loud, dense mid more than on the side, so they widen the mix again, and a second pass
+    would narrow it again. Measured on the excerpt: the whole chain, finalized to the target,
+    against its linear stages alone. Only for a width the goal corrects, behind a compressor
+    or a finalizer that limits."""
+    if (goal.check("width").status != "corrected" or not settings.is_on("stereo") or features.channels != 2
+            or not (settings.is_on("compressor") or estimated_limiting_db(features, target) >= LIMITER_SHAPE_MIN_DB)):
+        return settings
+    sr = audio.sample_rate
+    source, lufs = _excerpt_to_deliver(audio, features, target)
+    delivered, _ = _finalized_excerpt(render(source, sr, settings), sr, lufs, target, max_limiting_db)
+    linear = render(source, sr, settings.only(("highpass", *EQ_STAGES, "stereo")))
+    widths = [analyze_spectral(Audio(x, sr)).width for x in (delivered, linear)]
+    if not all(0.0 < w < 1.0 for w in widths):
+        return settings
+    lim = goal.limits
+    gain = settings["stereo.width_percent"] / 100.0 * side_mid_ratio(widths[1]) / side_mid_ratio(widths[0])
+    percent = round(100.0 * float(np.clip(gain, lim.width_min_percent / 100.0, lim.width_max_percent / 100.0)), 2)
+    if abs(percent - settings["stereo.width_percent"]) < 100.0 * lim.width_trigger / 2.0:
+        return settings
+    notes.append(f"side level set to {percent:.0f} % (from {settings['stereo.width_percent']:.0f} %) for what the "
+                 "compressor and the finalizer's limiting do to the width, measured on the excerpt as delivered")
+    return settings.replace({"stereo.width_percent": percent})
 
 
 def as_delivered(audio: Audio, features: Features, target: Target, max_limiting_db: float) -> Features:

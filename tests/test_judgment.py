@@ -419,6 +419,31 @@ def test_the_as_delivered_note_names_a_region_corrected_within_the_margin(base, 
     assert any(decision.settings[f"{s}.gain_db"] < 0.0 for s in EQ_STAGES)
 
 
+def test_a_width_correction_is_measured_as_delivered_behind_the_finalizers_limiting(tmp_path):
+    """Drum-like hits in the mid over a steady side, 26 dB under the target: the finalizer
+    limits the loud mid hits by about 7 dB, which widens the mix again. The side gain, fitted
+    behind the linear stages only, left the master just over the range (0.247 for 0.212-0.243);
+    measured on the excerpt as delivered, it lands inside, and a second pass leaves it alone."""
+    rng = np.random.default_rng(3)
+    mid = make_noise(rng, SR, 12.0, -20.0, channels=1, color="pink")[0]
+    side = make_noise(rng, SR, 12.0, -34.0, channels=1, color="pink")[0]
+    beat = (np.arange(mid.size) / SR * 4.0) % 1.0  # a hit every 250 ms, decaying
+    mid = mid * (0.25 + 0.75 * np.exp(-12.0 * beat))
+    samples = np.stack([mid + side, mid - side]).astype(np.float32)
+    features = analyze(Audio(samples, SR))
+    width = features.width
+    profile = _profile_around(features)
+    profile = replace(profile, width=0.86 * width,
+                      scalar_ranges={**profile.scalar_ranges, "width": (0.8 * width, 0.92 * width)})
+    target = _target(profile)
+    first = master_file(_write(tmp_path / "in.wav", samples), tmp_path / "m1.wav", target)
+    assert first.limiting_db > 4.0
+    assert any(n.startswith("side level set to") and "as delivered" in n for n in first.notes)
+    assert 0.8 * width <= first.output_features.width <= 0.92 * width
+    second = master_file(tmp_path / "m1.wav", tmp_path / "m2.wav", target)
+    assert second.settings["stereo.width_percent"] == 100.0
+
+
 def test_a_dc_offset_is_judged_at_the_delivered_level_so_a_second_pass_adds_no_high_pass(base, tmp_path):
     """-56 dBFS of DC in a mix 12 dB under the target is -44 dBFS once delivered: removed in
     pass 1 (and said why), and pass 2, at the target already, has no DC left to remove."""
