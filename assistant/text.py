@@ -191,6 +191,15 @@ def restoration_table(rows: Sequence[Mapping], title: str) -> list[str]:
                       f"dynamics error {100 * (1 - dyn_m / dyn_d):+.0f} % ({dyn_m:.2f} vs {dyn_d:.2f}, lower on "
                       f"{sum(b['model+refine']['dynamics'] < b['dsp+refine']['dynamics'] for b in both)}"
                       f"/{len(both)}); its dynamics error is over the untouched input's (+0.05) on "
-                      f"{sum(b['model+refine']['dynamics'] > b['none']['dynamics'] + 0.05 for b in both)}"
-                      f"/{len(both)}"]
+                      f"{_over(both, 'model+refine', 'none')}/{len(both)}"
+                      + (f" (over the untouched input delivered by the finalizer alone on "
+                         f"{_over(both, 'model+refine', 'none→finalizer')}/{len(both)}; the original itself, "
+                         f"delivered at the ceiling, is over the untouched input's on "
+                         f"{_over(both, 'original→finalizer', 'none')}/{len(both)})"
+                         if all({'none→finalizer', 'original→finalizer'} <= set(b) for b in both) else "")]
     return lines
+
+
+def _over(rows: Sequence[Mapping], method: str, than: str) -> int:
+    """On how many clips ``method``'s dynamics error is over ``than``'s by more than 0.05."""
+    return sum(r[method]["dynamics"] > r[than]["dynamics"] + 0.05 for r in rows)

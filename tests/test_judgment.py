@@ -810,6 +810,7 @@ def test_restoration_out_of_family_measures_every_method_against_the_original(ba
         assert rows[method]["delivered"], method
     table = restoration_table([{"track": "mix", "family": "zam", "methods": rows}] * 2, "restoration")
     assert len(table) == 3 + len(rows) + 2 and "model + refinement against DSP + refinement" in table[-1]
+    assert "delivered by the finalizer alone on" in table[-1] and "the original itself" in table[-1]
 
 
 def test_the_note_guard_takes_single_band_peaks_out_below_1300_hz_only():
