@@ -571,7 +571,7 @@ def constrain(settings: ChainSettings, goal: Goal) -> ChainSettings:
 
 
 REACH_ITERATIONS = 6
-REACH_ATTEMPTS = 8  # fits of the EQ: each drops a small stage or gives up one region as character
+REACH_ATTEMPTS = 8  # fits of the EQ: each drops the small stages or gives up the regions left short
 REACH_TOLERANCE_DB = 0.1
 REACH_MARGIN_DB = 0.25  # a region predicted this close to its trigger counts as out of reach (prediction error)
 
@@ -687,10 +687,10 @@ def _give_up_until_reached(goal: Goal, features: Features, profile: Profile, set
                            aligned: np.ndarray, judged: np.ndarray, judged_wanted: np.ndarray,
                            judged_locked: np.ndarray, headroom_db: float
                            ) -> tuple[bool, Goal, ChainSettings, np.ndarray]:
-    """The EQ fitted (:func:`_fit_tone`) to the regions ``judged`` corrected; a region the fit
-    leaves beyond (nearly) its trigger is given up as character, one at a time, and the fit
-    made again. Returns whether every corrected region was reached, the goal, the settings
-    and the regions given up."""
+    """The EQ fitted (:func:`_fit_tone`) to the regions ``judged`` corrected; the regions the
+    fit leaves beyond (nearly) their trigger are given up as character, and the fit made again.
+    Returns whether every corrected region was reached, the goal, the settings and the regions
+    given up."""
     lim = goal.limits
     status, wanted, locked = judged.copy(), judged_wanted.copy(), judged_locked.copy()
     frozen: set[str] = set()  # stages held at 0 dB (their move was under the smallest mastering move)
@@ -713,13 +713,14 @@ def _give_up_until_reached(goal: Goal, features: Features, profile: Profile, set
         # the direction each corrected band moves in (a band the fit left short: back toward its range)
         moving = np.sign(np.round(wanted - aligned, 6))
         moving = np.where(moving != 0.0, moving, -np.sign(np.round(excess, 6)))
-        # one region at a time, the one left furthest out: the EQ it no longer spends (a shelf
-        # pulled by an unreachable low end moves the level alignment of every band) may bring
-        # the others inside
-        runs = [run for run in _runs(np.where(status == "corrected", moving, 0.0)) if np.any(short[run])]
-        locked[max(runs, key=lambda r: float(np.max(np.abs(excess[r]))))] = True
-        # and from the judgment's own regions again: one the given-up move carried out of its
-        # range is no longer carried
+        # every region left short at once (given up one at a time, the furthest first, a finished
+        # master got a 4 dB move that a second pass then answered with another: measured on whole
+        # tracks, 4 of 84 moved in pass 2 against 2)
+        for run in _runs(np.where(status == "corrected", moving, 0.0)):
+            if np.any(short[run]):
+                locked[run] = True
+        # then the fit again from the judgment's own regions: one the given-up moves carried out
+        # of its range is no longer carried
         status, wanted = judged.copy(), judged_wanted.copy()
         status[locked], wanted[locked] = "character", aligned[locked]
         goal = _with_tone(goal, status, wanted - aligned)

@@ -366,12 +366,13 @@ def test_a_region_one_bell_falls_short_of_is_reached_in_closed_loop(base):
     assert not again.active("tone"), [m.text for m in decision.moves]
 
 
-def test_a_region_out_of_reach_is_given_up_alone_so_its_neighbour_is_reached_and_a_second_pass_rests(base):
+def test_a_region_given_up_beside_another_leaves_no_half_move_for_a_second_pass(base):
     """Two regions below the range: the low end (40-160 Hz, 5.5 dB down) beyond a mastering
-    move, and 315-800 Hz (5 dB down) within one. Fitted together, the out-of-reach low end
-    pulls the shared fit and leaves the low mids short too; giving both up at once left a half
-    move that a second pass took up again (2.4 dB). Given up alone, the low end frees the fit:
-    the low mids are reached, and the second judgment of the predicted output moves nothing."""
+    move, and 315-800 Hz (5 dB down) within one. The shared fit leaves both short; the low end
+    is given up, and the fit is made again from the judgment's own regions, with a second look
+    at the chain's output. Before, a region that the given-up move had carried out of its
+    range stayed corrected and the low mids were left half-way: a second pass moved 2.4 dB.
+    Now the low mids are reached, and a second judgment of the predicted output moves nothing."""
     _, features, _ = base
     profile = _profile_around(features, band_half_db=1.5)
     centres = np.asarray(BAND_CENTRES_HZ)
