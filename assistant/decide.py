@@ -53,7 +53,7 @@ from mixbridge.assistant.targets import Target, known_bands
 from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
 from mixbridge.effects.render import render
 from mixbridge.effects.response import eq_band_response_db
-from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, STAGE_LABELS, ChainSettings
+from mixbridge.effects.schema import EQ_STAGES, LINEAR_STAGES, MATCH_EQ_PARAMS, STAGE_LABELS, ChainSettings
 from mixbridge.models.baseline import RESPONSE_FFT, fit_change, predict_dsp
 from mixbridge.models.net import DESCRIPTOR, TargetDescriptor
 from mixbridge.models.predict import anchored_eq, excerpt, fit_compressor, predict_model
@@ -130,10 +130,10 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
         settings = _fit_compressor(audio, judged, goal, settings)
     if goal.active("space"):
         goal, settings = _reach_space(audio, judged, goal, settings)
-    if not reference:
-        settings = _width_as_delivered(audio, features, target, goal, settings, max_limiting_db, notes)
     if reference:
         settings = _match_as_delivered(audio, features, target, goal, settings, max_limiting_db, notes)
+    else:
+        settings = _width_as_delivered(audio, features, target, goal, settings, max_limiting_db, notes)
     if not goal.empty:
         settings = _within_limiting_budget(audio, features, target, settings, max_limiting_db, notes)
     return Decision(settings, goal, explain(goal, settings), tuple(notes))
@@ -196,7 +196,7 @@ def _width_as_delivered(audio: Audio, features: Features, target: Target, goal: 
     sr = audio.sample_rate
     source, lufs = _excerpt_to_deliver(audio, features, target)
     delivered, _ = _finalized_excerpt(render(source, sr, settings), sr, lufs, target, max_limiting_db)
-    linear = render(source, sr, settings.only(("highpass", *EQ_STAGES, "stereo")))
+    linear = render(source, sr, settings.only(tuple(LINEAR_STAGES)))
     widths = [analyze_spectral(Audio(x, sr)).width for x in (delivered, linear)]
     if not all(0.0 < w < 1.0 for w in widths):
         return settings

@@ -664,8 +664,8 @@ def _reach_tone(goal: Goal, features: Features, profile: Profile, settings: Chai
     judged = np.asarray(goal.band_status, dtype=object)
     wanted = aligned + np.where(judged == "corrected", full_change, 0.0)
     locked = judged == "character"  # regions kept as character by the judgment
-    first = _give_up_until_reached(goal, features, profile, settings, aligned, judged, wanted, locked, headroom_db)
-    reached, goal, settings, given_up = first
+    reached, goal, settings, given_up = _give_up_until_reached(goal, features, profile, settings, aligned, judged,
+                                                                wanted, locked, headroom_db)
     if reached and np.any(given_up):
         # a second look, as a second pass would take it: behind the chain the level alignment
         # has moved, and a region given up beside another may now be within reach on its own
