@@ -152,7 +152,7 @@ def explain(goal: Goal, settings: ChainSettings) -> tuple[Move, ...]:
         action, values = _stage_action(settings, stage)
         status = goal.band_status[worst]
         note = ""
-        if values and status in ("within", "inside-trigger"):
+        if values and status in ("within", "inside-trigger", "character"):
             note = "this band supports the correction of its neighbours"
         if not values and status == "corrected":
             note = "the fitted EQ moves it less than the smallest mastering move"

@@ -445,6 +445,20 @@ def test_a_width_correction_is_measured_as_delivered_behind_the_finalizers_limit
     assert second.settings["stereo.width_percent"] == 100.0
 
 
+def test_a_stage_moving_in_a_region_kept_as_character_is_said_to_support_its_neighbours(base):
+    """The EQ fit may move a stage whose own region it leaves alone (to shape a neighbour's
+    correction): its evidence line must not read as if the region were corrected."""
+    from mixbridge.assistant.evidence import explain
+
+    _, features, _ = base
+    centres = np.asarray(BAND_CENTRES_HZ)
+    low = np.where(centres <= 100, 9.0, 0.0)  # far over the range: beyond a mastering move
+    goal = judge(with_band_change(features, low, low), _target(_profile_around(features, band_half_db=1.5)))
+    move = next(m for m in explain(goal, ChainSettings.create({"low_shelf.gain_db": 1.6})) if m.stage == "low_shelf")
+    assert move.status == "character"
+    assert "kept as the production's character); this band supports the correction of its neighbours" in move.text
+
+
 def test_a_dc_offset_is_judged_at_the_delivered_level_so_a_second_pass_adds_no_high_pass(base, tmp_path):
     """-56 dBFS of DC in a mix 12 dB under the target is -44 dBFS once delivered: removed in
     pass 1 (and said why), and pass 2, at the target already, has no DC left to remove."""
