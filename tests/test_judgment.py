@@ -409,6 +409,7 @@ def test_a_region_predicted_just_inside_its_trigger_is_corrected_when_the_judgme
 
 
 def test_the_as_delivered_note_names_a_region_corrected_within_the_margin(base, monkeypatch):
+    """The as-delivered features stand in for the finalizer's limiting (a region 0.85 dB over its range)."""
     audio, features, _ = base
     profile = _profile_around(features, band_half_db=1.5)
     centres = np.asarray(BAND_CENTRES_HZ)
@@ -421,7 +422,7 @@ def test_the_as_delivered_note_names_a_region_corrected_within_the_margin(base, 
 
 
 def test_a_width_correction_is_measured_as_delivered_behind_the_finalizers_limiting(tmp_path):
-    """Drum-like hits in the mid over a steady side, 26 dB under the target: the finalizer
+    """Drum-like hits in the mid over a steady side, at -26.5 LUFS (12.5 dB under the target): the finalizer
     limits the loud mid hits by about 7 dB, which widens the mix again. The side gain, fitted
     behind the linear stages only, left the master just over the range (0.247 for 0.212-0.243);
     measured on the excerpt as delivered, it lands inside, and a second pass leaves it alone."""
