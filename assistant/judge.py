@@ -666,13 +666,19 @@ def _reach_tone(goal: Goal, features: Features, profile: Profile, settings: Chai
     locked = judged == "character"  # regions kept as character by the judgment
     reached, goal, settings, given_up = _give_up_until_reached(goal, features, profile, settings, aligned, judged,
                                                                 wanted, locked, headroom_db)
-    if reached and np.any(given_up):
-        # a second look, as a second pass would take it: behind the chain the level alignment
-        # has moved, and a region given up beside another may now be within reach on its own
-        # (it joins the loop if the chain's output still lies beyond its trigger)
-        second = np.where(given_up, "inside-trigger", judged).astype(object)
+    # a second look, as a second pass would take it: behind the chain the level alignment has
+    # moved, and a region given up beside another (one the EQ cannot reach) may now be within
+    # reach on its own, if its own move is within the EQ limit (it joins the loop if the
+    # chain's output still lies beyond its trigger); the others stay given up
+    retry = np.zeros_like(given_up)
+    for run in _runs(np.where(given_up, np.sign(np.round(full_change, 6)), 0.0)):
+        retry[run] = np.max(np.abs(full_change[run])) <= lim.max_eq_db + headroom_db
+    if reached and np.any(retry):
+        if not goal.active("tone"):  # nothing reached: the failed fits' gains are not a start
+            settings = settings.replace({f"{s}.gain_db": 0.0 for s in EQ_STAGES})
+        second = np.where(retry, "inside-trigger", np.where(given_up, "character", judged)).astype(object)
         again = _give_up_until_reached(goal, features, profile, settings, aligned, second,
-                                       np.where(given_up, aligned, wanted), locked, headroom_db)
+                                       np.where(given_up, aligned, wanted), locked | (given_up & ~retry), headroom_db)
         if again[0]:  # a region not taken up again stays the character it was judged
             _, goal, settings, _ = again
             status = np.asarray(goal.band_status, dtype=object)

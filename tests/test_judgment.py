@@ -388,6 +388,26 @@ def test_a_region_given_up_beside_another_leaves_no_half_move_for_a_second_pass(
     assert all(again[f"{s}.gain_db"] == 0.0 for s in EQ_STAGES), again
 
 
+def test_a_region_within_the_eq_limit_given_up_beside_one_beyond_it_is_reached_on_a_second_look(base):
+    """The low end 7.5 dB under (63-200 Hz: a move beyond the EQ limit) and 400-800 Hz 5 dB
+    under (a move within it): the shared fit reaches neither, and both were given up, though
+    the low mids alone are within reach (nex_infight's 500 Hz region, which a second pass then
+    took up). The second look retries the region whose own move fits the EQ limit."""
+    _, features, _ = base
+    profile = _profile_around(features, band_half_db=1.5)
+    centres = np.asarray(BAND_CENTRES_HZ)
+    dip = np.where((centres >= 63) & (centres <= 200), -7.5, 0.0) + np.where((centres >= 400) & (centres <= 800), -5.0, 0.0)
+    mix = with_band_change(features, dip, dip)
+    target = _target(profile)
+    goal, settings = reach_goal(judge(mix, target), mix, profile, ChainSettings.create())
+    status = dict(zip(centres, goal.band_status))
+    assert status[centres[np.argmin(np.abs(centres - 100))]] == "character"
+    assert status[centres[np.argmin(np.abs(centres - 500))]] == "corrected"
+    after = predicted_features(mix, settings)
+    _, again = reach_goal(judge(after, target), after, profile, ChainSettings.create())
+    assert all(again[f"{s}.gain_db"] == 0.0 for s in EQ_STAGES), again
+
+
 def test_a_region_predicted_just_inside_its_trigger_is_corrected_when_the_judgment_is_a_prediction(base):
     """The mix as delivered is predicted on an excerpt: a region 0.85 dB over its range (trigger
     1 dB) may land over the trigger once the whole track is delivered, where a second pass
