@@ -366,6 +366,22 @@ def test_a_region_one_bell_falls_short_of_is_reached_in_closed_loop(base):
     assert not again.active("tone"), [m.text for m in decision.moves]
 
 
+def _low_end_and_low_mids_under(features, low_hz, low_db, mid_hz, mid_db):
+    """Two regions under a +-1.5 dB range, reached twice as two passes would (the second on the
+    first's predicted output): the band status at 100 and 500 Hz after the first, and the
+    second's settings."""
+    profile = _profile_around(features, band_half_db=1.5)
+    centres = np.asarray(BAND_CENTRES_HZ)
+    dip = (np.where((centres >= low_hz[0]) & (centres <= low_hz[1]), low_db, 0.0)
+           + np.where((centres >= mid_hz[0]) & (centres <= mid_hz[1]), mid_db, 0.0))
+    mix = with_band_change(features, dip, dip)
+    target = _target(profile)
+    goal, settings = reach_goal(judge(mix, target), mix, profile, ChainSettings.create())
+    status = [goal.band_status[int(np.argmin(np.abs(centres - hz)))] for hz in (100.0, 500.0)]
+    after = predicted_features(mix, settings)
+    return status, reach_goal(judge(after, target), after, profile, ChainSettings.create())[1]
+
+
 def test_a_region_given_up_beside_another_leaves_no_half_move_for_a_second_pass(base):
     """Two regions below the range: the low end (40-160 Hz, 5.5 dB down) beyond a mastering
     move, and 315-800 Hz (5 dB down) within one. The shared fit leaves both short; the low end
@@ -373,18 +389,8 @@ def test_a_region_given_up_beside_another_leaves_no_half_move_for_a_second_pass(
     at the chain's output. Before, a region that the given-up move had carried out of its
     range stayed corrected and the low mids were left half-way: a second pass moved 2.4 dB.
     Now the low mids are reached, and a second judgment of the predicted output moves nothing."""
-    _, features, _ = base
-    profile = _profile_around(features, band_half_db=1.5)
-    centres = np.asarray(BAND_CENTRES_HZ)
-    dip = np.where((centres >= 40) & (centres <= 160), -5.5, 0.0) + np.where((centres >= 315) & (centres <= 800), -5.0, 0.0)
-    mix = with_band_change(features, dip, dip)
-    target = _target(profile)
-    goal, settings = reach_goal(judge(mix, target), mix, profile, ChainSettings.create())
-    status = dict(zip(centres, goal.band_status))
-    assert status[centres[np.argmin(np.abs(centres - 80))]] == "character"
-    assert status[centres[np.argmin(np.abs(centres - 500))]] == "corrected"
-    after = predicted_features(mix, settings)
-    _, again = reach_goal(judge(after, target), after, profile, ChainSettings.create())
+    status, again = _low_end_and_low_mids_under(base[1], (40, 160), -5.5, (315, 800), -5.0)
+    assert status == ["character", "corrected"]
     assert all(again[f"{s}.gain_db"] == 0.0 for s in EQ_STAGES), again
 
 
@@ -393,18 +399,8 @@ def test_a_region_within_the_eq_limit_given_up_beside_one_beyond_it_is_reached_o
     under (a move within it): the shared fit reaches neither, and both were given up, though
     the low mids alone are within reach (nex_infight's 500 Hz region, which a second pass then
     took up). The second look retries the region whose own move fits the EQ limit."""
-    _, features, _ = base
-    profile = _profile_around(features, band_half_db=1.5)
-    centres = np.asarray(BAND_CENTRES_HZ)
-    dip = np.where((centres >= 63) & (centres <= 200), -7.5, 0.0) + np.where((centres >= 400) & (centres <= 800), -5.0, 0.0)
-    mix = with_band_change(features, dip, dip)
-    target = _target(profile)
-    goal, settings = reach_goal(judge(mix, target), mix, profile, ChainSettings.create())
-    status = dict(zip(centres, goal.band_status))
-    assert status[centres[np.argmin(np.abs(centres - 100))]] == "character"
-    assert status[centres[np.argmin(np.abs(centres - 500))]] == "corrected"
-    after = predicted_features(mix, settings)
-    _, again = reach_goal(judge(after, target), after, profile, ChainSettings.create())
+    status, again = _low_end_and_low_mids_under(base[1], (63, 200), -7.5, (400, 800), -5.0)
+    assert status == ["character", "corrected"]
     assert all(again[f"{s}.gain_db"] == 0.0 for s in EQ_STAGES), again
 
 
