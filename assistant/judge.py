@@ -573,7 +573,9 @@ def constrain(settings: ChainSettings, goal: Goal) -> ChainSettings:
 REACH_ITERATIONS = 6
 REACH_ATTEMPTS = 8  # fits of the EQ: each drops the small stages or gives up the regions left short
 REACH_TOLERANCE_DB = 0.1
-REACH_MARGIN_DB = 0.25  # a region predicted this close to its trigger counts as out of reach (prediction error)
+# prediction error: a corrected region the fit leaves this close to its trigger counts as out of
+# reach (given up), and a region a predicted judgment finds this close to it is corrected
+REACH_MARGIN_DB = 0.25
 
 
 def with_band_change(features: Features, mid_change_db: np.ndarray, side_change_db: np.ndarray,
