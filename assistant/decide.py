@@ -378,7 +378,7 @@ def _reach_space(audio: Audio, features: Features, goal: Goal, settings: ChainSe
     into_reverb = render(excerpt(audio.samples, sr), sr, settings.replace(enabled={"reverb": False, "stereo": False}))
 
     def tail_db(trial: ChainSettings) -> float:
-        return analyze_spectral(Audio(render(into_reverb, sr, trial.only(("reverb", "stereo"))), sr)).tail_level_db
+        return analyze_spectral(Audio(render(into_reverb, sr, trial.only(("reverb", "stereo")), threads=1), sr)).tail_level_db
 
     def reached(wet: float) -> float:
         return features.tail_level_db + (wet - dry if math.isfinite(wet) and math.isfinite(dry) else 0.0)

@@ -400,7 +400,8 @@ def master_file(input_path: str | Path, output_path: str | Path, target: Target,
                          "match": render_match(renderer, settings, excerpt)}
     del excerpt
     plan, after, trace = _render_and_finalize(input_path, output_path, meta,
-                                              renderer or ChainRenderer(settings, sr), spec, o.bit_depth, step, held)
+                                              renderer or ChainRenderer(settings, sr, file_threads()), spec,
+                                              o.bit_depth, step, held)
     warnings = plan.warnings
     if after.true_peak_dbtp > target.ceiling_dbtp:
         warnings += (f"output true peak {after.true_peak_dbtp:.2f} dBTP is over the "
@@ -432,7 +433,7 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
     samples as written. Returns the finalizer's plan, the output's features (so the output is
     never read back: the finalizer's measurement is the report's) and the limiter over time.
     The meters run in a second thread, beside the rendering and the writing; the built-in
-    chain's two halves run in two threads, one block apart."""
+    chain runs on two cores: its channels apart (no reverb), else its two halves one block apart."""
     sr, channels = meta.sample_rate, meta.channels
     meter = BlockStatsMeter(sr, channels)
     with ExitStack() as pass1:
@@ -443,9 +444,9 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
         else:
             stored = pass1.enter_context(_ScratchBlocks(pass1.enter_context(scratch_path(output_path)), channels))
             blocks = audio_io.iter_blocks(input_path, STREAM_BLOCK_FRAMES)
-        if isinstance(renderer, ChainRenderer) and file_threads() > 1:  # two halves on two cores, one block apart
-            chain_out = (renderer.back(block) for block in ahead(blocks, renderer.front))
-        else:  # VST3 plugins (and a batch worker beside others) stay on one thread
+        if isinstance(renderer, ChainRenderer) and file_threads() > 1 and not renderer.channels_apart:
+            chain_out = (renderer.back(block) for block in ahead(blocks, renderer.front))  # two halves, one block apart
+        else:  # channels apart in their threads; VST3 plugins (and a batch worker beside others) on one thread
             chain_out = (renderer.process(block) for block in blocks)
         done = 0
         with Background(meter.process) as measure:

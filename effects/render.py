@@ -8,10 +8,13 @@ float32 ``(channels, n)`` arrays; the caller wraps them in ``Audio``.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pedalboard as pb
 
 from mixbridge.analysis.audio import invert_right
+from mixbridge.analysis.blocks import file_threads
 from mixbridge.effects.match_eq import MatchEqFilter
 from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, STAGES, ChainSettings
 
@@ -75,34 +78,19 @@ def stereo_width(samples: np.ndarray, width_percent: float) -> np.ndarray:
     return out
 
 
-class ChainRenderer:
-    """Streaming render: feed consecutive ``(channels, n)`` blocks of any sizes to :meth:`process`.
+class _Lane:
+    """The chain's stages from the trim to the reverb (the polarity and the width are the
+    renderer's) for the channels one lane renders, with their state from block to block."""
 
-    The plugins keep their state (filter memories, compressor envelope, reverb tail) from one
-    block to the next (pedalboard's ``reset=False``) and the width stage is per sample, so the
-    concatenated output equals :func:`render` of the whole signal exactly.
-    """
-
-    def __init__(self, settings: ChainSettings, sample_rate: int):
+    def __init__(self, settings: ChainSettings, sample_rate: float):
         self._pre = build_board(settings.only(BEFORE_MATCH_EQ))
         self._match = (MatchEqFilter([settings[n] for n in MATCH_EQ_PARAMS], sample_rate)
                        if settings.active("match_eq") else None)
         self._post = build_board(settings.only(AFTER_MATCH_EQ))
         self._sample_rate = float(sample_rate)
-        self._width_percent = settings["stereo.width_percent"] if settings.is_on("stereo") else 100.0
-        self._invert_right = settings.is_on("polarity")
-
-    def process(self, block: np.ndarray) -> np.ndarray:
-        """The next ``(channels, n)`` block of output (float32) for the next block of input."""
-        return self.back(self.front(block))
 
     def front(self, block: np.ndarray) -> np.ndarray:
-        """The first half of :meth:`process`: the polarity, the linear stages and the match EQ.
-        ``back(front(x))`` is ``process(x)``; each half keeps its own state, so a caller may run
-        the halves in two threads, one block apart (:func:`analysis.blocks.ahead`)."""
-        out = np.ascontiguousarray(block, dtype=np.float32)
-        if self._invert_right:
-            out = invert_right(out)
+        out = block
         if len(self._pre):
             out = self._pre(out, self._sample_rate, reset=False)
         if self._match is not None:
@@ -110,13 +98,72 @@ class ChainRenderer:
         return out
 
     def back(self, block: np.ndarray) -> np.ndarray:
-        """The second half of :meth:`process`: the compressor, the reverb and the width."""
-        out = block
-        if len(self._post):
-            out = self._post(out, self._sample_rate, reset=False)
+        return self._post(block, self._sample_rate, reset=False) if len(self._post) else block
+
+
+class ChainRenderer:
+    """Streaming render: feed consecutive ``(channels, n)`` blocks of any sizes to :meth:`process`.
+
+    The plugins keep their state (filter memories, compressor envelope, reverb tail) from one
+    block to the next (pedalboard's ``reset=False``) and the width stage is per sample, so the
+    concatenated output equals :func:`render` of the whole signal exactly.
+
+    ``threads`` > 1: a chain whose stages act on each channel alone (:attr:`channels_apart`:
+    every stage but the reverb, which mixes the channels, and the width, which runs after) renders
+    its channels in that many threads, each channel group through its own copy of the stages
+    (pedalboard's filters and JUCE's compressor are unlinked: the same samples as one render).
+    """
+
+    def __init__(self, settings: ChainSettings, sample_rate: int, threads: int = 1):
+        self._settings, self._sample_rate = settings, float(sample_rate)
+        self._width_percent = settings["stereo.width_percent"] if settings.is_on("stereo") else 100.0
+        self._invert_right = settings.is_on("polarity")
+        self.channels_apart = threads > 1 and not settings.active("reverb")
+        self._threads = max(1, int(threads)) if self.channels_apart else 1
+        self._lanes: list[_Lane] = []  # one per channel group, made on the first block
+
+    def _lanes_for(self, groups: int) -> list[_Lane]:
+        if not self._lanes:
+            self._lanes = [_Lane(self._settings, self._sample_rate) for _ in range(groups)]
+        if len(self._lanes) != groups:  # the stages' state belongs to one way of rendering
+            raise RuntimeError("a renderer renders by process() with its channels apart, or by front() and back()")
+        return self._lanes
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """The next ``(channels, n)`` block of output (float32) for the next block of input."""
+        if not self.channels_apart or block.shape[0] < 2:
+            return self.back(self.front(block))
+        x = self._polarity(block)
+        groups = np.array_split(np.arange(x.shape[0]), min(self._threads, x.shape[0]))
+        lanes = self._lanes_for(len(groups))
+
+        def lane_render(lane: _Lane, channels: np.ndarray) -> np.ndarray:
+            return lane.back(lane.front(x[channels]))
+
+        with ThreadPoolExecutor(len(groups) - 1, thread_name_prefix="mixbridge-lane") as pool:  # renders release the GIL
+            rest = [pool.submit(lane_render, lane, g) for lane, g in zip(lanes[1:], groups[1:])]
+            out = np.concatenate([lane_render(lanes[0], groups[0]), *(f.result() for f in rest)])
         return np.asarray(stereo_width(out, self._width_percent), dtype=np.float32)
 
+    def front(self, block: np.ndarray) -> np.ndarray:
+        """The first half of :meth:`process` (all channels together): the polarity, the linear
+        stages and the match EQ. ``back(front(x))`` is ``process(x)``; each half keeps its own
+        state, so a caller may run the halves in two threads, one block apart
+        (:func:`analysis.blocks.ahead`)."""
+        return self._lanes_for(1)[0].front(self._polarity(block))
 
-def render(samples: np.ndarray, sample_rate: int, settings: ChainSettings) -> np.ndarray:
-    """Process ``(channels, n)`` samples through the chain; same shape out."""
-    return ChainRenderer(settings, sample_rate).process(samples)
+    def back(self, block: np.ndarray) -> np.ndarray:
+        """The second half of :meth:`process`: the compressor, the reverb and the width."""
+        out = self._lanes_for(1)[0].back(block)
+        return np.asarray(stereo_width(out, self._width_percent), dtype=np.float32)
+
+    def _polarity(self, block: np.ndarray) -> np.ndarray:
+        out = np.ascontiguousarray(block, dtype=np.float32)
+        return invert_right(out) if self._invert_right else out
+
+
+def render(samples: np.ndarray, sample_rate: int, settings: ChainSettings, threads: int | None = None) -> np.ndarray:
+    """Process ``(channels, n)`` samples through the chain; same shape out. ``threads`` as in
+    :class:`ChainRenderer` (default :func:`analysis.blocks.file_threads`; 1 where the caller
+    already renders trials side by side)."""
+    return ChainRenderer(settings, sample_rate, file_threads() if threads is None else threads).process(samples)

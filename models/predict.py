@@ -165,7 +165,7 @@ def fit_compressor(samples: np.ndarray, sample_rate: int, settings: ChainSetting
                                  "compressor.amount_percent": 100.0}, {"compressor": True})
 
     def enough(threshold_db: float) -> bool:
-        out = render(pre, sample_rate, candidate(threshold_db).only(("compressor",)))
+        out = render(pre, sample_rate, candidate(threshold_db).only(("compressor",)), threads=1)  # trials side by side
         if base_crest - _crest_db(out) < crest_reduction_db:
             return False
         return lra_reduction_lu <= 0 or base_lra - loudness_range(out, sample_rate) >= lra_reduction_lu

@@ -16,6 +16,7 @@ from test_master import groove
 
 import mixbridge.analysis.audio
 import mixbridge.assistant.master
+import mixbridge.effects.render
 from mixbridge.analysis.analyze import analyze, analyze_file
 from mixbridge.analysis.audio import Audio, load, load_spans
 from mixbridge.analysis.blocks import Background, ahead, chunks
@@ -36,7 +37,7 @@ from mixbridge.effects.finalize import (
 )
 from mixbridge.effects.limiter import TruePeakLimiter
 from mixbridge.effects.render import ChainRenderer, render
-from mixbridge.effects.schema import ChainSettings
+from mixbridge.effects.schema import MATCH_EQ_PARAMS, ChainSettings
 from mixbridge.models.predict import excerpt, excerpt_spans
 
 ODD_CHUNKS = (1000, 4097, 44_107)  # none divides the lengths used below
@@ -257,7 +258,7 @@ def _fail_on_call(number: int, real, exc: BaseException):
     return wrapper
 
 
-@pytest.mark.parametrize("where", ("render", "render-ahead", "write"))
+@pytest.mark.parametrize("where", ("render", "render-ahead", "render-apart", "write"))
 @pytest.mark.parametrize("exc", (RuntimeError("injected"), KeyboardInterrupt()), ids=("error", "ctrl-c"))
 @pytest.mark.parametrize("existing", (True, False), ids=("output-exists", "no-output"))
 def test_a_failure_mid_way_leaves_no_temporary_or_partial_file(where, exc, existing, mix, monkeypatch):
@@ -269,11 +270,14 @@ def test_a_failure_mid_way_leaves_no_temporary_or_partial_file(where, exc, exist
         monkeypatch.setattr(ChainRenderer, "back", _fail_on_call(2, ChainRenderer.back, exc))
     elif where == "render-ahead":  # pass 1, in the thread that renders the chain's first half ahead
         monkeypatch.setattr(ChainRenderer, "front", _fail_on_call(2, ChainRenderer.front, exc))
+    elif where == "render-apart":  # pass 1, in the thread that renders the second channel of a chain without reverb
+        monkeypatch.setattr(mixbridge.effects.render._Lane, "back", _fail_on_call(4, mixbridge.effects.render._Lane.back, exc))
     else:  # pass 2, after a block has reached the output's temporary file
         monkeypatch.setattr(mixbridge.analysis.audio.BlockWriter, "write",
                             _fail_on_call(2, mixbridge.analysis.audio.BlockWriter.write, exc))
     with pytest.raises(type(exc)):
-        master_file(mix, out, resolve_target("spotify"), MasterOptions(chain=EVERY_STAGE, overwrite=existing))
+        chain = EVERY_STAGE.replace(enabled={"reverb": False}) if where == "render-apart" else EVERY_STAGE
+        master_file(mix, out, resolve_target("spotify"), MasterOptions(chain=chain, overwrite=existing))
     assert sorted(p.name for p in folder.iterdir()) == (["master.wav", "mix.wav"] if existing else ["mix.wav"])
     if existing:
         assert out.read_bytes() == b"previous master"
@@ -329,6 +333,22 @@ def test_a_chain_rendered_in_two_halves_one_block_apart_equals_the_whole_render(
     renderer = ChainRenderer(EVERY_STAGE, audio.sample_rate)
     halves = [renderer.back(b) for b in ahead(chunks(audio.samples, 30000), renderer.front)]
     np.testing.assert_array_equal(np.concatenate(halves, axis=1), render(audio.samples, audio.sample_rate, EVERY_STAGE))
+
+
+@pytest.mark.parametrize("channels", (2, 3))
+def test_a_chain_without_reverb_rendered_channels_apart_equals_the_whole_render(channels):
+    sr = 44100
+    stereo = groove(sr, 3.0).astype(np.float32)
+    x = stereo if channels == 2 else np.vstack([stereo, 0.5 * stereo[:1] - 0.5 * stereo[1:]])  # and a third channel
+    settings = EVERY_STAGE.replace({MATCH_EQ_PARAMS[15]: 3.0}, {"reverb": False, "polarity": True, "match_eq": True})
+    renderer, together = ChainRenderer(settings, sr, threads=2), ChainRenderer(settings, sr)
+    assert renderer.channels_apart and not ChainRenderer(EVERY_STAGE, sr, threads=2).channels_apart
+    apart = np.concatenate([renderer.process(b) for b in _chunks(x, 44_107)], axis=1)
+    np.testing.assert_array_equal(apart, np.concatenate([together.process(b) for b in _chunks(x, 44_107)], axis=1))
+    np.testing.assert_array_equal(render(x, sr, settings, threads=2), render(x, sr, settings, threads=1))
+    assert np.max(np.abs(apart - x)) > 0.05
+    with pytest.raises(RuntimeError, match="front"):  # one renderer's state serves one way of rendering
+        renderer.front(x)
 
 
 def test_background_consumes_in_order_and_raises_the_consumers_error():
