@@ -15,13 +15,14 @@ import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
 from mixbridge.analysis.analyze import analyze_spectral
 from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.blocks import file_threads
-from mixbridge.analysis.errors import UsageError
+from mixbridge.analysis.errors import InvalidAudioError, UsageError
 from mixbridge.analysis.features import Features
 from mixbridge.analysis.loudness import measure_loudness
 from mixbridge.analysis.spectrum import (
@@ -103,7 +104,8 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
     """
     notes: list[str] = []
     reference = target.profile.is_reference
-    judged = features if reference else as_delivered(audio, features, target, max_limiting_db)
+    delivery = Delivery(audio, features, target, max_limiting_db)
+    judged = features if reference else as_delivered(audio, features, target, max_limiting_db, delivery)
     goal = judge(judged, target, judgment, predicted=judged is not features)
     if judged is not features:
         change = band_shape(judged.mid_band_db) - band_shape(features.mid_band_db)
@@ -123,26 +125,24 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
             settings = _dc_highpass(features, target, settings, notes)
             if settings.is_on("highpass"):
                 goal, settings = reach_goal(goal, judged, target.profile, settings)
-        goal, settings = _reach_as_delivered(audio, features, judged, target, goal, settings, max_limiting_db,
-                                             notes)
+        goal, settings = _reach_as_delivered(delivery, judged, goal, settings, notes)
     goal, settings = reach_match(goal, judged, target.profile, settings)
     if goal.active("dynamics"):
         settings = _fit_compressor(audio, judged, goal, settings)
     if goal.active("space"):
         goal, settings = _reach_space(audio, judged, goal, settings)
     if reference:
-        settings = _match_as_delivered(audio, features, target, goal, settings, max_limiting_db, notes)
+        settings = _match_as_delivered(delivery, goal, settings, notes)
     else:
-        settings = _width_as_delivered(audio, features, target, goal, settings, max_limiting_db, notes)
+        settings = _width_as_delivered(delivery, goal, settings, notes)
     if not goal.empty:
         settings = _within_limiting_budget(audio, features, target, settings, max_limiting_db, notes)
     return Decision(settings, goal, explain(goal, settings), tuple(notes))
 
 
-def _match_as_delivered(audio: Audio, features: Features, target: Target, goal: Goal, settings: ChainSettings,
-                        max_limiting_db: float, notes: list[str]) -> ChainSettings:
+def _match_as_delivered(delivery: Delivery, goal: Goal, settings: ChainSettings, notes: list[str]) -> ChainSettings:
     """The match EQ corrected, once, by what its prediction leaves out: the excerpt rendered
-    through the whole chain and finalized to the target (:func:`_finalized_excerpt`) against
+    through the whole chain and finalized to the target (:meth:`Delivery.finalized`) against
     the excerpt itself, less the linear stages' response, is the band-shape change of the
     compressor, the reverb and the finalizer's limiting, which :func:`reach_match` does not
     predict (a loud reference can need several dB of limiting, and the limiter takes the dense
@@ -152,15 +152,14 @@ def _match_as_delivered(audio: Audio, features: Features, target: Target, goal: 
     every peak, is predicted exactly, and is not rendered."""
     if not settings.active("match_eq"):
         return settings
-    sr = audio.sample_rate
+    sr, target = delivery.sample_rate, delivery.target
     linear_db = eq_band_response_db(settings, sr, band_matrix(RESPONSE_FFT, sr))
     if (not (settings.is_on("compressor") or settings.active("reverb"))
-            and estimated_limiting_db(features, target) + max(float(np.max(linear_db)), 0.0) < LIMITER_SHAPE_MIN_DB):
+            and delivery.limiting_db + max(float(np.max(linear_db)), 0.0) < LIMITER_SHAPE_MIN_DB):
         return settings
-    source, lufs = _excerpt_to_deliver(audio, features, target)
-    delivered, _ = _finalized_excerpt(render(source, sr, settings), sr, lufs, target, max_limiting_db)
+    delivered, _ = delivery.finalized(render(delivery.source, sr, settings))
     with np.errstate(invalid="ignore"):  # -inf - -inf in empty bands: no change
-        missed = np.nan_to_num(_bands_db(delivered, sr)[0] - _bands_db(source, sr)[0] - linear_db)
+        missed = np.nan_to_num(_bands_db(delivered, sr)[0] - delivery.source_bands[0] - linear_db)
     mask = shape_mask(sr) & known_bands(target.profile)
     tonal = np.flatnonzero(mask)
     if tonal.size < 3:
@@ -182,20 +181,18 @@ def _match_as_delivered(audio: Audio, features: Features, target: Target, goal: 
     return settings.replace({n: round(float(g), 1) for n, g in zip(MATCH_EQ_PARAMS, corrected)})
 
 
-def _width_as_delivered(audio: Audio, features: Features, target: Target, goal: Goal, settings: ChainSettings,
-                        max_limiting_db: float, notes: list[str]) -> ChainSettings:
+def _width_as_delivered(delivery: Delivery, goal: Goal, settings: ChainSettings, notes: list[str]) -> ChainSettings:
     """The side gain corrected, once, for what the compressor and the finalizer's limiting do
     to the width, which the side gain's fit (behind the linear stages) leaves out: they act on
     the loud, dense mid more than on the side, so they widen the mix again, and a second pass
     would narrow it again. Measured on the excerpt: the whole chain, finalized to the target,
     against its linear stages alone. Only for a width the goal corrects, behind a compressor
     or a finalizer that limits."""
-    if (goal.check("width").status != "corrected" or not settings.is_on("stereo") or features.channels != 2
-            or not (settings.is_on("compressor") or estimated_limiting_db(features, target) >= LIMITER_SHAPE_MIN_DB)):
+    if (goal.check("width").status != "corrected" or not settings.is_on("stereo") or delivery.features.channels != 2
+            or not (settings.is_on("compressor") or delivery.limiting_db >= LIMITER_SHAPE_MIN_DB)):
         return settings
-    sr = audio.sample_rate
-    source, lufs = _excerpt_to_deliver(audio, features, target)
-    delivered, _ = _finalized_excerpt(render(source, sr, settings), sr, lufs, target, max_limiting_db)
+    sr, source = delivery.sample_rate, delivery.source
+    delivered, _ = delivery.finalized(render(source, sr, settings))
     linear = render(source, sr, settings.only(tuple(LINEAR_STAGES)))
     widths = [analyze_spectral(Audio(x, sr)).width for x in (delivered, linear)]
     if not all(0.0 < w < 1.0 for w in widths):
@@ -210,7 +207,8 @@ def _width_as_delivered(audio: Audio, features: Features, target: Target, goal: 
     return settings.replace({"stereo.width_percent": percent})
 
 
-def as_delivered(audio: Audio, features: Features, target: Target, max_limiting_db: float) -> Features:
+def as_delivered(audio: Audio, features: Features, target: Target, max_limiting_db: float,
+                 delivery: Delivery | None = None) -> Features:
     """``features`` with the band spectrum and width the finalizer will deliver: when the
     input needs more than LIMITER_SHAPE_MIN_DB of limiting, the limiter (which acts on the
     loud, dense passages) reshapes the spectrum; measured on ``audio``, the excerpt, at the
@@ -218,34 +216,61 @@ def as_delivered(audio: Audio, features: Features, target: Target, max_limiting_
     which needs no limiting, finds it where the first left it. This is the judgment's view,
     measured without the chain (re-judging behind the chain's EQ was tried: a second pass
     moved on 7 of 84 tracks against 4); what the limiter then does to the EQ's moves is
-    corrected by :func:`_reach_as_delivered`, which keeps the goal and refits the EQ."""
+    corrected by :func:`_reach_as_delivered`, which keeps the goal and refits the EQ.
+    ``delivery``: the decision's :class:`Delivery` of this excerpt, if it has one."""
     if estimated_limiting_db(features, target) < LIMITER_SHAPE_MIN_DB:
         return features
-    source, lufs = _excerpt_to_deliver(audio, features, target)  # what the refinement renders too
-    limited, _ = _finalized_excerpt(source, audio.sample_rate, lufs, target, max_limiting_db)
-    (mid0, side0), (mid1, side1) = _bands_db(source, audio.sample_rate), _bands_db(limited, audio.sample_rate)
+    delivery = delivery or Delivery(audio, features, target, max_limiting_db)
+    limited, _ = delivery.finalized(delivery.source)  # what the refinement renders too
+    (mid0, side0), (mid1, side1) = delivery.source_bands, _bands_db(limited, audio.sample_rate)
     with np.errstate(invalid="ignore"):  # -inf - -inf in empty bands: no change
         mid, side = np.nan_to_num(mid1 - mid0), np.nan_to_num(side1 - side0)
     return with_band_change(features, mid, side)  # the level is removed where the shape is judged
 
 
-def _excerpt_to_deliver(audio: Audio, features: Features, target: Target) -> tuple[np.ndarray, float]:
-    """The excerpt the closed loops render (:func:`models.predict.excerpt`) and the loudness
-    (LUFS) the finalizer brings it to when it brings the whole track to the target."""
-    source = excerpt(audio.samples, audio.sample_rate)
-    return source, measure_loudness(source, audio.sample_rate).integrated_lufs + target.lufs - features.integrated_lufs
+class Delivery:
+    """The excerpt the closed loops render (:func:`models.predict.excerpt`) as the finalizer
+    will deliver it, for one decision: what is measured of the excerpt itself (its loudness, its
+    bands) is measured once, however many trials are delivered."""
 
+    def __init__(self, audio: Audio, features: Features, target: Target, max_limiting_db: float):
+        self.audio, self.features, self.target = audio, features, target
+        self.sample_rate, self.max_limiting_db = audio.sample_rate, max_limiting_db
 
-def _finalized_excerpt(samples: np.ndarray, sample_rate: int, lufs: float, target: Target,
-                       max_limiting_db: float) -> tuple[np.ndarray, float]:
-    """``samples`` (an excerpt) through the finalizer itself, to ``lufs``, as it will bring the
-    whole track to the target: limiting takes loudness away, so its gain rises until the
-    excerpt is as loud as asked, or the limiting reaches its budget. Returns the finalized
-    samples and the limiting (dB); an excerpt without measurable loudness is returned as is."""
-    if not (math.isfinite(lufs) and math.isfinite(measure_loudness(samples, sample_rate).integrated_lufs)):
-        return samples, 0.0
-    result = finalize(samples, sample_rate, FinalizeSpec(lufs, target.ceiling_dbtp, max_limiting_db))
-    return result.samples, result.limiting_db
+    @cached_property
+    def source(self) -> np.ndarray:
+        return excerpt(self.audio.samples, self.sample_rate)
+
+    @cached_property
+    def lufs(self) -> float:
+        """The loudness (LUFS) the finalizer brings the excerpt to when it brings the whole track to the target."""
+        return (measure_loudness(self.source, self.sample_rate).integrated_lufs + self.target.lufs
+                - self.features.integrated_lufs)
+
+    @cached_property
+    def source_bands(self) -> tuple[np.ndarray, np.ndarray]:
+        """The excerpt's own mid and side band levels (dB)."""
+        return _bands_db(self.source, self.sample_rate)
+
+    @property
+    def limiting_db(self) -> float:
+        """The limiting the whole track alone needs (:func:`assistant.judge.estimated_limiting_db`)."""
+        return estimated_limiting_db(self.features, self.target)
+
+    def finalized(self, samples: np.ndarray) -> tuple[np.ndarray, float]:
+        """``samples`` (the excerpt, rendered) through the finalizer itself, to :attr:`lufs`, as it
+        will bring the whole track to the target: limiting takes loudness away, so its gain rises
+        until the excerpt is as loud as asked, or the limiting reaches its budget. Returns the
+        finalized samples and the limiting (dB); samples without measurable loudness (the
+        finalizer's verdict) are returned as they are."""
+        if not math.isfinite(self.lufs):
+            return samples, 0.0
+        try:
+            result = finalize(samples, self.sample_rate,
+                              FinalizeSpec(self.lufs, self.target.ceiling_dbtp, self.max_limiting_db))
+        except InvalidAudioError:
+            return samples, 0.0
+        return result.samples, result.limiting_db
 
 
 def _bands_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -256,8 +281,7 @@ def _bands_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.nda
     return np.asarray(result.mid_band_db), np.asarray(result.side_band_db)
 
 
-def _reach_as_delivered(audio: Audio, features: Features, judged: Features, target: Target, goal: Goal,
-                        settings: ChainSettings, max_limiting_db: float,
+def _reach_as_delivered(delivery: Delivery, judged: Features, goal: Goal, settings: ChainSettings,
                         notes: list[str]) -> tuple[Goal, ChainSettings]:
     """:func:`mixbridge.assistant.judge.reach_goal` again, on the mix as the finalizer will deliver it
     behind the chain's EQ. Where the finalizer limits much (for the input, or for the EQ's
@@ -267,18 +291,16 @@ def _reach_as_delivered(audio: Audio, features: Features, judged: Features, targ
     limiter left it and move it again. So the loop's linear prediction is corrected by what
     the limiter adds to the EQ, measured on the excerpt: the chain's linear stages with and
     without their EQ gains, each brought to the target loudness through the finalizer's
-    limiter (:func:`_finalized_excerpt`). The EQ limit
+    limiter (:meth:`Delivery.finalized`). The EQ limit
     then holds for the move as delivered: a gain may exceed it by up to DELIVERED_HEADROOM_DB
     (with a note giving the delivered move). A region the EQ cannot bring inside as
     delivered is kept as character."""
-    sr = audio.sample_rate
-    source, lufs = _excerpt_to_deliver(audio, features, target)
+    sr = delivery.sample_rate
     linear = ("highpass", *EQ_STAGES)
 
     def delivered(trial: ChainSettings) -> tuple[np.ndarray, np.ndarray, float]:
         """Mid and side band levels of the trial's linear stages, finalized, and the limiting."""
-        limited, limiting_db = _finalized_excerpt(render(source, sr, trial.only(linear)), sr, lufs, target,
-                                                  max_limiting_db)
+        limited, limiting_db = delivery.finalized(render(delivery.source, sr, trial.only(linear)))
         return (*_bands_db(limited, sr), limiting_db)
 
     def eq_active(trial: ChainSettings) -> bool:
@@ -296,8 +318,8 @@ def _reach_as_delivered(audio: Audio, features: Features, judged: Features, targ
         with np.errstate(invalid="ignore"):  # -inf - -inf in empty bands: no change
             extra_mid = np.nan_to_num(mid - flat_mid - eq_db)
             extra_side = np.nan_to_num(side - flat_side - eq_db)
-        goal, settings = reach_goal(goal, with_band_change(judged, extra_mid, extra_side), target.profile, settings,
-                                    DELIVERED_HEADROOM_DB)
+        goal, settings = reach_goal(goal, with_band_change(judged, extra_mid, extra_side), delivery.target.profile,
+                                    settings, DELIVERED_HEADROOM_DB)
         if not eq_active(settings):
             return goal, settings
     over = [s for s in EQ_STAGES if settings.is_on(s) and abs(settings[f"{s}.gain_db"]) > goal.limits.max_eq_db]

@@ -97,6 +97,12 @@ class MatchEqFilter:
         self._spectrum = fft.rfft(h.astype(np.float32), self._fft)
         self._tail: np.ndarray | None = None  # (channels, taps - 1): what earlier blocks still owe
 
+    @property
+    def hop(self) -> int:
+        """Blocks of a multiple of this many frames give the same samples as one block (the
+        overlap-add's segments fall in the same places)."""
+        return self._hop
+
     def process(self, block: np.ndarray) -> np.ndarray:
         x = np.asarray(block, dtype=np.float32)
         channels, n = x.shape

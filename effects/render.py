@@ -14,12 +14,14 @@ import numpy as np
 import pedalboard as pb
 
 from mixbridge.analysis.audio import invert_right
-from mixbridge.analysis.blocks import file_threads
+from mixbridge.analysis.blocks import ahead, chunks, file_threads
 from mixbridge.effects.match_eq import MatchEqFilter
 from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, STAGES, ChainSettings
 
 BEFORE_MATCH_EQ = STAGES[: STAGES.index("match_eq")]
-AFTER_MATCH_EQ = STAGES[STAGES.index("match_eq") + 1:]
+BETWEEN_MATCH_EQ_AND_REVERB = STAGES[STAGES.index("match_eq") + 1: STAGES.index("reverb")]
+PIPELINE_CHUNKS = 4  # render() of a chain with reverb: the stages before it this many chunks ahead
+MIN_PIPELINE_FRAMES = 1 << 15  # ...each at least this long
 
 
 def build_board(settings: ChainSettings) -> pb.Pedalboard:
@@ -80,13 +82,15 @@ def stereo_width(samples: np.ndarray, width_percent: float) -> np.ndarray:
 
 class _Lane:
     """The chain's stages from the trim to the reverb (the polarity and the width are the
-    renderer's) for the channels one lane renders, with their state from block to block."""
+    renderer's) for the channels one lane renders, with their state from block to block:
+    :meth:`front` up to the reverb, :meth:`back` the reverb."""
 
     def __init__(self, settings: ChainSettings, sample_rate: float):
         self._pre = build_board(settings.only(BEFORE_MATCH_EQ))
         self._match = (MatchEqFilter([settings[n] for n in MATCH_EQ_PARAMS], sample_rate)
                        if settings.active("match_eq") else None)
-        self._post = build_board(settings.only(AFTER_MATCH_EQ))
+        self._dynamics = build_board(settings.only(BETWEEN_MATCH_EQ_AND_REVERB))
+        self._reverb = build_board(settings.only(("reverb",)))
         self._sample_rate = float(sample_rate)
 
     def front(self, block: np.ndarray) -> np.ndarray:
@@ -95,10 +99,12 @@ class _Lane:
             out = self._pre(out, self._sample_rate, reset=False)
         if self._match is not None:
             out = self._match.process(out)
+        if len(self._dynamics):
+            out = self._dynamics(out, self._sample_rate, reset=False)
         return out
 
     def back(self, block: np.ndarray) -> np.ndarray:
-        return self._post(block, self._sample_rate, reset=False) if len(self._post) else block
+        return self._reverb(block, self._sample_rate, reset=False) if len(self._reverb) else block
 
 
 class ChainRenderer:
@@ -146,16 +152,23 @@ class ChainRenderer:
         return np.asarray(stereo_width(out, self._width_percent), dtype=np.float32)
 
     def front(self, block: np.ndarray) -> np.ndarray:
-        """The first half of :meth:`process` (all channels together): the polarity, the linear
-        stages and the match EQ. ``back(front(x))`` is ``process(x)``; each half keeps its own
-        state, so a caller may run the halves in two threads, one block apart
-        (:func:`analysis.blocks.ahead`)."""
+        """The first half of :meth:`process` (all channels together): the stages before the
+        reverb. ``back(front(x))`` is ``process(x)``; each half keeps its own state, so a caller
+        may run the halves in two threads, one block apart (:func:`analysis.blocks.ahead`)."""
         return self._lanes_for(1)[0].front(self._polarity(block))
 
     def back(self, block: np.ndarray) -> np.ndarray:
-        """The second half of :meth:`process`: the compressor, the reverb and the width."""
+        """The second half of :meth:`process`: the reverb and the width."""
         out = self._lanes_for(1)[0].back(block)
         return np.asarray(stereo_width(out, self._width_percent), dtype=np.float32)
+
+    def exact_block(self, frames: int) -> int:
+        """``frames`` rounded up to a block length whose renders, one after another, give the same
+        samples as one render of the whole: a multiple of the match EQ's overlap-add hop (the other
+        stages run sample by sample)."""
+        s = self._settings
+        step = (MatchEqFilter([s[n] for n in MATCH_EQ_PARAMS], self._sample_rate).hop if s.active("match_eq") else 1)
+        return max(step, -(-frames // step) * step)
 
     def _polarity(self, block: np.ndarray) -> np.ndarray:
         out = np.ascontiguousarray(block, dtype=np.float32)
@@ -163,7 +176,16 @@ class ChainRenderer:
 
 
 def render(samples: np.ndarray, sample_rate: int, settings: ChainSettings, threads: int | None = None) -> np.ndarray:
-    """Process ``(channels, n)`` samples through the chain; same shape out. ``threads`` as in
-    :class:`ChainRenderer` (default :func:`analysis.blocks.file_threads`; 1 where the caller
-    already renders trials side by side)."""
-    return ChainRenderer(settings, sample_rate, file_threads() if threads is None else threads).process(samples)
+    """Process ``(channels, n)`` samples through the chain; same shape out. ``threads`` (default
+    :func:`analysis.blocks.file_threads`; 1 where the caller already renders trials side by
+    side) > 1: a chain without reverb renders its channels apart (:class:`ChainRenderer`); one
+    with reverb renders the stages before it in a second thread, one chunk ahead of the reverb,
+    in chunks that give the same samples as one render (:meth:`ChainRenderer.exact_block`)."""
+    threads = file_threads() if threads is None else threads
+    renderer = ChainRenderer(settings, sample_rate, threads)
+    if threads < 2 or renderer.channels_apart or not settings.active("reverb"):
+        return renderer.process(samples)
+    step = renderer.exact_block(max(samples.shape[1] // PIPELINE_CHUNKS, MIN_PIPELINE_FRAMES))
+    if step >= samples.shape[1]:
+        return renderer.process(samples)
+    return np.concatenate([renderer.back(b) for b in ahead(chunks(samples, step), renderer.front)], axis=1)

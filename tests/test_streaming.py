@@ -351,6 +351,16 @@ def test_a_chain_without_reverb_rendered_channels_apart_equals_the_whole_render(
         renderer.front(x)
 
 
+def test_a_chain_with_reverb_renders_its_stages_before_the_reverb_a_chunk_ahead_with_the_same_samples():
+    sr = 44100
+    x = groove(sr, 6.0).astype(np.float32)
+    settings = EVERY_STAGE.replace({MATCH_EQ_PARAMS[15]: 3.0}, {"match_eq": True})  # overlap-add: hop-aligned chunks
+    renderer = ChainRenderer(settings, sr, threads=2)
+    step = renderer.exact_block(x.shape[1] // 4)
+    assert not renderer.channels_apart and step < x.shape[1] // 2  # several chunks
+    np.testing.assert_array_equal(render(x, sr, settings, threads=2), render(x, sr, settings, threads=1))
+
+
 def test_background_consumes_in_order_and_raises_the_consumers_error():
     seen: list[float] = []
     with Background(lambda block: seen.append(float(block[0, 0]))) as measure:
