@@ -440,10 +440,20 @@ class BlockWriter:
     def write(self, block: np.ndarray) -> np.ndarray:
         """Write the next block; returns it as written (``(channels, n)`` float32, quantized), which
         is what reading the file back gives."""
+        data = self.quantize(block)
+        self.write_quantized(data)
+        return data
+
+    def quantize(self, block: np.ndarray) -> np.ndarray:
+        """The next block as it will be written (its dither seeded by its place), for a caller
+        that gives it to :meth:`write_quantized` in another thread, in order."""
         data = quantize(block, self.bit_depth, self.dither, seed=self._blocks)
-        self._guard(lambda: self._file.write(data.T))
         self._blocks += 1
         return data
+
+    def write_quantized(self, data: np.ndarray) -> None:
+        """Write the next block as :meth:`quantize` gave it."""
+        self._guard(lambda: self._file.write(data.T))
 
     def close(self) -> None:
         self._guard(self._file.close)

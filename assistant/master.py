@@ -474,13 +474,15 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
                 halves = (analyzer.levels, analyzer.spectrum) if file_threads() > 1 else (analyzer.process,)
                 with audio_io.BlockWriter(tmp, output_path, sr, channels, bit_depth) as writer, \
                         ExitStack() as stack:
-                    meters = [stack.enter_context(Background(half)) for half in halves]
+                    # the file written and the samples measured in threads beside the limiter and the dither
+                    workers = [stack.enter_context(Background(work)) for work in (writer.write_quantized, *halves)]
 
-                    def measure(written: np.ndarray) -> None:
-                        for meter in meters:
-                            meter.put(written)
+                    def write(block: np.ndarray) -> None:
+                        written = writer.quantize(block)
+                        for worker in workers:
+                            worker.put(written)
 
-                    apply_stream(rendered(), gain_db, block_gain_db, stats.block, lambda block: measure(writer.write(block)))
+                    apply_stream(rendered(), gain_db, block_gain_db, stats.block, write)
                 outputs.append(analyzer.result())
                 return outputs[-1].integrated_lufs, outputs[-1].true_peak_dbtp
 

@@ -273,8 +273,8 @@ def test_a_failure_mid_way_leaves_no_temporary_or_partial_file(where, exc, exist
     elif where == "render-apart":  # pass 1, in the thread that renders the second channel of a chain without reverb
         monkeypatch.setattr(mixbridge.effects.render._Lane, "back", _fail_on_call(4, mixbridge.effects.render._Lane.back, exc))
     else:  # pass 2, after a block has reached the output's temporary file
-        monkeypatch.setattr(mixbridge.analysis.audio.BlockWriter, "write",
-                            _fail_on_call(2, mixbridge.analysis.audio.BlockWriter.write, exc))
+        monkeypatch.setattr(mixbridge.analysis.audio.BlockWriter, "write_quantized",
+                            _fail_on_call(2, mixbridge.analysis.audio.BlockWriter.write_quantized, exc))
     with pytest.raises(type(exc)):
         chain = EVERY_STAGE.replace(enabled={"reverb": False}) if where == "render-apart" else EVERY_STAGE
         master_file(mix, out, resolve_target("spotify"), MasterOptions(chain=chain, overwrite=existing))
