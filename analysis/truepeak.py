@@ -206,7 +206,8 @@ class PeakEnvelopeMeter:
             return np.zeros(0, np.float32)
         start, stop = self._margin, self._margin + count
         env = np.abs(self._buf[:, start:stop]).max(axis=0)
-        if self._factor > 1:
+        if self._factor > 1:  # phase 0 of the interval before each sample is the sample before it
+            np.maximum(env, np.abs(self._buf[:, start - 1: stop - 1]).max(axis=0), out=env)
             with _one_blas_thread():
                 _envelope_chunk(self._buf, env, start, stop, self._factor)
         self._buf = self._buf[:, count:].copy()
@@ -234,7 +235,8 @@ def peak_envelope(samples: np.ndarray, sample_rate: int, block: int = 1) -> np.n
 
 
 def _envelope_chunk(samples: np.ndarray, env: np.ndarray, start: int, stop: int, factor: int) -> None:
-    """Raise ``env`` (the envelope of samples[start:stop]) to the interpolated peaks next to each sample."""
+    """Raise ``env`` (the envelope of samples[start:stop] and of the samples one before them) to
+    the interpolated peaks next to each sample."""
     channels, n = samples.shape
     row = TAPS_PER_PHASE
     current, previous = _row_matrices(factor, row)
@@ -247,7 +249,7 @@ def _envelope_chunk(samples: np.ndarray, env: np.ndarray, start: int, stop: int,
     for c in range(channels):
         rows = seg[c].reshape(-1, row)
         peak = np.zeros(rows.shape, dtype=np.float32)  # per window end, max over phases
-        for p in range(factor):
+        for p in range(1, factor):  # phase 0 is the sample itself (:func:`polyphase_bank`): the caller has it
             y = rows @ current[:, p * row : (p + 1) * row]
             y[1:] += rows[:-1] @ previous[:, p * row : (p + 1) * row]
             np.maximum(peak, np.abs(y, out=y), out=peak)
