@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -85,3 +86,29 @@ class Background:
             for future in self._pending:
                 future.cancel()
             self._pool.shutdown(wait=True)
+
+
+@contextmanager
+def fanned_out(consumers: Sequence[Callable[[np.ndarray], None]], *,
+               here: bool = True) -> Iterator[Callable[[np.ndarray], None]]:
+    """A function that gives each block, in order, to every consumer: each in a
+    :class:`Background` thread of its own, but the first in the caller's thread when ``here``
+    (the meters of a signal side by side: their halves keep separate state). With one thread
+    per file (:func:`file_threads`), all of them one after another: in the caller's thread
+    when ``here``, else in one Background thread. Leaving the ``with`` block waits for the
+    threads and raises a consumer's error."""
+    if file_threads() < 2 and len(consumers) > 1:
+        def serial(block: np.ndarray, each: Sequence[Callable[[np.ndarray], None]] = tuple(consumers)) -> None:
+            for consume in each:
+                consume(block)
+        consumers = (serial,)
+    with ExitStack() as stack:
+        local = consumers[:1] if here else []
+        workers = [stack.enter_context(Background(consume)) for consume in consumers[len(local):]]
+
+        def give(block: np.ndarray) -> None:
+            for worker in workers:
+                worker.put(block)
+            for consume in local:
+                consume(block)
+        yield give

@@ -37,7 +37,7 @@ from mixbridge.analysis.analyze import (
 )
 from mixbridge.analysis.atomic import atomic_path, check_writable, scratch_path, write_text
 from mixbridge.analysis.audio import Audio
-from mixbridge.analysis.blocks import Background, ahead, file_threads
+from mixbridge.analysis.blocks import ahead, fanned_out, file_threads
 from mixbridge.analysis.errors import InvalidAudioError, MixbridgeError, OutputError, UsageError
 from mixbridge.analysis.features import Features
 from mixbridge.analysis.progress import Progress, silent
@@ -449,11 +449,11 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
         else:  # channels apart in their threads; VST3 plugins (and a batch worker beside others) on one thread
             chain_out = (renderer.process(block) for block in blocks)
         done = 0
-        with Background(meter.process) as measure:
+        with fanned_out((meter.envelope, meter.power), here=False) as measure:  # beside the render
             for out in chain_out:
                 if not np.isfinite(out).all():
                     raise OutputError("the effect chain produced NaN/Inf samples", input_path)
-                measure.put(out)
+                measure(out)
                 stored.append(out)
                 done += out.shape[1]
                 step("rendering", done, meta.frames)
@@ -473,16 +473,10 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
                 analyzer = StreamAnalyzer(sr, channels, str(output_path))
                 halves = (analyzer.levels, analyzer.spectrum) if file_threads() > 1 else (analyzer.process,)
                 with audio_io.BlockWriter(tmp, output_path, sr, channels, bit_depth) as writer, \
-                        ExitStack() as stack:
+                        fanned_out((writer.write_quantized, *halves), here=False) as write_and_measure:
                     # the file written and the samples measured in threads beside the limiter and the dither
-                    workers = [stack.enter_context(Background(work)) for work in (writer.write_quantized, *halves)]
-
-                    def write(block: np.ndarray) -> None:
-                        written = writer.quantize(block)
-                        for worker in workers:
-                            worker.put(written)
-
-                    apply_stream(rendered(), gain_db, block_gain_db, stats.block, write)
+                    apply_stream(rendered(), gain_db, block_gain_db, stats.block,
+                                 lambda block: write_and_measure(writer.quantize(block)))
                 outputs.append(analyzer.result())
                 return outputs[-1].integrated_lufs, outputs[-1].true_peak_dbtp
 

@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from mixbridge.analysis.blocks import chunks
+from mixbridge.analysis.blocks import chunks, fanned_out
 from mixbridge.analysis.errors import InvalidAudioError
 from mixbridge.analysis.loudness import LoudnessMeter, WeightedPowerMeter, integrated_from_power
 from mixbridge.analysis.truepeak import PeakEnvelopeMeter, TruePeakMeter
@@ -95,7 +95,16 @@ class BlockStatsMeter:
         self._envelope_parts: list[np.ndarray] = []
 
     def process(self, chunk: np.ndarray) -> None:
+        self.power(chunk)
+        self.envelope(chunk)
+
+    def power(self, chunk: np.ndarray) -> None:
+        """One half of :meth:`process`: the K-weighted power. The halves keep separate state, so
+        each may run in its own thread (:func:`analysis.blocks.fanned_out`)."""
         self._power_parts.append(self._power.process(chunk))
+
+    def envelope(self, chunk: np.ndarray) -> None:
+        """The other half of :meth:`process`: the true-peak envelope."""
         self._envelope_parts.append(self._envelope.process(chunk))
 
     def result(self) -> BlockStats:
@@ -171,7 +180,15 @@ class OutputMeter:
         self._peak = TruePeakMeter(sample_rate, channels)
 
     def process(self, block: np.ndarray) -> None:
+        self.loudness(block)
+        self.peak(block)
+
+    def loudness(self, block: np.ndarray) -> None:
+        """One half of :meth:`process`, as :meth:`BlockStatsMeter.power`."""
         self._loudness.process(block)
+
+    def peak(self, block: np.ndarray) -> None:
+        """The other half of :meth:`process`: the true peak."""
         self._peak.process(block)
 
     def result(self) -> tuple[float, float]:
@@ -191,21 +208,22 @@ def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: 
     x = np.asarray(samples, dtype=np.float32)
     channels = x.shape[0]
     meter = BlockStatsMeter(sample_rate, channels)
-    for part in chunks(x, CHUNK_FRAMES):
-        meter.process(part)
+    with fanned_out((meter.envelope, meter.power)) as measure_input:  # the two meters side by side
+        for part in chunks(x, CHUNK_FRAMES):
+            measure_input(part)
     out = np.empty_like(x)
 
     def run_pass(gain_db: float, block_gain_db: np.ndarray) -> tuple[float, float]:
         filled = [0]
-        measure = OutputMeter(sample_rate, channels)
+        output = OutputMeter(sample_rate, channels)
+        with fanned_out((output.loudness, output.peak)) as measure:
+            def keep(chunk: np.ndarray) -> None:
+                out[:, filled[0] : filled[0] + chunk.shape[1]] = chunk
+                filled[0] += chunk.shape[1]
+                measure(chunk)
 
-        def keep(chunk: np.ndarray) -> None:
-            out[:, filled[0] : filled[0] + chunk.shape[1]] = chunk
-            filled[0] += chunk.shape[1]
-            measure.process(chunk)
-
-        apply_stream(chunks(x, CHUNK_FRAMES), gain_db, block_gain_db, meter.block, keep)
-        return measure.result()
+            apply_stream(chunks(x, CHUNK_FRAMES), gain_db, block_gain_db, meter.block, keep)
+        return output.result()
 
     stats = meter.result()
     plan = finalize_from_stats(stats, spec, run_pass, source)

@@ -85,7 +85,7 @@ class _Lane:
     renderer's) for the channels one lane renders, with their state from block to block:
     :meth:`front` up to the reverb, :meth:`back` the reverb."""
 
-    def __init__(self, settings: ChainSettings, sample_rate: float):
+    def __init__(self, settings: ChainSettings, sample_rate: int):
         self._pre = build_board(settings.only(BEFORE_MATCH_EQ))
         self._match = (MatchEqFilter([settings[n] for n in MATCH_EQ_PARAMS], sample_rate)
                        if settings.active("match_eq") else None)
@@ -121,7 +121,7 @@ class ChainRenderer:
     """
 
     def __init__(self, settings: ChainSettings, sample_rate: int, threads: int = 1):
-        self._settings, self._sample_rate = settings, float(sample_rate)
+        self._settings, self._rate = settings, int(sample_rate)
         self._width_percent = settings["stereo.width_percent"] if settings.is_on("stereo") else 100.0
         self._invert_right = settings.is_on("polarity")
         self.channels_apart = threads > 1 and not settings.active("reverb")
@@ -130,7 +130,7 @@ class ChainRenderer:
 
     def _lanes_for(self, groups: int) -> list[_Lane]:
         if not self._lanes:
-            self._lanes = [_Lane(self._settings, self._sample_rate) for _ in range(groups)]
+            self._lanes = [_Lane(self._settings, self._rate) for _ in range(groups)]
         if len(self._lanes) != groups:  # the stages' state belongs to one way of rendering
             raise RuntimeError("a renderer renders by process() with its channels apart, or by front() and back()")
         return self._lanes
@@ -167,7 +167,7 @@ class ChainRenderer:
         samples as one render of the whole: a multiple of the match EQ's overlap-add hop (the other
         stages run sample by sample)."""
         s = self._settings
-        step = (MatchEqFilter([s[n] for n in MATCH_EQ_PARAMS], self._sample_rate).hop if s.active("match_eq") else 1)
+        step = (MatchEqFilter([s[n] for n in MATCH_EQ_PARAMS], self._rate).hop if s.active("match_eq") else 1)
         return max(step, -(-frames // step) * step)
 
     def _polarity(self, block: np.ndarray) -> np.ndarray:

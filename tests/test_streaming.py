@@ -377,6 +377,43 @@ def test_background_consumes_in_order_and_raises_the_consumers_error():
                 measure.put(np.zeros((1, 4)))
 
 
+@pytest.mark.parametrize("here", (True, False))
+@pytest.mark.parametrize("parallel", (True, False), ids=("two-threads", "one-thread-per-file"))
+def test_fanned_out_gives_every_consumer_every_block_in_order_and_raises_a_consumers_error(here, parallel,
+                                                                                          monkeypatch):
+    import threading
+
+    from mixbridge.analysis import blocks
+
+    monkeypatch.setattr(blocks, "_parallel_within_file", parallel)
+    seen: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    threads: dict[str, set[int]] = {"a": set(), "b": set(), "c": set()}
+
+    def consumer(name: str):
+        def consume(block: np.ndarray) -> None:
+            seen[name].append(float(block[0, 0]))
+            threads[name].add(threading.get_ident())
+        return consume
+
+    with blocks.fanned_out([consumer(n) for n in "abc"], here=here) as give:
+        for i in range(30):
+            give(np.full((1, 4), float(i)))
+    assert all(values == [float(i) for i in range(30)] for values in seen.values())
+    main = threading.get_ident()
+    assert (threads["a"] == {main}) == here  # the first consumer runs in the caller's thread only when asked
+    assert (main in threads["b"]) == (here and not parallel)  # one thread per file: all in one place
+    if parallel:
+        assert threads["b"] != threads["c"]
+
+    def fail(block):
+        raise ValueError("meter broke")
+
+    with pytest.raises(ValueError, match="meter broke"):
+        with blocks.fanned_out([consumer("a"), fail], here=here) as give:
+            for _ in range(5):
+                give(np.zeros((1, 4)))
+
+
 def test_a_batch_workers_serial_file_work_gives_the_same_master(mix, monkeypatch):
     """A batch worker beside others keeps each file's work to one thread
     (serial_within_file); the master, its settings and its report are the same."""
