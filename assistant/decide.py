@@ -34,7 +34,6 @@ from mixbridge.analysis.spectrum import (
     shape_mask,
     side_mid_ratio,
 )
-from mixbridge.analysis.truepeak import true_peak_dbtp
 from mixbridge.assistant.evidence import Move, explain, hz_label, match_band_label
 from mixbridge.assistant.judge import (
     REACH_MARGIN_DB,
@@ -51,7 +50,7 @@ from mixbridge.assistant.judge import (
 )
 from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
 from mixbridge.assistant.targets import Target, known_bands
-from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize
+from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize, loudness_and_true_peak
 from mixbridge.effects.render import render
 from mixbridge.effects.response import eq_band_response_db
 from mixbridge.effects.schema import EQ_STAGES, LINEAR_STAGES, MATCH_EQ_PARAMS, STAGE_LABELS, ChainSettings
@@ -442,7 +441,8 @@ def _within_limiting_budget(audio: Audio, features: Features, target: Target, se
         return settings
 
     def plr(x: np.ndarray) -> float:
-        return true_peak_dbtp(x, audio.sample_rate) - measure_loudness(x, audio.sample_rate).integrated_lufs
+        lufs, peak_dbtp = loudness_and_true_peak(x, audio.sample_rate)
+        return peak_dbtp - lufs
 
     base = plr(audio.samples)
     full = None

@@ -197,6 +197,16 @@ class OutputMeter:
         return self._loudness.result().integrated_lufs, self._peak.true_peak_dbtp
 
 
+def loudness_and_true_peak(samples: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) of a ``(channels, n)`` array, the two meters side by side."""
+    x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    meter = OutputMeter(sample_rate, x.shape[0])
+    with fanned_out((meter.peak, meter.loudness)) as measure:
+        for part in chunks(x, CHUNK_FRAMES):
+            measure(part)
+    return meter.result()
+
+
 def finalize(samples: np.ndarray, sample_rate: int, spec: FinalizeSpec, source: str = "<audio>") -> FinalizeResult:
     """Bring ``(channels, n)`` samples to ``spec``; see the module docstring.
 
