@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -30,7 +30,7 @@ from mixbridge.analysis.loudness import (
     STEP_S,
     LoudnessMeter,
 )
-from mixbridge.analysis.spectrum import SpectrumAnalyzer
+from mixbridge.analysis.spectrum import SpectrumAnalyzer, SpectrumResult
 from mixbridge.analysis.truepeak import TruePeakMeter, amplitude_to_db
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,8 @@ def analyze_spectral(audio: Audio) -> SpectralSummary:
     return SpectralSummary(tuple(float(v) for v in sr.mid_band_db), sr.width, dyn.frame_crest_db, dyn.tail_level_db)
 
 
-def analyze_file(path: str | Path, invert_right: bool = False, *, threads: int = 2,
-                 keep: list[np.ndarray] | None = None) -> Features:
-    """Measure a file by streaming it (bounded memory, any length); ``invert_right``: as heard
-    with the right channel's polarity inverted (a stereo file's). ``threads``: 2 runs the level
+def analyze_file(path: str | Path, *, threads: int = 2, keep: list[np.ndarray] | None = None) -> Features:
+    """Measure a file by streaming it (bounded memory, any length). ``threads``: 2 runs the level
     meters in a second thread beside the spectrum (a 3-minute track: 0.5 instead of 0.65 s);
     1 keeps to the caller's thread, for an analysis that already runs beside another (two
     analyses split four ways cost 15 % more CPU and gain nothing on two cores). ``keep``: a
@@ -88,8 +86,6 @@ def analyze_file(path: str | Path, invert_right: bool = False, *, threads: int =
     blocks = audio_io.iter_blocks(path, audio_io.DITHER_BLOCK_FRAMES)
     if keep is not None:
         blocks = _kept(blocks, keep)
-    if invert_right:
-        blocks = (audio_io.invert_right(b) for b in blocks)
     features = analyze_blocks(blocks, meta.sample_rate, meta.channels, str(path), threads)
     if features.clipped_samples:  # about a user's file: worth a warning (rendered arrays: a note only)
         log.warning("%s: %d samples at or above full scale (clipped)", path, features.clipped_samples)
@@ -203,7 +199,6 @@ def _features(loud: LoudnessMeter, peak: TruePeakMeter, spec: SpectrumAnalyzer, 
     peak.finish()
     lr = loud.result()
     sr = spec.result()
-    dyn = describe_dynamics(sr.frame_band_db, sr.frame_peak, sr.frame_mean_square, sr.hop_s)
 
     duration_s = frames / sample_rate
     sample_peak_dbfs = amplitude_to_db(float(peak.sample_peak.max()))
@@ -234,23 +229,43 @@ def _features(loud: LoudnessMeter, peak: TruePeakMeter, spec: SpectrumAnalyzer, 
         psr_db=_difference(true_peak, lr.max_short_term_lufs),
         clipped_samples=clipped,
         dc_offset_dbfs=dc_dbfs,
-        mid_band_db=tuple(float(v) for v in sr.mid_band_db),
-        side_band_db=tuple(float(v) for v in sr.side_band_db),
-        tilt_db_per_octave=sr.tilt_db_per_octave,
-        centroid_hz=sr.centroid_hz,
-        correlation=sr.correlation,
-        width=sr.width,
-        correlation_band=tuple(float(v) for v in sr.correlation_band),
-        width_band=tuple(float(v) for v in sr.width_band),
-        frame_crest_db=dyn.frame_crest_db,
-        transient_density_per_s=dyn.transient_density_per_s,
-        onset_strength_db=dyn.onset_strength_db,
-        decay_rate_db_per_s=dyn.decay_rate_db_per_s,
-        tail_level_db=dyn.tail_level_db,
         short_term_lufs=tuple(float(v) for v in lr.short_term_lufs),
         series_hop_s=STEP_S,
         notes=tuple(notes),
+        **_spectral_fields(sr),
     )
+
+
+def _spectral_fields(sr: SpectrumResult) -> dict:
+    """The Features the spectrum alone gives: bands, stereo image and the dynamics descriptors
+    of its frames (the rest comes from the level meters, or, for the RMS and the DC offset, from
+    what every channel's samples sum to)."""
+    dyn = describe_dynamics(sr.frame_band_db, sr.frame_peak, sr.frame_mean_square, sr.hop_s)
+    return {"mid_band_db": tuple(float(v) for v in sr.mid_band_db),
+            "side_band_db": tuple(float(v) for v in sr.side_band_db),
+            "tilt_db_per_octave": sr.tilt_db_per_octave, "centroid_hz": sr.centroid_hz,
+            "correlation": sr.correlation, "width": sr.width,
+            "correlation_band": tuple(float(v) for v in sr.correlation_band),
+            "width_band": tuple(float(v) for v in sr.width_band),
+            "frame_crest_db": dyn.frame_crest_db, "transient_density_per_s": dyn.transient_density_per_s,
+            "onset_strength_db": dyn.onset_strength_db, "decay_rate_db_per_s": dyn.decay_rate_db_per_s,
+            "tail_level_db": dyn.tail_level_db}
+
+
+def as_heard_inverted(features: Features, blocks: Iterable[np.ndarray]) -> Features:
+    """``features``, the analysis of a stereo signal, as heard with its right channel's polarity
+    inverted; ``blocks``: that signal's ``(channels, n)`` blocks, as analysed. Only the spectrum is
+    measured again: the loudness, the peaks, the clipping, the RMS and the DC offset are the same to
+    the last bit (K-weighting and the true-peak interpolator are linear, and negating a channel
+    negates every value they compute; the level meters square or take magnitudes)."""
+    spec = SpectrumAnalyzer(features.sample_rate, features.channels)
+    for block in blocks:
+        for part in chunks(audio_io.invert_right(block), PART_FRAMES):  # as StreamAnalyzer.spectrum
+            spec.process(part)
+    sr = spec.result()
+    notes = _notes(10.0 ** (features.rms_dbfs / 20.0), features.integrated_lufs, features.duration_s,
+                   features.clipped_samples, features.channels, sr.correlation, features.dc_offset_dbfs)
+    return replace(features, notes=tuple(notes), **_spectral_fields(sr))
 
 
 def _notes(rms: float, integrated_lufs: float, duration_s: float, clipped: int, channels: int,

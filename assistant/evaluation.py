@@ -11,9 +11,10 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from mixbridge.analysis.analyze import analyze
-from mixbridge.analysis.audio import Audio, invert_right
+from mixbridge.analysis.analyze import analyze, as_heard_inverted
+from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import InvalidAudioError, MixbridgeError
+from mixbridge.analysis.features import Features
 from mixbridge.analysis.progress import Progress, silent
 from mixbridge.assistant.judge import JudgeOptions, measured_change
 from mixbridge.assistant.master import decide, master_audio, resolve_target
@@ -45,8 +46,8 @@ def two_passes(audio: Audio, target: Target, engine: str = DEFAULT_ENGINE,
 
 def _decide(audio: Audio, features, target: Target, engine: str, judgment: JudgeOptions):
     """:func:`assistant.master.decide` on a whole track in memory (as its own excerpt)."""
-    def heard_inverted():
-        return analyze(Audio(invert_right(audio.samples), audio.sample_rate, audio.source))
+    def heard_inverted(features: Features) -> Features:
+        return as_heard_inverted(features, audio.blocks())
 
     return decide(features, audio, target, engine, True, judgment, MAX_LIMITING_DB, heard_inverted)
 

@@ -30,9 +30,9 @@ from mixbridge.analysis import audio as audio_io
 from mixbridge.analysis.analyze import (
     OUT_OF_PHASE_NOTE,
     StreamAnalyzer,
-    analyze_blocks,
     analyze_file,
     analyze_file_cached,
+    as_heard_inverted,
     is_cached,
 )
 from mixbridge.analysis.atomic import atomic_path, check_writable, scratch_path, write_text
@@ -295,14 +295,12 @@ def suggest_file(path: str | Path, target: Target, *, engine: str = DEFAULT_ENGI
     return Suggestion(features, decision, excerpt, target)
 
 
-def _heard_inverted(path: Path | str, held: list[np.ndarray] | None) -> Callable[[], Features]:
-    """For :func:`decide`: the track's analysis as heard with the right channel inverted, from
-    its held blocks when it has them (no second decode), else from the file."""
-    def heard() -> Features:
-        if not held:
-            return analyze_file(path, invert_right=True)
-        meta = audio_io.info(path)
-        return analyze_blocks((audio_io.invert_right(b) for b in held), meta.sample_rate, meta.channels, str(path))
+def _heard_inverted(path: Path | str, held: list[np.ndarray] | None) -> Callable[[Features], Features]:
+    """For :func:`decide`: the track's analysis (given) as heard with the right channel inverted
+    (:func:`analysis.analyze.as_heard_inverted`), from its held blocks when it has them, else
+    from the file."""
+    def heard(features: Features) -> Features:
+        return as_heard_inverted(features, held if held else audio_io.iter_blocks(path, STREAM_BLOCK_FRAMES))
     return heard
 
 
@@ -315,18 +313,18 @@ def input_notes(features: Features, settings: ChainSettings) -> tuple[str, ...]:
 
 
 def decide(features: Features, excerpt: Audio, target: Target, engine: str, refine: bool, judgment: JudgeOptions,
-           max_limiting_db: float, heard_inverted: Callable[[], Features]) -> tuple[Decision, Target]:
+           max_limiting_db: float, heard_inverted: Callable[[Features], Features]) -> tuple[Decision, Target]:
     """:func:`assistant.decide.suggest_settings` for a track (``features`` its analysis,
     ``excerpt`` from it), and the target with its profile chosen.
 
     A stereo mix whose right channel's polarity is inverted (:func:`assistant.judge.inverted_polarity`)
-    is judged as heard with it inverted back (``heard_inverted()``: the track's analysis so);
+    is judged as heard with it inverted back (``heard_inverted(features)``: the track's analysis so);
     the chain's first stage, ``polarity``, then inverts it, and the first line of the evidence
     says why."""
     move = None
     if inverted_polarity(features):
         measured = features.correlation
-        features = heard_inverted()
+        features = heard_inverted(features)
         excerpt = Audio(audio_io.invert_right(excerpt.samples), excerpt.sample_rate, excerpt.source)
         move = Move("width", "polarity", f"stereo correlation {measured:+.2f}", None, None, None, "", "inverted",
                     "right channel's polarity inverted, before the rest of the chain; correlation then "

@@ -68,7 +68,8 @@ def changes(a, b) -> dict:
 def one_track(args: tuple[str, str, str, str, float]) -> dict:
     """Worker: pass 1 and pass 2 of one track (cut to its first ``seconds``, 0: whole) to one target."""
     path, target_name, engine, tmp, seconds = args
-    from mixbridge.analysis.analyze import analyze_file
+    from mixbridge.analysis.analyze import as_heard_inverted
+    from mixbridge.analysis.audio import DITHER_BLOCK_FRAMES, iter_blocks
     from mixbridge.assistant.judge import estimated_limiting_db
     from mixbridge.assistant.master import master_file, resolve_target
 
@@ -83,7 +84,7 @@ def one_track(args: tuple[str, str, str, str, float]) -> dict:
     needs = estimated_limiting_db(a, target)
     # a polarity correction is a move of its own (counted apart): the rest of pass 1 is measured
     # against the input as heard with it, so its width and band changes are the chain's
-    heard = analyze_file(path, invert_right=True) if r1.settings.is_on("polarity") else a
+    heard = as_heard_inverted(a, iter_blocks(path, DITHER_BLOCK_FRAMES)) if r1.settings.is_on("polarity") else a
     row = {"track": stem, "target": target_name, "input_lufs": a.integrated_lufs, "needs_limiting_db": needs,
            "pass1": changes(heard, b), "pass2": changes(b, c), "polarity1": r1.settings.is_on("polarity"),
            "polarity2": r2.settings.is_on("polarity"),
