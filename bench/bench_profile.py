@@ -17,7 +17,13 @@ reference each time: an empty analysis cache), each tool runs in its own fresh p
 Process start is the wall time of the whole process minus the stages. The floor, measured in
 the same run: reading and writing the input as 24-bit WAV (soundfile). Also per input: the CPU
 time of ``mixbridge master IN -o OUT --target spotify`` (no reference), against that floor. Prints a markdown
-table per tool (median over pairs) and saves it to bench/results/profile.md.
+table per tool (median over pairs), each pair's wall times and ratio, and saves it to bench/results/profile.md.
+
+Beside the timings, so that speed is never bought with accuracy: each tool's output measured by
+our analyzer (integrated loudness against the reference's, true peak against Mixbridge's −1 dBTP
+ceiling); the ``--target spotify`` master mastered again (the second pass's largest band-shape and
+width change, the judgment's idempotence figures); and the EBU Tech 3341/3342 conformance tests
+(``tests/test_conformance.py``), run after the timings.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ sys.path.insert(0, str(ROOT))
 import soundfile as sf  # noqa: E402
 from bench_master import PAIRS, cut  # noqa: E402
 from common import publish  # noqa: E402
+
+from mixbridge.analysis.analyze import analyze_file  # noqa: E402
+from mixbridge.assistant.judge import measured_change  # noqa: E402
+
+CEILING_DBTP = -1.0  # Mixbridge's default ceiling, which the reference masters here are delivered under
 
 CORPUS = Path("/work/corpus/wav")
 RESULTS = ROOT / "bench" / "results" / "profile.md"
@@ -68,6 +79,7 @@ if html:
     step("writing the HTML report")
     from mixbridge.assistant.html_report import master_page
     master_page(report, html, original=original.result())
+extra = {"short_of_budget": any("dB of peak limiting" in w for w in report.warnings)}
 """
 
 MATCHERING_CODE = """
@@ -87,21 +99,23 @@ stages, previous = {}, ("import", t0)
 for name, t in marks:
     stages[previous[0]] = stages.get(previous[0], 0.0) + t - previous[1]
     previous = (name, t)
-print(json.dumps(stages))
+print(json.dumps({"stages": stages, "extra": globals().get("extra", {})}))
 """
 
 
-def run(python: Path, code: str, args: list[str], env: dict) -> dict:
+def run(python: Path, code: str, args: list[str], env: dict) -> tuple[dict, dict]:
+    """The stage times of one run (and its wall time), and what the run reported beside them."""
     start = time.perf_counter()
     done = subprocess.run([str(python), "-c", code + STAGES_CODE, *args], capture_output=True, text=True, env=env, check=False)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
-    stages = json.loads(done.stdout.strip().splitlines()[-1])
+    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    stages = printed["stages"]
     stages.pop("end", None)
     stages["process start and exit"] = wall - sum(stages.values())
     stages["total (wall)"] = wall
-    return stages
+    return stages, printed["extra"]
 
 
 def floor_s(path: Path, tmp: Path) -> float:
@@ -148,6 +162,9 @@ def main() -> int:
     results: dict[str, list[dict]] = {t: [] for t in tools}
     floors = []
     spotify: list[tuple[float, float]] = []  # (CPU s of `master --target spotify`, the floor's s)
+    # (LUFS - the reference's, dBTP, whether the master said the target needs more than its limiting budget)
+    delivered: dict[str, list[tuple[float, float, bool]]] = {t: [] for t in tools}
+    second_pass: list[dict[str, float]] = []  # the spotify master mastered again: measured_change
     pages: list[tuple[int, float, float, float]] = []  # (bytes, build s, the master's own s, wall without --html)
     with tempfile.TemporaryDirectory(prefix="mixbridge-bench-profile-") as tmp_s:
         tmp = Path(tmp_s)
@@ -158,17 +175,24 @@ def main() -> int:
             mixbridge = Path(sys.executable).with_name("mixbridge")
             spotify.append((cpu_s([str(mixbridge), "master", str(inp), "-o", str(tmp / "spotify.wav"), "--target",
                                    "spotify", "-q", "--overwrite"], dict(os.environ)), floors[-1]))
+            subprocess.run([str(mixbridge), "master", str(tmp / "spotify.wav"), "-o", str(tmp / "spotify2.wav"),
+                            "--target", "spotify", "-q", "--overwrite"], check=True)
+            second_pass.append(measured_change(analyze_file(tmp / "spotify.wav"), analyze_file(tmp / "spotify2.wav")))
+            ref_lufs = analyze_file(args.corpus / f"{ref_id}.wav").integrated_lufs
             for tool, (python, code) in tools.items():
                 env = dict(os.environ, MIXBRIDGE_CACHE=str(tmp / f"cache-{tool.split()[0]}-{inp_id}"))
                 page = [str(tmp / "report.html")] if args.html and tool == "Mixbridge" else []
-                stages = run(python, code, [str(inp), str(args.corpus / f"{ref_id}.wav"), str(tmp / "out.wav"), *page],
-                             env)
+                stages, extra = run(python, code, [str(inp), str(args.corpus / f"{ref_id}.wav"), str(tmp / "out.wav"),
+                                                   *page], env)
                 results[tool].append(stages)
+                out = analyze_file(tmp / "out.wav")
+                delivered[tool].append((out.integrated_lufs - ref_lufs, out.true_peak_dbtp,
+                                        bool(extra.get("short_of_budget"))))
                 if page:
                     # the same master without --html, so the page's whole cost (its background work
                     # during the master included) is the difference of the two walls
-                    plain = run(python, code, [str(inp), str(args.corpus / f"{ref_id}.wav"), str(tmp / "out.wav")],
-                                dict(env, MIXBRIDGE_CACHE=str(tmp / f"cache-plain-{inp_id}")))
+                    plain, _ = run(python, code, [str(inp), str(args.corpus / f"{ref_id}.wav"), str(tmp / "out.wav")],
+                                   dict(env, MIXBRIDGE_CACHE=str(tmp / f"cache-plain-{inp_id}")))
                     pages.append((Path(page[0]).stat().st_size, stages.get("writing the HTML report", 0.0),
                                   stages["total (wall)"] - stages.get("writing the HTML report", 0.0),
                                   plain["total (wall)"]))
@@ -184,6 +208,28 @@ def main() -> int:
                 if "Matchering 2.0.6" in walls else ""), ""]
     for tool, runs in results.items():
         lines += [*table(tool, runs), ""]
+    if "Matchering 2.0.6" in results:
+        per_pair = [m["total (wall)"] / b["total (wall)"] for b, m in zip(results["Mixbridge"], results["Matchering 2.0.6"])]
+        lines += ["| pair | Mixbridge s | Matchering s | Matchering / Mixbridge |", "| --- | ---: | ---: | ---: |"]
+        lines += [f"| {i} → {r} | {b['total (wall)']:.2f} | {m['total (wall)']:.2f} | {q:.2f}× |"
+                  for (i, r, _), b, m, q in zip(pairs, results["Mixbridge"], results["Matchering 2.0.6"], per_pair)]
+        lines += ["", f"Median of the per-pair ratios: {statistics.median(per_pair):.2f}× (goal ≥ 3×).", ""]
+    lines += ["Beside the timings (speed is not bought with accuracy):", ""]
+    for tool, figures in delivered.items():
+        kept = sum((abs(d) <= 0.1 or short) and tp <= CEILING_DBTP for d, tp, short in figures)
+        lines.append(f"- {tool} output: LUFS − the reference's "
+                     + ", ".join(f"{d:+.2f}" + (" (beyond the 10 dB limiting budget, with its warning)" if short else "")
+                                 for d, _, short in figures)
+                     + "; true peak " + ", ".join(f"{tp:+.2f}" for _, tp, _ in figures)
+                     + f" dBTP; delivered (within ±0.1 LU, or short with the warning, and under {CEILING_DBTP:g} dBTP): "
+                     f"{kept} of {len(figures)}")
+    lines.append("- `--target spotify` master mastered again (goal: ≤ 1 dB, ≤ 5 %): largest band-shape change "
+                 + ", ".join(f"{c['band_max_db']:.2f}" for c in second_pass) + " dB; width change "
+                 + ", ".join(f"{c['width_pct']:+.1f}" for c in second_pass) + " %")
+    conformance = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                  str(ROOT / "tests" / "test_conformance.py")], capture_output=True, text=True, cwd=ROOT)
+    summary = conformance.stdout.strip().splitlines()[-1] if conformance.stdout.strip() else "did not run"
+    lines += [f"- EBU Tech 3341/3342 conformance (`pytest tests/test_conformance.py`): {summary}", ""]
     ratios = [cpu / floor for cpu, floor in spotify]
     lines += [f"`mixbridge master IN -o OUT --target spotify` (no reference): CPU time (user + system, all threads) "
               f"median {statistics.median(c for c, _ in spotify):.2f} s = {statistics.median(ratios):.1f}× the WAV "
