@@ -469,9 +469,9 @@ def _render_and_finalize(input_path: Path, output_path: Path, meta: audio_io.Aud
             def write_pass(gain_db: float, block_gain_db: np.ndarray) -> tuple[float, float]:
                 step("finalizing and writing", 0, meta.frames)
                 analyzer = StreamAnalyzer(sr, channels, str(output_path))
-                halves = (analyzer.levels, analyzer.spectrum) if file_threads() > 1 else (analyzer.process,)
                 with audio_io.BlockWriter(tmp, output_path, sr, channels, bit_depth) as writer, \
-                        fanned_out((writer.write_quantized, *halves), here=False) as write_and_measure:
+                        fanned_out((writer.write_quantized, analyzer.levels, analyzer.spectrum),
+                                   here=False) as write_and_measure:
                     # the file written and the samples measured in threads beside the limiter and the dither
                     apply_stream(rendered(), gain_db, block_gain_db, stats.block,
                                  lambda block: write_and_measure(writer.quantize(block)))

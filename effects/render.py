@@ -183,7 +183,7 @@ def render(samples: np.ndarray, sample_rate: int, settings: ChainSettings, threa
     in chunks that give the same samples as one render (:meth:`ChainRenderer.exact_block`)."""
     threads = file_threads() if threads is None else threads
     renderer = ChainRenderer(settings, sample_rate, threads)
-    if threads < 2 or renderer.channels_apart or not settings.active("reverb"):
+    if threads < 2 or not settings.active("reverb"):  # one thread, or the channels apart
         return renderer.process(samples)
     step = renderer.exact_block(max(samples.shape[1] // PIPELINE_CHUNKS, MIN_PIPELINE_FRAMES))
     if step >= samples.shape[1]:
