@@ -217,9 +217,9 @@ def as_delivered(audio: Audio, features: Features, target: Target, max_limiting_
     moved on 7 of 84 tracks against 4); what the limiter then does to the EQ's moves is
     corrected by :func:`_reach_as_delivered`, which keeps the goal and refits the EQ.
     ``delivery``: the decision's :class:`Delivery` of this excerpt, if it has one."""
-    if estimated_limiting_db(features, target) < LIMITER_SHAPE_MIN_DB:
-        return features
     delivery = delivery or Delivery(audio, features, target, max_limiting_db)
+    if delivery.limiting_db < LIMITER_SHAPE_MIN_DB:
+        return features
     limited, _ = delivery.finalized(delivery.source)  # what the refinement renders too
     (mid0, side0), (mid1, side1) = delivery.source_bands, _bands_db(limited, audio.sample_rate)
     with np.errstate(invalid="ignore"):  # -inf - -inf in empty bands: no change

@@ -64,6 +64,14 @@ def fir_taps(sample_rate: int) -> int:
     return min(1 << math.ceil(math.log2(FIR_SECONDS * sample_rate)), MAX_FIR_TAPS)
 
 
+def overlap_add_sizes(sample_rate: int) -> tuple[int, int]:
+    """The overlap-add's transform and hop (frames) at ``sample_rate``. Blocks of a multiple of
+    the hop give the same samples as one block (the segments fall in the same places)."""
+    taps = fir_taps(sample_rate)
+    size = max(OLA_FFT, 1 << math.ceil(math.log2(2 * taps)))
+    return size, size - taps + 1
+
+
 @lru_cache(maxsize=16)
 def impulse_response(gains_db: tuple[float, ...], sample_rate: int) -> np.ndarray:
     """The minimum-phase FIR (float64 taps) for ``gains_db`` (31 band gains) at ``sample_rate``.
@@ -92,16 +100,9 @@ class MatchEqFilter:
     def __init__(self, gains_db, sample_rate: int):
         h = impulse_response(tuple(float(g) for g in gains_db), int(sample_rate))
         self._taps = h.size
-        self._fft = max(OLA_FFT, 1 << math.ceil(math.log2(2 * h.size)))
-        self._hop = self._fft - h.size + 1
+        self._fft, self._hop = overlap_add_sizes(int(sample_rate))
         self._spectrum = fft.rfft(h.astype(np.float32), self._fft)
         self._tail: np.ndarray | None = None  # (channels, taps - 1): what earlier blocks still owe
-
-    @property
-    def hop(self) -> int:
-        """Blocks of a multiple of this many frames give the same samples as one block (the
-        overlap-add's segments fall in the same places)."""
-        return self._hop
 
     def process(self, block: np.ndarray) -> np.ndarray:
         x = np.asarray(block, dtype=np.float32)

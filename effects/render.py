@@ -15,7 +15,7 @@ import pedalboard as pb
 
 from mixbridge.analysis.audio import invert_right
 from mixbridge.analysis.blocks import ahead, chunks, file_threads
-from mixbridge.effects.match_eq import MatchEqFilter
+from mixbridge.effects.match_eq import MatchEqFilter, overlap_add_sizes
 from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, STAGES, ChainSettings
 
 BEFORE_MATCH_EQ = STAGES[: STAGES.index("match_eq")]
@@ -166,8 +166,7 @@ class ChainRenderer:
         """``frames`` rounded up to a block length whose renders, one after another, give the same
         samples as one render of the whole: a multiple of the match EQ's overlap-add hop (the other
         stages run sample by sample)."""
-        s = self._settings
-        step = (MatchEqFilter([s[n] for n in MATCH_EQ_PARAMS], self._rate).hop if s.active("match_eq") else 1)
+        step = overlap_add_sizes(self._rate)[1] if self._settings.active("match_eq") else 1
         return max(step, -(-frames // step) * step)
 
     def _polarity(self, block: np.ndarray) -> np.ndarray:

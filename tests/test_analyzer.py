@@ -452,6 +452,45 @@ def _every_row_true_peak(x: np.ndarray, sample_rate: int) -> float:
     return float(20 * np.log10(peak))
 
 
+def _every_phase_envelope(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The linked per-sample envelope with every phase of the interpolator computed, phase 0
+    (the sample itself) included, as the envelope meter did before it took phase 0 from the
+    samples: sample i's value is the largest |value| over the channels at i and at the
+    interpolated points of the intervals (i - 1, i] and [i, i + 1)."""
+    from mixbridge.analysis.truepeak import TAPS_PER_PHASE, _row_matrices, oversampling_factor
+
+    factor, row = oversampling_factor(sample_rate), TAPS_PER_PHASE
+    current, previous = _row_matrices(factor, row)
+    delay = int(np.ceil((row * factor - 1) / (2 * factor)))  # window ending at m: between m - delay and m - delay + 1
+    n = x.shape[1]
+    seg = np.zeros((x.shape[0], -(-(n + 2 * row + delay) // row) * row), dtype=np.float32)
+    seg[:, :n] = x
+    between = np.zeros(seg.shape[1] + 1, dtype=np.float32)  # between[i + 1]: max |y| over [i, i + 1)
+    for c in range(x.shape[0]):
+        rows = seg[c].reshape(-1, row)
+        peak = np.zeros(rows.shape, dtype=np.float32)  # per window end, max over the phases
+        for p in range(factor):
+            y = rows @ current[:, p * row: (p + 1) * row]
+            y[1:] += rows[:-1] @ previous[:, p * row: (p + 1) * row]
+            np.maximum(peak, np.abs(y), out=peak)
+        peak = peak.reshape(-1)
+        np.maximum(between[1: peak.size - delay + 1], peak[delay:], out=between[1: peak.size - delay + 1])
+    return np.maximum(np.abs(x).max(axis=0), np.maximum(between[1: n + 1], between[:n]))
+
+
+@pytest.mark.parametrize("sample_rate", (44100, 96000))
+def test_the_peak_envelope_takes_phase_0_from_the_samples_and_equals_the_full_interpolation(sample_rate, noise, rng):
+    from mixbridge.analysis.truepeak import peak_envelope
+
+    x = noise(sample_rate, 1.0, -20.0, 2, "pink")
+    x[:, rng.integers(0, x.shape[1] - 400, 10)[:, None] + np.arange(300)] *= 8.0  # bursts
+    x[0, [0, 5000, 5001, x.shape[1] - 1]] = [1.0, -1.0, 0.0, 1.0]  # clicks, at the edges too
+    x[1, 20000:30000] = 0.0  # one channel silent a while: the envelope is linked
+    x = x.astype(np.float32)
+    # equal but for float32 rounding (the products group the samples into rows from other starts)
+    np.testing.assert_allclose(peak_envelope(x, sample_rate), _every_phase_envelope(x, sample_rate), rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("signal", ("bursts", "fade-in", "intersample", "silence-then-loud"))
 def test_true_peak_skipping_rows_gives_the_full_interpolation(signal, noise, rng):
     sample_rate = 44100
