@@ -19,7 +19,8 @@ the refinement.
 
 Measures against the original: tonal error (mean |band-shape difference| over the tonal bands,
 level removed, dB); dynamics error (the mean of the crest, PLR and LRA differences); width
-error (side/mid ratio, %); the MR-STFT distance relative to the degraded input's; delivery
+error (side/mid ratio, %); the MR-STFT distance relative to the degraded input's, as DeepAFx-ST
+measured it and over the whole band (``models.evaluate``); delivery
 (within +-0.1 LU of the reference's loudness, true peak under -1 dBTP).
 """
 
@@ -45,7 +46,7 @@ from mixbridge.assistant.options import ENGINES, MasterOptions
 from mixbridge.assistant.targets import Target, profile_from_features, tonal_error_db
 from mixbridge.effects.plugins.maps import locate
 from mixbridge.effects.vst3 import HostedPlugin, PluginError
-from mixbridge.models.evaluate import mrstft_distance
+from mixbridge.models.evaluate import mrstft_distance, mrstft_fullband_distance
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def available_families() -> list[str]:
 
 
 def measures(path: Path, original: Audio, original_features, target: Target,
-             degraded_distance: float | None = None) -> dict:
+             degraded: dict | None = None) -> dict:
     """``path`` measured against the original (see the module docstring); ``dynamics`` is the
     mean of the crest, PLR and LRA errors."""
     audio = load(path)
@@ -142,14 +143,19 @@ def measures(path: Path, original: Audio, original_features, target: Target,
     width = (abs(side_mid_ratio(f.width) / side_mid_ratio(original_features.width) - 1.0) * 100.0
              if f.channels == 2 and original_features.width > 0 else 0.0)
     n = min(audio.frames, original.frames)
-    distance = mrstft_distance(audio.samples[:, :n], original.samples[:, :n])
+    distance = mrstft_distance(audio.samples[:, :n], original.samples[:, :n], audio.sample_rate)
+    fullband = mrstft_fullband_distance(audio.samples[:, :n], original.samples[:, :n])
     crest = abs(f.crest_factor_db - original_features.crest_factor_db)
     plr = abs(f.plr_db - original_features.plr_db)
     lra = abs(f.loudness_range_lu - original_features.loudness_range_lu)
+
+    def ratio(value: float, key: str) -> float:  # to the degraded input's own distance
+        return value / degraded[key] if degraded and degraded[key] else 1.0
+
     return {"tonal_db": tonal_error_db(f.mid_band_db, profile, f.sample_rate),
             "crest_db": crest, "plr_db": plr, "lra_lu": lra, "dynamics": (crest + plr + lra) / 3.0,
-            "width_pct": width, "mrstft": distance,
-            "mrstft_ratio": distance / degraded_distance if degraded_distance else 1.0,
+            "width_pct": width, "mrstft": distance, "mrstft_fullband": fullband,
+            "mrstft_ratio": ratio(distance, "mrstft"), "mrstft_fullband_ratio": ratio(fullband, "mrstft_fullband"),
             "delivered": bool(abs(f.integrated_lufs - target.lufs) <= 0.1
                               and f.true_peak_dbtp <= target.ceiling_dbtp + 0.005)}
 
@@ -163,7 +169,7 @@ def restore(original: Path, degraded: Path, work: Path,
     original_features = analyze(original_audio)
     target = resolve_target(None, [str(original)])
     none = measures(degraded, original_audio, original_features, target)
-    rows = {"none": {**none, "mrstft_ratio": 1.0, "delivered": False}}
+    rows = {"none": {**none, "delivered": False}}
     out = work / "restored.wav"
     deliver_only = MasterOptions(judgment=JudgeOptions(Amounts(0.0, 0.0, 0.0, 0.0)), overwrite=True)
 
@@ -182,7 +188,7 @@ def restore(original: Path, degraded: Path, work: Path,
         except (MixbridgeError, subprocess.CalledProcessError) as exc:
             log.warning("restoration: %s failed on %s (%s)", method, degraded, exc)
             continue
-        rows[method] = measures(out, original_audio, original_features, target, none["mrstft"])
+        rows[method] = measures(out, original_audio, original_features, target, none)
     out.unlink(missing_ok=True)
     return rows
 

@@ -167,7 +167,7 @@ def restoration_table(rows: Sequence[Mapping], title: str) -> list[str]:
     methods = list(dict.fromkeys(m for r in rows for m in r["methods"]))
     lines = [f"{title} ({len(rows)} degraded clips; families: {', '.join(sorted({r['family'] for r in rows}))})",
              "| method | tonal error dB | dynamics error | crest / PLR / LRA error | width error % | MR-STFT ratio "
-             "| delivered |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| full band | delivered |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for method in methods:
         sel = [r["methods"][method] for r in rows if method in r["methods"]]
 
@@ -177,7 +177,8 @@ def restoration_table(rows: Sequence[Mapping], title: str) -> list[str]:
         delivered = "n/a" if method == "none" else f"{sum(s['delivered'] for s in sel)}/{len(sel)}"
         lines.append(f"| {method} | {mean('tonal_db'):.2f} | {mean('dynamics'):.2f} | "
                      f"{mean('crest_db'):.2f} / {mean('plr_db'):.2f} / {mean('lra_lu'):.2f} | "
-                     f"{mean('width_pct'):.1f} | {mean('mrstft_ratio'):.2f} | {delivered} |")
+                     f"{mean('width_pct'):.1f} | {mean('mrstft_ratio'):.2f} | {mean('mrstft_fullband_ratio'):.2f} | "
+                     f"{delivered} |")
     both = [r["methods"] for r in rows if {"model+refine", "dsp+refine", "none"} <= set(r["methods"])]
     if both:
         def avg(method: str, fn) -> float:

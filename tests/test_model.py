@@ -126,3 +126,42 @@ def test_default_engine_restores_a_damaged_example_toward_its_reference(tmp_path
     assert abs(written.integrated_lufs - target.lufs) <= 0.1
     assert written.true_peak_dbtp <= target.ceiling_dbtp
     assert report.tonal_error_after_db < report.tonal_error_before_db - 0.5
+
+
+def _noise(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((2, int(seconds * sample_rate))) * 0.1
+
+
+def test_mrstft_distance_is_the_stft_loss_deepafx_st_reports(torch):
+    """At 24 kHz the distance equals auraloss's definition written with torch.stft: centred
+    frames, periodic Hann, hop half the window, power clamped at 1e-8, log + linear magnitude L1."""
+    from mixbridge.models.evaluate import MRSTFT_SIZES, _unit_mono, mrstft_distance
+
+    a = _noise(3.0, 24000, 1)
+    b = a + 0.3 * np.roll(a, 240, axis=1)  # an echo
+    x, y = (torch.tensor(_unit_mono(s)) for s in (a, b))
+    expected = 0.0
+    for n in MRSTFT_SIZES:
+        mx, my = (torch.sqrt(torch.clamp(torch.stft(s, n, n // 2, n, torch.hann_window(n, dtype=torch.float64),
+                                                    return_complex=True).abs() ** 2, min=1e-8)) for s in (x, y))
+        expected += float((torch.log(mx) - torch.log(my)).abs().mean() + (mx - my).abs().mean())
+    assert mrstft_distance(a, b, 24000) == pytest.approx(expected / len(MRSTFT_SIZES), rel=1e-9)
+
+
+def test_mrstft_distance_measures_sound_below_12_khz_and_not_level():
+    from scipy.signal import butter, resample_poly, sosfilt
+
+    from mixbridge.models.evaluate import mrstft_distance, mrstft_fullband_distance
+
+    rate = 48000
+    music = sosfilt(butter(8, 10000, fs=rate, output="sos"), _noise(4.0, rate), axis=1)  # band-limited
+    assert mrstft_distance(music, 3.0 * music, rate) == pytest.approx(0.0, abs=1e-9)
+    hiss = sosfilt(butter(8, 16000, "highpass", fs=rate, output="sos"), _noise(4.0, rate, 2), axis=1)
+    hissy = music + 1e-3 * hiss  # 60 dB under the music, above 16 kHz where it has nothing
+    assert mrstft_distance(hissy, music, rate) < 1e-3
+    assert mrstft_fullband_distance(hissy, music) > 1.0  # the earlier definition counts it
+    dull = music + 0.05 * np.cumsum(music, axis=1)  # a tilt below 12 kHz
+    assert mrstft_distance(dull, music, rate) > 0.1
+    # the same pair at 44.1 kHz reads alike: both rates are measured at 24 kHz
+    at_44k = [resample_poly(x, 147, 160, axis=1) for x in (dull, music)]
+    assert mrstft_distance(*at_44k, 44100) == pytest.approx(mrstft_distance(dull, music, rate), rel=0.05)
