@@ -603,6 +603,24 @@ def test_a_reverb_is_added_only_if_it_completes_the_move(base):
         assert check.status == "character" and "largest reverb" in check.note
 
 
+def test_a_reverb_that_falls_short_of_a_reference_is_left_off_by_both_engines(base):
+    """A reference's tail 20 dB over the mix's: no reverb the limits allow reaches it. A
+    reference takes partial moves elsewhere, but not this one: whichever engine proposed the
+    chain, the reverb stays off and the dryness is reported as character (the tail level also
+    moves with echoes and EQ, so a gap no reverb closes is weak evidence of dryness)."""
+    audio, features, _ = base
+    profile = _profile_around(features)
+    tail = features.tail_level_db
+    ranges = dict(profile.scalar_ranges, tail_level_db=(tail + 20.0, tail + 24.0))
+    target = _target(replace(profile, scalar_ranges=ranges, tail_level_db=tail + 22.0, is_reference=True))
+    assert judge(features, target).check("tail_level_db").status == "corrected"
+    for engine in ("dsp", "model"):
+        decision = suggest_settings(audio, features, target, engine)
+        check = decision.goal.check("tail_level_db")
+        assert not decision.settings.is_on("reverb"), engine
+        assert check.status == "character" and "largest reverb" in check.note, engine
+
+
 def test_profile_auto_judges_the_crest_as_delivered(base):
     """Two profiles that differ only in crest: a mix that the finalizer will limit by 6 dB
     belongs with the denser one (our own master, already limited, then picks the same)."""
