@@ -85,11 +85,11 @@ def main() -> int:
     if other_rows:
         lines += ["", *text.restoration_table(other_rows, "### Other corpus tracks (may have been trained on)")]
     methods = list(dict.fromkeys(m for r in held_rows + other_rows for m in r["methods"]))
-    lines += ["", "## Per clip (tonal error dB / dynamics error)", "",
+    lines += ["", "## Per clip (tonal error dB / dynamics error / MR-STFT ratio)", "",
               "| track | family | " + " | ".join(methods) + " |", "|---|---|" + "---:|" * len(methods)]
     for r in held_rows + other_rows:
-        cells = [f"{r['methods'][m]['tonal_db']:.2f} / {r['methods'][m]['dynamics']:.2f}" if m in r["methods"]
-                 else "—" for m in methods]
+        cells = [f"{r['methods'][m]['tonal_db']:.2f} / {r['methods'][m]['dynamics']:.2f} / "
+                 f"{r['methods'][m]['mrstft_ratio']:.2f}" if m in r["methods"] else "—" for m in methods]
         lines.append(f"| {r['track']} | {r['family']} | " + " | ".join(cells) + " |")
     lines += ["", "Degradations:", ""] + [f"- {r['track']} ({r['family']}): `{r['degradation']}`"
                                           for r in held_rows + other_rows]
