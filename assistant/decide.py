@@ -5,7 +5,8 @@ engine and held to the goal in closed loops, on the excerpt the track is judged 
 limiting, :func:`as_delivered`), sizes the moves with the engine (the learned model or the
 DSP baseline), constrains them to the goal, reaches the tonal goal in closed loop (linear,
 then again behind the finalizer's limiter, :func:`_reach_as_delivered`), sizes the
-compressor and checks the reverb on the excerpt, corrects a reference's match EQ once as
+compressor (or, for a reference denser than the mix should be, the upward expander) and checks
+the reverb on the excerpt, corrects a reference's match EQ once as
 delivered (:func:`_match_as_delivered`), and keeps the EQ within the limiting budget.
 """
 
@@ -50,13 +51,15 @@ from mixbridge.assistant.judge import (
 )
 from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
 from mixbridge.assistant.targets import Target, known_bands
+from mixbridge.effects.compressor import LEVEL_FLOOR, PeakDetector
+from mixbridge.effects.expander import Expander
 from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize, loudness_and_true_peak
 from mixbridge.effects.render import render
 from mixbridge.effects.response import eq_band_response_db
-from mixbridge.effects.schema import EQ_STAGES, LINEAR_STAGES, MATCH_EQ_PARAMS, STAGE_LABELS, ChainSettings
+from mixbridge.effects.schema import EQ_STAGES, LINEAR_STAGES, MATCH_EQ_PARAMS, STAGE_LABELS, STAGES, ChainSettings
 from mixbridge.models.baseline import RESPONSE_FFT, fit_change, predict_dsp
 from mixbridge.models.net import DESCRIPTOR, TargetDescriptor
-from mixbridge.models.predict import anchored_eq, excerpt, fit_compressor, predict_model
+from mixbridge.models.predict import anchored_eq, crest_db, excerpt, fit_compressor, predict_model
 from mixbridge.models.predict import refine as refine_loop
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,12 @@ MATCH_DELIVERED_MIN_DB = 0.3  # a match EQ correction as delivered smaller than 
 # 1.59 → 1.30 dB mean, measured again with the ±12 dB match EQ), so it stays.
 # The compressor is sized by _fit_compressor.
 REFINE_STEPS = ("tone", "width")
+# The upward expander's fit: the ratios tried (1.0 is off), its fixed ballistics and range, and the
+# least improvement (dB of crest plus LU of loudness range, as delivered) worth switching it on.
+EXPANDER_RATIOS = (1.15, 1.3, 1.5, 1.75, 2.0)
+EXPANDER_ATTACK_MS, EXPANDER_RELEASE_MS, EXPANDER_RANGE_DB = 30.0, 400.0, 12.0
+EXPANDER_MIN_GAIN = 0.25
+BEFORE_EXPANDER = STAGES[: STAGES.index("expander")]
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,7 @@ def suggest_settings(audio: Audio, features: Features, target: Target, engine: s
     goal, settings = reach_match(goal, judged, target.profile, settings)
     if goal.active("dynamics"):
         settings = _fit_compressor(audio, judged, goal, settings)
+        settings = _fit_expander(delivery, goal, settings, notes)
     if goal.active("space"):
         goal, settings = _reach_space(audio, judged, goal, settings)
     if reference:
@@ -427,11 +437,79 @@ def _reach_space(audio: Audio, features: Features, goal: Goal, settings: ChainSe
 
 def _fit_compressor(audio: Audio, features: Features, goal: Goal, settings: ChainSettings) -> ChainSettings:
     crest, lra = goal.check("crest_factor_db"), goal.check("loudness_range_lu")
-    crest_db = max(0.0, features.crest_factor_db - crest.goal) if crest.status == "corrected" else 0.0
-    lra_lu = max(0.0, lra.measured - lra.goal) if lra.status == "corrected" else 0.0
-    fitted = fit_compressor(audio.samples, audio.sample_rate, settings, crest_db, lra_lu, goal.limits.max_ratio,
-                            lambda x, sr: measure_loudness(x, sr).loudness_range_lu)
-    return fitted if fitted is not None else settings.replace(enabled={"compressor": False})
+    reduction_db = (max(0.0, features.crest_factor_db - crest.goal)
+                    if crest.status == "corrected" and not crest.expands else 0.0)
+    reduction_lu = max(0.0, lra.measured - lra.goal) if lra.status == "corrected" and not lra.expands else 0.0
+    off = settings.replace(enabled={"compressor": False})
+    if reduction_db <= 0.0 and reduction_lu <= 0.0:
+        return off
+    fitted = fit_compressor(audio.samples, audio.sample_rate, settings, reduction_db, reduction_lu,
+                            goal.limits.max_ratio, lambda x, sr: measure_loudness(x, sr).loudness_range_lu)
+    return fitted if fitted is not None else off
+
+
+def _fit_expander(delivery: Delivery, goal: Goal, settings: ChainSettings, notes: list[str]) -> ChainSettings:
+    """The upward expander for the dynamics checks that ask for more (:attr:`Check.expands`),
+    sized in closed loop as delivered: the excerpt through the stages before it (the EQ moves
+    the loudness range too), each ratio of :data:`EXPANDER_RATIOS` (threshold at the median of
+    its detector's level, so it lifts the louder half), then the finalizer, and the crest and
+    loudness range measured. Each trial's change from the excerpt itself, delivered, is added
+    to the whole track's measure. Of the ratios that
+    push no other dynamics measure out of its range (by more than the trigger, or further than
+    it is), the one that brings the expanding checks nearest their goals is kept, if it gains
+    at least :data:`EXPANDER_MIN_GAIN` over none: the finalizer's limiter
+    takes back what the expander adds to the peaks, and a reference's density that comes from
+    its limiting is not the expander's to match."""
+    off = settings.replace(enabled={"expander": False})
+    checks = [c for c in goal.checks if c.aspect == "dynamics" and c.status not in ("n/a", "cannot")]
+    if not any(c.expands for c in checks):
+        return off
+    sr = delivery.sample_rate
+    into = render(delivery.source, sr, settings.only(BEFORE_EXPANDER))
+    level = PeakDetector(sr, EXPANDER_ATTACK_MS, EXPANDER_RELEASE_MS)(np.max(np.abs(into), axis=0, keepdims=True))
+    threshold_db = float(np.clip(np.median(20.0 * np.log10(np.maximum(level, LEVEL_FLOOR))), -60.0, 0.0))
+
+    def trial(ratio: float) -> ChainSettings:
+        return settings.replace({"expander.ratio": ratio, "expander.threshold_db": round(threshold_db, 2),
+                                 "expander.attack_ms": EXPANDER_ATTACK_MS, "expander.release_ms": EXPANDER_RELEASE_MS,
+                                 "expander.range_db": EXPANDER_RANGE_DB}, {"expander": True})
+
+    def delivered(ratio: float) -> dict[str, float]:  # 0: the excerpt itself, 1: the chain without the expander
+        x = delivery.source if ratio == 0.0 else into if ratio == 1.0 else Expander(trial(ratio), sr).process(into)
+        out, _ = delivery.finalized(x)
+        return {"crest_factor_db": crest_db(out), "loudness_range_lu": measure_loudness(out, sr).loudness_range_lu}
+
+    trials = (0.0, 1.0, *EXPANDER_RATIOS)
+    with ThreadPoolExecutor(file_threads(), thread_name_prefix="mixbridge-expander") as pool:
+        measured = dict(zip(trials, pool.map(delivered, trials)))
+
+    def value(check, ratio: float) -> float:  # the whole track's measure, changed as the excerpt's
+        change = measured[ratio][check.key] - measured[0.0][check.key]
+        return check.measured + (change if math.isfinite(change) else 0.0)
+
+    def error(ratio: float) -> float:  # from the expanding checks' goals
+        return sum(abs(value(c, ratio) - c.goal) for c in checks if c.expands)
+
+    def outside(check, ratio: float) -> float:
+        return max(check.low - value(check, ratio), value(check, ratio) - check.high, 0.0)
+
+    def harmless(ratio: float) -> bool:  # no other dynamics measure pushed out of its range
+        return all(outside(c, ratio) <= max(outside(c, 1.0), goal.limits.dynamics_trigger_db)
+                   for c in checks if not c.expands)
+
+    candidates = [r for r in EXPANDER_RATIOS if harmless(r)]
+    log.debug("expander: threshold %.1f dB; error %s", threshold_db,
+              ", ".join(f"{r:g}: {error(r):.2f}{'' if r == 1.0 or harmless(r) else ' (harms)'}"
+                        for r in (1.0, *EXPANDER_RATIOS)))
+    if not candidates:
+        return off
+    best = min(candidates, key=error)
+    if error(1.0) - error(best) < EXPANDER_MIN_GAIN:
+        return off
+    change = {k: measured[best][k] - measured[1.0][k] for k in measured[best]}
+    notes.append(f"upward expander {best:g}:1 sized as delivered on the excerpt: crest "
+                 f"{change['crest_factor_db']:+.1f} dB, loudness range {change['loudness_range_lu']:+.1f} LU")
+    return trial(best)
 
 
 def _within_limiting_budget(audio: Audio, features: Features, target: Target, settings: ChainSettings,

@@ -125,6 +125,15 @@ def _stage_action(settings: ChainSettings, stage: str) -> tuple[str, dict[str, f
         return (f"compressor {settings['compressor.ratio']:.1f}:1 at {settings['compressor.threshold_db']:.1f} dB "
                 f"(after the input trim), {format_value(PARAM_INDEX['compressor.attack_ms'], values['compressor.attack_ms'])}"
                 f" / {format_value(PARAM_INDEX['compressor.release_ms'], values['compressor.release_ms'])}", values)
+    if stage == "expander":
+        if not settings.active("expander"):
+            return "expander off", {}
+        values = {f"expander.{k}": settings[f"expander.{k}"]
+                  for k in ("threshold_db", "ratio", "attack_ms", "release_ms", "range_db")}
+        return (f"upward expander {settings['expander.ratio']:.2f}:1 over {settings['expander.threshold_db']:.1f} dB "
+                f"(up to {settings['expander.range_db']:.0f} dB), "
+                f"{format_value(PARAM_INDEX['expander.attack_ms'], values['expander.attack_ms'])} / "
+                f"{format_value(PARAM_INDEX['expander.release_ms'], values['expander.release_ms'])}", values)
     if stage == "stereo":
         width = settings["stereo.width_percent"] if settings.is_on("stereo") else 100.0
         if width == 100.0:
@@ -163,11 +172,13 @@ def explain(goal: Goal, settings: ChainSettings) -> tuple[Move, ...]:
     if math.isfinite(goal.match_before_db):
         moves.append(_match_move(goal, settings))
     for check in goal.checks:
-        stage = ASPECT_STAGES[check.aspect][0]
+        stage = "expander" if check.expands else ASPECT_STAGES[check.aspect][0]
         action, values = _stage_action(settings, stage)
         note = check.note
-        if check.status == "corrected" and check.key == "crest_factor_db" and not settings.is_on("compressor"):
-            note = (note + "; " if note else "") + "no compressor setting within the limits reaches it"
+        if check.status == "corrected" and check.key == "crest_factor_db" and not settings.is_on(stage):
+            note = (note + "; " if note else "") + (f"no {STAGE_LABELS[stage]} setting within the limits "
+                                                    + ("brings it nearer as delivered" if check.expands
+                                                       else "reaches it"))
         measured_value = None if check.status == "n/a" else check.measured
         moves.append(Move(check.aspect, stage, check.label, measured_value,
                           None if measured_value is None else round(check.low, 3),

@@ -53,7 +53,8 @@ from mixbridge.models.baseline import EQ_LAYOUT, RESPONSE_FFT, eq_values, fit_eq
 from mixbridge.models.predict import ASPECTS
 
 MATCH_NAMES = (*ASPECTS, "loudness")  # --match accepts loudness too: it is always delivered
-ASPECT_STAGES = {"tone": EQ_STAGES, "dynamics": ("compressor",), "width": ("stereo",), "space": ("reverb",)}
+ASPECT_STAGES = {"tone": EQ_STAGES, "dynamics": ("compressor", "expander"), "width": ("stereo",),
+                 "space": ("reverb",)}
 OUT_OF_PHASE_WIDTH = 0.5  # side share over which the channels are more opposed than alike (correlation < 0)
 POLARITY_CORRELATION = -0.7  # at or under this, one channel's polarity is taken as inverted
 NEAR_MONO_WIDTH = 0.005  # side share of power under which a track counts as mono: never widened
@@ -126,7 +127,8 @@ class Limits:
     max_ratio: float  # compressor ratio
     max_compression_db: float  # largest crest reduction the compressor is asked for
     max_lra_reduction_lu: float
-    dynamics_trigger_db: float  # crest dB / LRA LU outside the range that starts the compressor
+    max_expansion_db: float  # crest dB / LRA LU an upward expander is asked to add (0: never)
+    dynamics_trigger_db: float  # crest dB / LRA LU outside the range that starts the compressor or expander
     max_reverb_wet: float
     space_trigger_db: float  # tail level below the range that starts the reverb
     max_tail_increase_db: float
@@ -147,19 +149,23 @@ class Limits:
 # A finished master: moves a mastering engineer would sign (issue 10's brief).
 MASTER_LIMITS = Limits(
     max_eq_db=4.0, min_eq_move_db=0.5, tone_trigger_db=1.0, width_min_percent=82.0, width_max_percent=118.0,
-    width_trigger=0.06, max_ratio=2.0, max_compression_db=3.0, max_lra_reduction_lu=3.0, dynamics_trigger_db=1.0,
+    width_trigger=0.06, max_ratio=2.0, max_compression_db=3.0, max_lra_reduction_lu=3.0, max_expansion_db=0.0,
+    dynamics_trigger_db=1.0,
     max_reverb_wet=0.06, space_trigger_db=3.0, max_tail_increase_db=6.0, tone_aim_inside_db=0.5,
     max_match_eq_db=0.0, partial_moves=False, context="master",
 )
 # A master has no match EQ: a profile is a range, which the parametric bands reach in closed loop;
-# a fine match to its centre would move every finished master.
+# a fine match to its centre would move every finished master. Nor an expander: a master denser than
+# a genre's range is the production's choice.
 # --reference: the user asked for that track's sound, so its measured difference is the instruction:
 # small triggers, moves up to the trained ranges of the model (restoration of a damaged mix), and what
 # lies further than that is moved as far as the limits allow rather than kept as character; the
-# match EQ then closes the band shape the parametric bands leave between them.
+# match EQ then closes the band shape the parametric bands leave between them, and an upward
+# expander gives back dynamics a compressor took, where the mix is denser than the reference.
 REFERENCE_LIMITS = Limits(
     max_eq_db=9.0, min_eq_move_db=0.2, tone_trigger_db=0.25, width_min_percent=60.0, width_max_percent=160.0,
-    width_trigger=0.02, max_ratio=6.0, max_compression_db=8.0, max_lra_reduction_lu=8.0, dynamics_trigger_db=0.5,
+    width_trigger=0.02, max_ratio=6.0, max_compression_db=8.0, max_lra_reduction_lu=8.0, max_expansion_db=6.0,
+    dynamics_trigger_db=0.5,
     max_reverb_wet=0.3, space_trigger_db=1.0, max_tail_increase_db=12.0, tone_aim_inside_db=0.25,
     max_match_eq_db=12.0, partial_moves=True, context="reference",
 )
@@ -197,6 +203,7 @@ class Check:
     goal: float  # the value the chain aims at (= measured when nothing is to change)
     status: str  # "within", "inside-trigger", "corrected", "character", "amount-0", "cannot", "n/a"
     note: str = ""
+    expands: bool = False  # a dynamics goal over the measure: the upward expander's, not the compressor's
 
 
 @dataclass(frozen=True)
@@ -414,10 +421,18 @@ def _dynamics(features: Features, profile: Profile, amount: float, limits: Limit
               limiting_db: float) -> list[Check]:
     """Crest factor (after the finalizer's own limiting, which lowers it anyway) and LRA.
 
-    Only an excess can be corrected (a compressor cannot undo compression): a denser mix
-    than the range is noted. The compressor's work on the crest is the whole excess of the
-    raw crest factor, since whatever it leaves the limiter would otherwise take.
+    An excess is the compressor's. A denser mix than the range is noted ("cannot") for a
+    master; for a reference (``limits.max_expansion_db`` > 0) the upward expander is asked to
+    give the dynamics back (``Check.expands``), sized as delivered in closed loop. The
+    compressor's work on the crest is the whole excess of the raw crest factor, since whatever
+    it leaves the limiter would otherwise take.
     """
+    def short(deficit: float) -> tuple[str, bool]:  # a denser mix than the range: status, expands
+        if limits.max_expansion_db <= 0.0:
+            return "cannot", False
+        status = _status(deficit, limits.dynamics_trigger_db, limits.max_expansion_db, amount, limits)
+        return status, status == "corrected"
+
     out = []
     lo, hi = profile.scalar_range("crest_factor_db")
     crest = features.crest_factor_db
@@ -426,19 +441,25 @@ def _dynamics(features: Features, profile: Profile, amount: float, limits: Limit
     else:
         after = crest - limiting_db
         excess = after - min(max(after, lo), hi)
-        status = "within" if excess == 0.0 else ("cannot" if excess < 0 else
-                                               _status(excess, limits.dynamics_trigger_db,
-                                                       limits.max_compression_db, amount, limits))
+        expands = False
+        if excess < 0:
+            status, expands = short(-excess)
+        else:
+            status = "within" if excess == 0.0 else _status(excess, limits.dynamics_trigger_db,
+                                                             limits.max_compression_db, amount, limits)
         work = crest - hi  # the compressor's reduction if it is to reach the range by itself
-        if status == "corrected" and work > limits.max_compression_db:
+        if status == "corrected" and not expands and work > limits.max_compression_db:
             if limits.partial_moves:
                 work = limits.max_compression_db
             else:
                 status = "character"
-        goal = crest - work * amount if status == "corrected" else after
+        if expands:
+            goal = after + min(-excess, limits.max_expansion_db) * amount
+        else:
+            goal = crest - work * amount if status == "corrected" else after
         note = f"{limiting_db:.1f} dB of it goes to the finalizer's limiting" if limiting_db > 0.05 else ""
         out.append(Check("dynamics", "crest_factor_db", "crest factor", "dB", round(after, 2), lo, hi,
-                         round(goal, 2), status, note))
+                         round(goal, 2), status, note, expands))
     lo, hi = profile.scalar_range("loudness_range_lu")
     lra = features.loudness_range_lu
     if not math.isfinite(lra):
@@ -446,12 +467,16 @@ def _dynamics(features: Features, profile: Profile, amount: float, limits: Limit
                          "too short to measure"))
     else:
         excess = lra - min(max(lra, lo), hi)
-        status = "within" if excess == 0.0 else ("cannot" if excess < 0 else
-                                               _status(excess, limits.dynamics_trigger_db,
-                                                       limits.max_lra_reduction_lu, amount, limits))
-        goal = lra - min(excess, limits.max_lra_reduction_lu) * amount if status == "corrected" else lra
+        expands = False
+        if excess < 0:
+            status, expands = short(-excess)
+            goal = lra + min(-excess, limits.max_expansion_db) * amount if expands else lra
+        else:
+            status = "within" if excess == 0.0 else _status(excess, limits.dynamics_trigger_db,
+                                                             limits.max_lra_reduction_lu, amount, limits)
+            goal = lra - min(excess, limits.max_lra_reduction_lu) * amount if status == "corrected" else lra
         out.append(Check("dynamics", "loudness_range_lu", "loudness range", "LU", round(lra, 2), lo, hi,
-                         round(goal, 2), status))
+                         round(goal, 2), status, "", expands))
     return out
 
 
@@ -560,6 +585,7 @@ def constrain(settings: ChainSettings, goal: Goal) -> ChainSettings:
         values["compressor.ratio"] = min(settings["compressor.ratio"], lim.max_ratio)
     else:
         enabled["compressor"] = False
+    enabled["expander"] = False  # no engine proposes one: the expander is sized in closed loop
     if goal.active("space") and settings.is_on("reverb"):
         values["reverb.wet"] = min(settings["reverb.wet"], lim.max_reverb_wet)
     else:

@@ -7,9 +7,10 @@ processed parts still sum to the processed mix:
   signal as they are — a sum of filtered parts is the filtered sum. Pedalboard's ``Reverb``
   (Freeverb) is linear too: reverb(a) + reverb(b) - reverb(a + b) measured -135 dB RMS
   relative to the output;
-- the one non-linear stage, the compressor, is replaced by :func:`effects.compressor.compressor_gain`:
-  its gain is computed once, on the sum of the parts, and every part is multiplied by that
-  same gain curve (per channel).
+- the non-linear stages, the upward expander and the compressor, are replaced by their gains
+  (:func:`effects.expander.expander_gain`, :func:`effects.compressor.compressor_gain`): computed
+  once, on the sum of the parts, and every part is multiplied by that same gain curve (the
+  expander's linked, the compressor's per channel).
 
 The processed mix is then the sum of the processed parts, exactly; rendering the mix on its own
 through the same code gives the same result up to float32 filter noise (measured on every call,
@@ -25,10 +26,11 @@ from typing import Sequence
 import numpy as np
 
 from mixbridge.effects.compressor import compressor_gain
+from mixbridge.effects.expander import expander_gain
 from mixbridge.effects.render import ChainRenderer, stereo_width
 from mixbridge.effects.schema import LINEAR_STAGES, STAGES, ChainSettings
 
-PRE_STAGES = tuple(s for s in STAGES[: STAGES.index("compressor")] if s in LINEAR_STAGES)  # linear, before it
+PRE_STAGES = tuple(s for s in STAGES[: STAGES.index("expander")] if s in LINEAR_STAGES)  # linear, before the dynamics
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class BusRender:
 
 
 def render_bus(parts: Sequence[np.ndarray], sample_rate: int, settings: ChainSettings) -> BusRender:
-    """Render the chain on each of ``parts`` with the compressor gain of their sum.
+    """Render the chain on each of ``parts`` with the expander's and the compressor's gain of their sum.
 
     The processed mix is the sum of the processed parts. The mix is also rendered on its own
     (its own compressor gain, the same code) and the difference reported: it is the float32
@@ -65,15 +67,21 @@ def render_bus(parts: Sequence[np.ndarray], sample_rate: int, settings: ChainSet
     def finish(x_pre: np.ndarray, gain: np.ndarray) -> np.ndarray:
         return stereo_width(through(reverb, x_pre * gain), width)
 
+    def dynamics_gain(x_pre: np.ndarray) -> tuple[np.ndarray, float]:
+        """The expander's gain times the compressor's (on the expanded signal), and the
+        compressor's lowest gain in dB."""
+        expanded = expander_gain(x_pre, sample_rate, settings)
+        compressed = compressor_gain(x_pre * expanded, sample_rate, settings)
+        return expanded * compressed, float(20.0 * np.log10(max(float(compressed.min()), 1e-12)))
+
     processed = [through(pre, p) for p in parts]
-    gain = compressor_gain(total(processed), sample_rate, settings)
-    min_gain_db = float(20.0 * np.log10(max(float(gain.min()), 1e-12)))
+    gain, min_gain_db = dynamics_gain(total(processed))
     for i, x in enumerate(processed):
         processed[i] = finish(x, gain)
     del gain
     mix = total(processed)
     direct_pre = through(pre, total(parts))
-    direct = finish(direct_pre, compressor_gain(direct_pre, sample_rate, settings))
+    direct = finish(direct_pre, dynamics_gain(direct_pre)[0])
     deviation = float(np.sqrt(np.mean(np.square(direct - mix, dtype=np.float64))))
     level = float(np.sqrt(np.mean(np.square(direct, dtype=np.float64))))
     deviation_db = 20.0 * np.log10(deviation / level) if deviation > 0 and level > 0 else -np.inf

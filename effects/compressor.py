@@ -51,6 +51,38 @@ def ballistics_coefficient(time_ms: float, sample_rate: int) -> float:
     return math.exp(-2.0 * math.pi * 1000.0 / (time_ms * sample_rate))
 
 
+class PeakDetector:
+    """The decoupled peak detector (steps 1–3 of the module docstring), per channel, streaming:
+    feed consecutive ``(channels, n)`` blocks of any sizes; the held peak and the smoother's
+    state carry over, so the blocks' envelopes joined equal one call on the whole."""
+
+    def __init__(self, sample_rate: int, attack_ms: float, release_ms: float):
+        self._log_step = -2.0 * math.pi * 1000.0 / (release_ms * sample_rate)  # log(a_R), < 0
+        a_attack = ballistics_coefficient(attack_ms, sample_rate)
+        self._smoother = np.array([[1.0 - a_attack, 0.0, 0.0, 1.0, -a_attack, 0.0]])  # step 3 as one section
+        self._held_log = np.empty((0, 1))  # per channel, set by the first block
+        self._state = np.empty((0, 1, 2))
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        """The linear envelope (>= 0, float64) of the next block, same shape."""
+        x = np.asarray(samples)
+        channels, n = x.shape
+        if self._held_log.shape[0] != channels:  # the first block
+            self._held_log = np.full((channels, 1), math.log(LEVEL_FLOOR))
+            self._state = np.zeros((channels, 1, 2))
+        ramp = np.arange(min(BLOCK_FRAMES, n)) * self._log_step
+        out = np.empty((channels, n))
+        start = 0
+        for part in chunks(x, BLOCK_FRAMES):
+            level = np.log(np.maximum(np.abs(part, dtype=np.float64), LEVEL_FLOOR))
+            r = ramp[: level.shape[1]]
+            held = np.maximum(np.maximum.accumulate(level - r, axis=1) + r, self._held_log + r + self._log_step)
+            self._held_log = held[:, -1:]
+            out[:, start : start + level.shape[1]], self._state = sosfilt(self._smoother, np.exp(held), self._state)
+            start += level.shape[1]
+        return out
+
+
 def peak_envelope(samples: np.ndarray, sample_rate: int, attack_ms: float, release_ms: float) -> np.ndarray:
     """Decoupled peak detector (steps 1–3 of the module docstring), per channel.
 
@@ -65,24 +97,7 @@ def peak_envelope(samples: np.ndarray, sample_rate: int, attack_ms: float, relea
     np.ndarray, shape (channels, n), float64
         The linear envelope, >= 0.
     """
-    x = np.asarray(samples)
-    channels, n = x.shape
-    log_step = -2.0 * math.pi * 1000.0 / (release_ms * sample_rate)  # log(a_R), < 0
-    a_attack = ballistics_coefficient(attack_ms, sample_rate)
-    ramp = np.arange(min(BLOCK_FRAMES, n)) * log_step
-    held_log = np.full((channels, 1), math.log(LEVEL_FLOOR))
-    smoother = np.array([[1.0 - a_attack, 0.0, 0.0, 1.0, -a_attack, 0.0]])  # step 3 as one section
-    state = np.zeros((channels, 1, 2))
-    out = np.empty((channels, n))
-    start = 0
-    for part in chunks(x, BLOCK_FRAMES):
-        level = np.log(np.maximum(np.abs(part, dtype=np.float64), LEVEL_FLOOR))
-        r = ramp[: level.shape[1]]
-        held = np.maximum(np.maximum.accumulate(level - r, axis=1) + r, held_log + r + log_step)
-        held_log = held[:, -1:]
-        out[:, start : start + level.shape[1]], state = sosfilt(smoother, np.exp(held), state)
-        start += level.shape[1]
-    return out
+    return PeakDetector(sample_rate, attack_ms, release_ms)(samples)
 
 
 def compressor_gain(samples: np.ndarray, sample_rate: int, settings: ChainSettings) -> np.ndarray:

@@ -21,9 +21,10 @@ they reference. The written project holds:
     and the project's comment says so;
   - the compressor: a ``Compressor`` (threshold, ratio, attack and release in seconds, makeup
     as ``OutputGain``). A parallel amount under 100 % has no field; it is named in the comment;
-  - the polarity flip, the reverb and the stereo width, which the format has no device for:
-    ``BuiltinDevice`` elements named "Mixbridge polarity" / "Mixbridge reverb" / "Mixbridge
-    stereo width", carrying their parameters as ``RealParameter`` s;
+  - the polarity flip, the upward expander, the reverb and the stereo width, which the format
+    has no device for: ``BuiltinDevice`` elements named "Mixbridge polarity" / "Mixbridge upward
+    expander" / "Mixbridge reverb" / "Mixbridge stereo width", carrying their parameters as
+    ``RealParameter`` s;
   - the finalizer: a ``Limiter`` whose threshold is the ceiling, with the finalizer's gain as
     its ``InputGain``.
   The project's comment lists every stage that a generic or named device stands in for. No
@@ -231,6 +232,17 @@ def build_project(settings: ChainSettings, mix: Mix, gain_db: float, ceiling_dbt
             if amount < 100.0:
                 comment.append(f"the compressor is parallel: blend {amount:.0f} % compressed with the dry signal "
                                "(the format's Compressor has no mix control)")
+        elif stage == "expander":
+            s = settings
+            _named(devices, ids, "Mixbridge upward expander",
+                   [("Threshold", s["expander.threshold_db"], "decibel", -60.0, 0.0),
+                    ("Ratio", s["expander.ratio"], "linear", 1.0, 4.0),
+                    ("Attack", s["expander.attack_ms"] / 1000.0, "seconds", 0.0001, 0.1),
+                    ("Release", s["expander.release_ms"] / 1000.0, "seconds", 0.01, 2.0),
+                    ("Range", s["expander.range_db"], "decibel", 0.0, 18.0)])
+            comment.append("upward expander: the level over the threshold raised by the ratio, up to the range, one "
+                           "gain for both channels; no device type in the format (its Compressor cannot expand "
+                           "upward), written as the named device 'Mixbridge upward expander'")
         elif stage == "reverb":
             s = settings
             _named(devices, ids, "Mixbridge reverb",

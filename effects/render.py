@@ -1,7 +1,8 @@
 """ChainSettings -> a pedalboard chain -> processed samples, at the audio's native rate.
 
 Stage order: polarity (the right channel inverted), trim, high-pass, low shelf, four peaking bands, high shelf, match EQ (a
-minimum-phase FIR, :mod:`mixbridge.effects.match_eq`), compressor (with a parallel dry/wet
+minimum-phase FIR, :mod:`mixbridge.effects.match_eq`), upward expander (stereo-linked,
+:mod:`mixbridge.effects.expander`), compressor (with a parallel dry/wet
 "amount"), reverb (wet added to the unchanged dry signal), stereo width (mid/side). Works on
 float32 ``(channels, n)`` arrays; the caller wraps them in ``Audio``.
 """
@@ -15,18 +16,19 @@ import pedalboard as pb
 
 from mixbridge.analysis.audio import invert_right
 from mixbridge.analysis.blocks import ahead, chunks, file_threads
+from mixbridge.effects.expander import Expander
 from mixbridge.effects.match_eq import MatchEqFilter, overlap_add_sizes
 from mixbridge.effects.schema import EQ_STAGES, MATCH_EQ_PARAMS, STAGES, ChainSettings
 
 BEFORE_MATCH_EQ = STAGES[: STAGES.index("match_eq")]
-BETWEEN_MATCH_EQ_AND_REVERB = STAGES[STAGES.index("match_eq") + 1: STAGES.index("reverb")]
+AFTER_EXPANDER_TO_REVERB = STAGES[STAGES.index("expander") + 1: STAGES.index("reverb")]
 PIPELINE_CHUNKS = 4  # render() of a chain with reverb: the stages before it this many chunks ahead
 MIN_PIPELINE_FRAMES = 1 << 15  # ...each at least this long
 
 
 def build_board(settings: ChainSettings) -> pb.Pedalboard:
-    """The pedalboard plugins for every enabled stage except the match EQ and stereo width
-    (:class:`ChainRenderer` runs the whole chain)."""
+    """The pedalboard plugins for every enabled stage except the match EQ, the expander and the
+    stereo width (:class:`ChainRenderer` runs the whole chain)."""
     s = settings
     plugins: list[pb.Plugin] = []
     if s.active("trim"):
@@ -89,7 +91,8 @@ class _Lane:
         self._pre = build_board(settings.only(BEFORE_MATCH_EQ))
         self._match = (MatchEqFilter([settings[n] for n in MATCH_EQ_PARAMS], sample_rate)
                        if settings.active("match_eq") else None)
-        self._dynamics = build_board(settings.only(BETWEEN_MATCH_EQ_AND_REVERB))
+        self._expander = Expander(settings, sample_rate) if settings.active("expander") else None
+        self._dynamics = build_board(settings.only(AFTER_EXPANDER_TO_REVERB))
         self._reverb = build_board(settings.only(("reverb",)))
         self._sample_rate = float(sample_rate)
 
@@ -99,6 +102,8 @@ class _Lane:
             out = self._pre(out, self._sample_rate, reset=False)
         if self._match is not None:
             out = self._match.process(out)
+        if self._expander is not None:
+            out = self._expander.process(out)
         if len(self._dynamics):
             out = self._dynamics(out, self._sample_rate, reset=False)
         return out
@@ -115,7 +120,8 @@ class ChainRenderer:
     concatenated output equals :func:`render` of the whole signal exactly.
 
     ``threads`` > 1: a chain whose stages act on each channel alone (:attr:`channels_apart`:
-    every stage but the reverb, which mixes the channels, and the width, which runs after) renders
+    every stage but the reverb, which mixes the channels, the expander, whose gain is linked,
+    and the width, which runs after) renders
     its channels in that many threads, each channel group through its own copy of the stages
     (pedalboard's filters and JUCE's compressor are unlinked: the same samples as one render).
     """
@@ -124,7 +130,7 @@ class ChainRenderer:
         self._settings, self._rate = settings, int(sample_rate)
         self._width_percent = settings["stereo.width_percent"] if settings.is_on("stereo") else 100.0
         self._invert_right = settings.is_on("polarity")
-        self.channels_apart = threads > 1 and not settings.active("reverb")
+        self.channels_apart = threads > 1 and not settings.active("reverb") and not settings.active("expander")
         self._threads = max(1, int(threads)) if self.channels_apart else 1
         self._lanes: list[_Lane] = []  # one per channel group, made on the first block
 

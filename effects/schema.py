@@ -20,7 +20,7 @@ from mixbridge.analysis.errors import SettingsError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 2 added the match EQ, 3 the polarity stage (older chains read with them off)
+SCHEMA_VERSION = 4  # 2 added the match EQ, 3 the polarity stage, 4 the expander (older chains read with them off)
 # The match EQ's bands: the analyzer's third-octave centres, named by their nominal frequencies (ISO 266).
 MATCH_EQ_NOMINAL_HZ = (20, 25, 31.5, 40, 50, 63, 80, 100, 125, 160, 200, 250, 315, 400, 500, 630, 800, 1000, 1250,
                        1600, 2000, 2500, 3150, 4000, 5000, 6300, 8000, 10000, 12500, 16000, 20000)
@@ -90,6 +90,7 @@ STAGE_SPECS: tuple[StageSpec, ...] = (
         ("low_shelf", "low shelf"), ("peak1", "EQ band 1"), ("peak2", "EQ band 2"), ("peak3", "EQ band 3"),
         ("peak4", "EQ band 4"), ("high_shelf", "high shelf"))),
     StageSpec("match_eq", "match EQ", True, tuple((name, 0.0) for name in MATCH_EQ_PARAMS)),
+    StageSpec("expander", "upward expander", False, (("expander.ratio", 1.0),)),
     StageSpec("compressor", "compressor", False, switch=("compressor.ratio", 1.05)),
     StageSpec("reverb", "reverb", False, (("reverb.wet", 0.0),), switch=("reverb.wet", 0.005)),
     StageSpec("stereo", "stereo width", True, (("stereo.width_percent", 100.0),)),
@@ -123,6 +124,11 @@ PARAMS: tuple[ParamSpec, ...] = (
     _p("high_shelf.q", "", 0.3, 2.0, 0.707, "log", "high shelf Q"),
     *(_p(name, "dB", -12.0, 12.0, 0.0, label=f"match EQ {_hz_label(f)}")
       for name, f in zip(MATCH_EQ_PARAMS, MATCH_EQ_NOMINAL_HZ)),
+    _p("expander.threshold_db", "dB", -60.0, 0.0, -20.0, label="expander threshold"),
+    _p("expander.ratio", ":1", 1.0, 4.0, 1.0, "log", "expansion ratio"),
+    _p("expander.attack_ms", "ms", 0.1, 100.0, 10.0, "log", "expander attack"),
+    _p("expander.release_ms", "ms", 10.0, 2000.0, 200.0, "log", "expander release"),
+    _p("expander.range_db", "dB", 0.0, 18.0, 6.0, label="expander range (largest gain)"),
     _p("compressor.threshold_db", "dB", -60.0, 0.0, -18.0, label="threshold"),
     _p("compressor.ratio", ":1", 1.0, 20.0, 2.0, "log", "ratio"),
     _p("compressor.attack_ms", "ms", 0.1, 100.0, 10.0, "log", "attack"),
@@ -137,7 +143,7 @@ PARAMS: tuple[ParamSpec, ...] = (
 )
 PARAM_INDEX: Mapping[str, ParamSpec] = MappingProxyType({p.name: p for p in PARAMS})
 # Stages a fresh chain has switched on: a neutral chain is an identity (all gains 0 dB).
-DEFAULT_ENABLED = MappingProxyType({s: s not in ("polarity", "highpass", "match_eq", "compressor", "reverb")
+DEFAULT_ENABLED = MappingProxyType({s: s not in ("polarity", "highpass", "match_eq", "expander", "compressor", "reverb")
                                     for s in STAGES})
 # What a stage without parameters does when it is on, as a producer reads it.
 SWITCH_TEXT: Mapping[str, str] = MappingProxyType({"polarity": "right channel inverted"})
@@ -226,7 +232,7 @@ class ChainSettings:
     @classmethod
     def from_dict(cls, data: Mapping, source: str = "chain") -> "ChainSettings":
         version = data.get("schema_version") if isinstance(data, Mapping) else None
-        if version not in (1, 2, SCHEMA_VERSION) or isinstance(version, bool):
+        if version not in (1, 2, 3, SCHEMA_VERSION) or isinstance(version, bool):
             raise SettingsError(f"chain schema_version is {version!r}; this Mixbridge reads 1 to {SCHEMA_VERSION}",
                                 source)
         stages = data.get("stages")
@@ -242,6 +248,11 @@ class ChainSettings:
                                     source)
             log.info("%s: chain of schema version %d read with the polarity stage (added in version 3) off",
                      source, version)
+        if version in (1, 2, 3):  # versions 1 to 3 have no expander: it reads off
+            if "expander" in stages:
+                raise SettingsError(f"chain schema_version {version} has no expander stage (it came with version 4)",
+                                    source)
+            log.info("%s: chain of schema version %d read with the expander (added in version 4) off", source, version)
         values, enabled = {}, {}
         try:
             for stage, entry in stages.items():

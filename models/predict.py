@@ -136,7 +136,7 @@ def refine(samples: np.ndarray, sample_rate: int, features, target: TargetDescri
     return settings_from_learned(values, features.integrated_lufs, layout)
 
 
-def _crest_db(samples: np.ndarray) -> float:
+def crest_db(samples: np.ndarray) -> float:
     """Sample peak to RMS, in dB (as ``Features.crest_factor_db``)."""
     peak = float(np.max(np.abs(samples)))
     mean_square = float(np.mean(np.square(samples, dtype=np.float64)))
@@ -154,7 +154,7 @@ def fit_compressor(samples: np.ndarray, sample_rate: int, settings: ChainSetting
     even the lowest threshold searched falls short.
     """
     pre = render(samples, sample_rate, settings.only(("trim", "highpass", *EQ_STAGES)))
-    base_crest = _crest_db(pre)
+    base_crest = crest_db(pre)
     base_lra = loudness_range(pre, sample_rate) if lra_reduction_lu > 0 else 0.0
     peak_db = 20.0 * np.log10(max(float(np.max(np.abs(pre))), 1e-9))
 
@@ -166,7 +166,7 @@ def fit_compressor(samples: np.ndarray, sample_rate: int, settings: ChainSetting
 
     def enough(threshold_db: float) -> bool:
         out = render(pre, sample_rate, candidate(threshold_db).only(("compressor",)), threads=1)  # trials side by side
-        if base_crest - _crest_db(out) < crest_reduction_db:
+        if base_crest - crest_db(out) < crest_reduction_db:
             return False
         return lra_reduction_lu <= 0 or base_lra - loudness_range(out, sample_rate) >= lra_reduction_lu
 

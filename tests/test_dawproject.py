@@ -30,8 +30,9 @@ EVERY_STAGE = ChainSettings.create(
      "high_shelf.gain_db": 2.5, "match_eq.band_100hz_db": 1.5, "match_eq.band_3150hz_db": -2.0,
      "compressor.threshold_db": -24.0, "compressor.ratio": 4.0, "compressor.attack_ms": 5.0,
      "compressor.release_ms": 120.0, "compressor.makeup_db": 3.0, "compressor.amount_percent": 60.0,
-     "reverb.wet": 0.1, "reverb.room_size": 0.4, "stereo.width_percent": 120.0},
-    {"highpass": True, "compressor": True, "reverb": True, "stereo": True, "match_eq": True})
+     "reverb.wet": 0.1, "reverb.room_size": 0.4, "stereo.width_percent": 120.0, "expander.ratio": 1.4,
+     "expander.threshold_db": -26.0, "expander.release_ms": 250.0},
+    {"highpass": True, "compressor": True, "reverb": True, "stereo": True, "match_eq": True, "expander": True})
 
 
 def _mix(tmp_path: Path) -> Mix:
@@ -58,9 +59,9 @@ def test_generic_devices_validate_and_carry_the_chain(tmp_path):
     path = write_dawproject(tmp_path / "song.dawproject", EVERY_STAGE, mix, 5.5, -1.0, "target spotify")
     project, metadata, _ = _open(path)
     devices = project.find("Structure/Track/Channel/Devices")
-    assert [d.tag for d in devices] == ["Equalizer", "Equalizer", "Compressor", "BuiltinDevice", "BuiltinDevice",
-                                        "Limiter"]
-    eq, match, comp, reverb, width, limiter = devices
+    assert [d.tag for d in devices] == ["Equalizer", "Equalizer", "BuiltinDevice", "Compressor", "BuiltinDevice",
+                                        "BuiltinDevice", "Limiter"]
+    eq, match, expander, comp, reverb, width, limiter = devices
     s = EVERY_STAGE
     assert _value(eq.find("InputGain")) == pytest.approx(s["trim.gain_db"])
     bands = {b.get("type") + (b.find("Freq").get("value") or ""): b for b in eq.findall("Band")}
@@ -81,9 +82,14 @@ def test_generic_devices_validate_and_carry_the_chain(tmp_path):
     assert reverb.get("deviceName") == "Mixbridge reverb" and params["Wet level"] == pytest.approx(0.1)
     assert params["Room size"] == pytest.approx(0.4)
     assert {p.get("name"): _value(p) for p in width.find("Parameters")} == {"Width (side gain)": 120.0}
+    params = {p.get("name"): _value(p) for p in expander.find("Parameters")}
+    assert expander.get("deviceName") == "Mixbridge upward expander"
+    assert params == {"Threshold": -26.0, "Ratio": 1.4, "Attack": pytest.approx(0.01), "Release": pytest.approx(0.25),
+                      "Range": 6.0}
     assert _value(limiter.find("Threshold")) == -1.0 and _value(limiter.find("InputGain")) == 5.5
     comment = project.find("Structure/Track").get("comment")
     for named in ("parallel: blend 60 %", "Mixbridge reverb", "Mixbridge stereo width", "31 third-octave bells",
+                  "Mixbridge upward expander",
                   "Limiter at the -1.0 dBTP ceiling"):
         assert named in comment
     audio = project.find("Arrangement/Lanes/Lanes/Clips/Clip/Audio")

@@ -904,3 +904,57 @@ def test_a_low_rate_mix_gets_no_match_eq_band_it_cannot_hold(base):
     gains = np.array([settings[n] for n in MATCH_EQ_PARAMS])
     above = np.asarray(BAND_CENTRES_HZ) > 0.45 * 8000
     assert settings.active("match_eq") and np.all(gains[above] == 0.0) and np.any(gains[~above] != 0.0)
+
+
+# ---- the upward expander: a reference more dynamic than the mix ------------------------------------
+def _sections(seconds: float = 24.0) -> np.ndarray:
+    """The pulsing mix in 3 s sections alternating 12 dB apart: a wide loudness range."""
+    x = _mix(seconds, seed=3)
+    section = 3 * SR
+    level = np.where((np.arange(x.shape[1]) // section) % 2 == 0, 1.0, 10 ** (-12.0 / 20.0))
+    return (x * level).astype(np.float32)
+
+
+def _squashed(x: np.ndarray) -> np.ndarray:
+    chain = ChainSettings.create({"compressor.threshold_db": -40.0, "compressor.ratio": 4.0,
+                                  "compressor.attack_ms": 5.0, "compressor.release_ms": 150.0}, {"compressor": True})
+    return render(x, SR, chain)
+
+
+def test_a_denser_mix_than_its_reference_gets_the_expander_and_a_master_never(tmp_path):
+    """A mix compressed from its dynamic original, mastered to the original as the reference:
+    the loudness range is judged short and the upward expander, sized as delivered, brings the
+    delivered loudness range toward the reference's. Against a genre profile (a master) the same
+    shortfall is only noted."""
+    original = _sections()
+    mix = _squashed(original)
+    features, reference = analyze(Audio(mix, SR)), analyze(Audio(original, SR))
+    assert reference.loudness_range_lu - features.loudness_range_lu > 4.0
+    target = resolve_target(None, [str(_write(tmp_path / "original.wav", original))])
+    decision = suggest_settings(Audio(mix, SR), features, target, "dsp")
+    lra = decision.goal.check("loudness_range_lu")
+    assert lra.status == "corrected" and lra.expands
+    assert decision.settings.active("expander") and not decision.settings.is_on("compressor")
+    move = next(m for m in decision.moves if m.measure == "loudness range")
+    assert move.stage == "expander" and move.action.startswith("upward expander")
+
+    def delivered_lra(settings: ChainSettings) -> float:
+        rendered = Audio(render(mix, SR, settings), SR)
+        return analyze(rendered).loudness_range_lu
+
+    without = delivered_lra(decision.settings.replace(enabled={"expander": False}))
+    assert abs(delivered_lra(decision.settings) - reference.loudness_range_lu) < abs(
+        without - reference.loudness_range_lu) - 1.0
+
+    profile = replace(profile_from_features([reference], "dynamic genre"), is_reference=False)
+    master = suggest_settings(Audio(mix, SR), features, _target(profile), "dsp")
+    assert master.goal.check("loudness_range_lu").status == "cannot"
+    assert not master.settings.is_on("expander")
+
+
+def test_a_mix_as_dynamic_as_its_reference_gets_no_expander(tmp_path):
+    original = _sections()
+    target = resolve_target(None, [str(_write(tmp_path / "original.wav", original))])
+    decision = suggest_settings(Audio(original, SR), analyze(Audio(original, SR)), target, "model")
+    assert not decision.settings.is_on("expander")
+    assert not any(c.expands for c in decision.goal.checks)

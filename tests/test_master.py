@@ -416,24 +416,25 @@ def _chain_file(tmp_path: Path, edit) -> Path:
 
 
 def test_chain_of_another_schema_version_is_refused(mix, tmp_path):
-    chain = _chain_file(tmp_path, lambda d: d.update(schema_version=4))
+    chain = _chain_file(tmp_path, lambda d: d.update(schema_version=5))
     out = tmp_path / "out.wav"
     code, _, err = _run("master", mix, "-o", out, "--target", "spotify", "--chain", chain)
-    assert code == 7 and str(chain) in err and "schema_version is 4" in err and "reads 1 to 3" in err
+    assert code == 7 and str(chain) in err and "schema_version is 5" in err and "reads 1 to 4" in err
     assert not out.exists()
 
 
 def _version_1(data: dict) -> None:
     data.update(schema_version=1)
-    del data["stages"]["match_eq"], data["stages"]["polarity"]
+    del data["stages"]["match_eq"], data["stages"]["polarity"], data["stages"]["expander"]
 
 
 def test_chain_of_schema_version_1_is_read_with_the_match_eq_off(mix, tmp_path, caplog):
-    """Version 1 is version 2 without the match EQ (and 3 without the polarity): read, logged, and they are off."""
+    """Version 1 is version 2 without the match EQ (and 3 without the polarity, 4 without the
+    expander): read, logged, and they are off."""
     chain = _chain_file(tmp_path, lambda d: (_version_1(d), d["stages"]["peak2"].update(gain_db=1.5)))
     with caplog.at_level("INFO"):
         settings = ChainSettings.load(chain)
-    assert settings["peak2.gain_db"] == 1.5 and not settings.active("match_eq")
+    assert settings["peak2.gain_db"] == 1.5 and not settings.active("match_eq") and not settings.is_on("expander")
     assert "schema version 1" in caplog.text and str(chain) in caplog.text
     out = tmp_path / "out.wav"
     code, _, err = _run("master", mix, "-o", out, "--target", "spotify", "--chain", chain)

@@ -196,6 +196,47 @@ def test_parallel_amount_half_lies_between_dry_and_wet(dynamic):
     np.testing.assert_allclose(mixed, 0.5 * wet + 0.5 * x, rtol=0.0, atol=1e-4)
 
 
+# ---- upward expander ---------------------------------------------------------------------------
+EXPAND = {"expander.threshold_db": -30.0, "expander.ratio": 1.5, "expander.attack_ms": 1.0,
+          "expander.release_ms": 50.0, "expander.range_db": 12.0}
+
+
+def test_expander_raises_a_steady_tone_by_ratio_minus_one_times_its_excess(sine):
+    """A sine whose peaks sit 10 dB over the threshold comes out (1.5 - 1) x 10 = 5 dB louder;
+    one 6 dB under it is untouched; the range caps the gain."""
+    sr = 48000
+    settings = ChainSettings.create({**EXPAND, "expander.release_ms": 1000.0}, {"expander": True})  # no ripple
+    for peak_dbfs, gain_db in ((-20.0, 5.0), (-36.0, 0.0)):
+        x = sine(1000.0, sr, 2.0, peak_dbfs, 2)
+        y = render(x, sr, settings)
+        steady = slice(sr // 2, None)
+        assert _rms_db(y[:, steady]) - _rms_db(x[:, steady]) == pytest.approx(gain_db, abs=0.05)
+    capped = settings.replace({"expander.range_db": 2.0})
+    x = sine(1000.0, sr, 2.0, -20.0, 2)
+    assert _rms_db(render(x, sr, capped)[:, sr // 2:]) - _rms_db(x[:, sr // 2:]) == pytest.approx(2.0, abs=0.05)
+
+
+def test_expander_widens_the_dynamic_range_with_one_gain_for_both_channels(dynamic):
+    x, sr = dynamic
+    stereo = np.vstack([x, 0.5 * x])
+    settings = ChainSettings.create({**EXPAND, "expander.threshold_db": -25.0, "expander.range_db": 18.0},
+                                    {"expander": True})
+    y = render(stereo, sr, settings, threads=2)
+    assert _section_difference_db(y[:1], sr) > _section_difference_db(x, sr) + 6.0  # 16 dB towards 24
+    np.testing.assert_allclose(y[1], 0.5 * y[0], rtol=1e-5, atol=1e-7)  # linked: the balance kept
+
+
+def test_expander_streams_exactly_and_at_ratio_1_is_an_identity(dynamic):
+    x, sr = dynamic
+    settings = ChainSettings.create(EXPAND, {"expander": True})
+    whole = render(x, sr, settings)
+    renderer = ChainRenderer(settings, sr)
+    parts = np.concatenate([renderer.process(b) for b in np.array_split(x, [1000, 1001, 70000, 300000], axis=1)],
+                           axis=1)
+    np.testing.assert_array_equal(parts, whole)
+    np.testing.assert_array_equal(render(x, sr, settings.replace({"expander.ratio": 1.0})), x)
+
+
 # ---- reverb and stereo -------------------------------------------------------------------------
 def test_reverb_wet_raises_the_tail_level(rng):
     sr = 48000

@@ -97,7 +97,7 @@ def test_known_values_on_each_scale():
 # ---- JSON round trip -----------------------------------------------------------------------
 def test_to_dict_has_the_documented_layout():
     data = ChainSettings.create({"trim.gain_db": 2.0}).to_dict()
-    assert data["schema_version"] == SCHEMA_VERSION == 3
+    assert data["schema_version"] == SCHEMA_VERSION == 4
     assert list(data["stages"]) == list(STAGES) and STAGES[0] == "polarity"
     assert data["stages"]["polarity"] == {"enabled": False}
     assert data["stages"]["trim"] == {"enabled": True, "gain_db": 2.0}
@@ -141,6 +141,19 @@ def test_save_writes_only_the_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chain.json"]
 
 
+def test_chain_of_schema_version_3_reads_with_the_expander_off(caplog):
+    data = ChainSettings.create({"peak1.gain_db": 3.0}).to_dict()
+    data["schema_version"] = 3
+    del data["stages"]["expander"]
+    with caplog.at_level("INFO"):
+        settings = ChainSettings.from_dict(data, "old.json")
+    assert settings["peak1.gain_db"] == 3.0 and not settings.is_on("expander")
+    assert "old.json: chain of schema version 3 read with the expander (added in version 4) off" in caplog.text
+    data["stages"]["expander"] = {"enabled": True, "ratio": 1.5}
+    with pytest.raises(SettingsError, match="schema_version 3 has no expander stage"):
+        ChainSettings.from_dict(data, "old.json")
+
+
 def test_missing_stages_and_parameters_take_defaults():
     settings = ChainSettings.from_dict({"schema_version": 1, "stages": {"peak1": {"gain_db": 3.0}}})
     assert settings["peak1.gain_db"] == 3.0
@@ -152,6 +165,7 @@ def test_missing_stages_and_parameters_take_defaults():
 @pytest.mark.parametrize("name,value", [
     ("peak1.gain_db", 12.5), ("peak1.gain_db", -30.0), ("highpass.cutoff_hz", 5.0),
     ("compressor.ratio", 0.5), ("stereo.width_percent", 250.0), ("reverb.wet", 1.01),
+    ("expander.ratio", 0.9), ("expander.range_db", 20.0),
 ])
 def test_out_of_range_value_names_the_parameter_and_its_range(name, value):
     spec = PARAM_INDEX[name]
@@ -224,7 +238,7 @@ def test_chain_file_with_out_of_range_value_names_file_parameter_and_range(tmp_p
     assert str(path) in message and "compressor.ratio" in message and "[1, 20]" in message
 
 
-@pytest.mark.parametrize("version", [0, 4, "3", True, None])
+@pytest.mark.parametrize("version", [0, 5, "3", True, None])
 def test_chain_file_of_another_schema_version(version, tmp_path):
     path = tmp_path / "chain.json"
     data = ChainSettings.create().to_dict()
@@ -340,11 +354,12 @@ def test_the_stage_table_is_the_one_source_of_stage_facts():
     from mixbridge.effects.schema import LINEAR_STAGES, STAGE_LABELS, STAGE_SPECS, STAGES, switched_on
 
     assert STAGES == tuple(st.name for st in STAGE_SPECS) and set(STAGE_LABELS) == set(STAGES)
-    assert LINEAR_STAGES == set(STAGES) - {"compressor", "reverb"}
+    assert LINEAR_STAGES == set(STAGES) - {"expander", "compressor", "reverb"}
     neutral = ChainSettings.create({"reverb.wet": 0.0}, {s: True for s in STAGES})
     assert [s for s in STAGES if neutral.active(s)] == ["polarity", "highpass", "compressor"]  # no neutral value: on is active
-    moved = neutral.replace({"peak2.gain_db": 1.5, "stereo.width_percent": 90.0, "reverb.wet": 0.1})
-    assert moved.active("peak2") and moved.active("stereo") and moved.active("reverb")
+    moved = neutral.replace({"peak2.gain_db": 1.5, "stereo.width_percent": 90.0, "reverb.wet": 0.1,
+                             "expander.ratio": 1.5})
+    assert moved.active("peak2") and moved.active("stereo") and moved.active("reverb") and moved.active("expander")
     assert not moved.replace(enabled={"peak2": False}).active("peak2")
     assert switched_on("compressor", {"compressor.ratio": 1.2}) and not switched_on("compressor", {"compressor.ratio": 1.0})
     assert switched_on("reverb", {"reverb.wet": 0.01}) and not switched_on("reverb", {"reverb.wet": 0.0})
@@ -353,7 +368,7 @@ def test_the_stage_table_is_the_one_source_of_stage_facts():
 
 def test_a_version_2_chain_reads_with_the_polarity_stage_off_and_cannot_name_it(tmp_path):
     data = ChainSettings.create({"trim.gain_db": 1.5}).to_dict()
-    del data["stages"]["polarity"]
+    del data["stages"]["polarity"], data["stages"]["expander"]
     data["schema_version"] = 2
     settings = ChainSettings.from_dict(data)
     assert not settings.is_on("polarity") and settings["trim.gain_db"] == 1.5

@@ -346,6 +346,31 @@ def test_bus_parts_sum_to_the_mix_and_reverb_is_linear(rng):
     assert bus.compressor_min_gain_db < -3.0
 
 
+def test_bus_expander_gain_is_the_mixs_and_equals_the_renderers(rng):
+    """The expander's gain, computed on the mix, is applied to every stem: the stems still sum to
+    the mix, and with no compressor the bus mix equals render() of the mix."""
+    stems = song_stems(SR, 3.0)
+    parts = [np.repeat(x, 2, axis=0) if x.shape[0] == 1 else x for x in stems.values()]
+    chain = ChainSettings.create({"expander.threshold_db": -30.0, "expander.ratio": 1.8, "peak3.gain_db": 3.0},
+                                 {"expander": True})
+    bus = render_bus(parts, SR, chain)
+    assert np.max(np.abs(np.sum(bus.parts, axis=0, dtype=np.float64) - bus.mix)) < 1e-6
+    mix = np.asarray(np.sum(parts, axis=0, dtype=np.float64), dtype=np.float32)
+    rendered = render(mix, SR, chain)
+    np.testing.assert_allclose(bus.mix, rendered, rtol=0.0, atol=1e-5)
+    assert np.max(np.abs(rendered - render(mix, SR, chain.replace(enabled={"expander": False})))) > 0.01
+    assert bus.compressor_min_gain_db == 0.0
+
+
+def test_peak_detector_streams_like_the_per_sample_recursion(rng):
+    from mixbridge.effects.compressor import PeakDetector
+
+    x = rng.standard_normal((2, 6000)) * np.repeat(np.exp(-np.arange(6000) / 800.0)[None], 2, 0)
+    detector = PeakDetector(8000, attack_ms=2.0, release_ms=30.0)
+    blocks = np.concatenate([detector(b) for b in np.array_split(x, [1, 500, 3001], axis=1)], axis=1)
+    np.testing.assert_allclose(blocks, _reference_envelope(x, 8000, 2.0, 30.0), rtol=1e-9, atol=1e-15)
+
+
 def test_finalize_exposes_a_plan_that_reproduces_its_output(rng):
     x = groove(SR, 4.0).astype(np.float32)
     result = finalize(x, SR, FinalizeSpec(-9.0, -1.0))

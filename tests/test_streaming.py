@@ -50,6 +50,8 @@ EVERY_STAGE = ChainSettings.create(
      "reverb.wet": 0.3, "reverb.room_size": 0.7, "stereo.width_percent": 130.0},
     {"highpass": True, "compressor": True, "reverb": True})
 FULL_COMPRESSION = EVERY_STAGE.replace({"compressor.amount_percent": 100.0})
+EXPANSION = EVERY_STAGE.replace({"expander.ratio": 1.6, "expander.threshold_db": -30.0}, {"expander": True,
+                                                                                           "compressor": False})
 
 
 def _chunks(x: np.ndarray, size: int):
@@ -58,7 +60,8 @@ def _chunks(x: np.ndarray, size: int):
 
 
 # ---- each stage, block by block == all at once ---------------------------------------------
-@pytest.mark.parametrize("settings", (EVERY_STAGE, FULL_COMPRESSION), ids=("parallel-comp", "full-comp"))
+@pytest.mark.parametrize("settings", (EVERY_STAGE, FULL_COMPRESSION, EXPANSION),
+                         ids=("parallel-comp", "full-comp", "expander"))
 @pytest.mark.parametrize("channels", (1, 2))
 @pytest.mark.parametrize("chunk", ODD_CHUNKS)
 def test_block_wise_render_equals_the_one_shot_render(settings, channels, chunk):

@@ -227,7 +227,7 @@ def test_map_naming_a_missing_parameter_lists_valid_names(stereo_bundle, tmp_pat
     (TRIM_MAP, 2, "schema_version 2"),
     (TRIM_MAP.replace('stages = ["trim"]', 'stages = ["tape"]'), 1, "unknown stage"),
     (TRIM_MAP.replace('"trim.gain_db"', '"trim.level_db"'), 1, "unknown parameter"),
-    (TRIM_MAP.replace('stages = ["trim"]', 'stages = ["trim", "reverb"]'), 1, "spans the compressor"),
+    (TRIM_MAP.replace('stages = ["trim"]', 'stages = ["trim", "reverb"]'), 1, "spans the expander, compressor"),
     (TRIM_MAP + 'layout = "surround"\n', 1, "malformed|layout"),
 ])
 def test_bad_maps_are_refused(tmp_path, body, version, message):
