@@ -80,7 +80,7 @@ MATCH_DELIVERED_MIN_DB = 0.3  # a match EQ correction as delivered smaller than 
 REFINE_STEPS = ("tone", "width")
 # The upward expander's fit: the ratios tried (1.0 is off), its fixed ballistics and range, and the
 # least improvement (dB of crest plus LU of loudness range, as delivered) worth switching it on.
-EXPANDER_RATIOS = (1.15, 1.3, 1.5, 1.75, 2.0)
+EXPANDER_RATIOS = (1.2, 1.4, 1.7, 2.0)
 EXPANDER_ATTACK_MS, EXPANDER_RELEASE_MS, EXPANDER_RANGE_DB = 30.0, 400.0, 12.0
 EXPANDER_MIN_GAIN = 0.25
 BEFORE_EXPANDER = STAGES[: STAGES.index("expander")]
