@@ -461,7 +461,7 @@ def _fit_expander(delivery: Delivery, goal: Goal, settings: ChainSettings, notes
     takes back what the expander adds to the peaks, and a reference's density that comes from
     its limiting is not the expander's to match."""
     off = settings.replace(enabled={"expander": False})
-    checks = [c for c in goal.checks if c.aspect == "dynamics" and c.status not in ("n/a", "cannot")]
+    checks = [c for c in goal.checks if c.aspect == "dynamics" and c.status != "n/a"]
     if not any(c.expands for c in checks):
         return off
     sr = delivery.sample_rate

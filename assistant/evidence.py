@@ -175,10 +175,11 @@ def explain(goal: Goal, settings: ChainSettings) -> tuple[Move, ...]:
         stage = "expander" if check.expands else ASPECT_STAGES[check.aspect][0]
         action, values = _stage_action(settings, stage)
         note = check.note
-        if check.status == "corrected" and check.key == "crest_factor_db" and not settings.is_on(stage):
-            note = (note + "; " if note else "") + (f"no {STAGE_LABELS[stage]} setting within the limits "
-                                                    + ("brings it nearer as delivered" if check.expands
-                                                       else "reaches it"))
+        if check.status == "corrected" and not settings.is_on(stage):
+            if check.expands:
+                note = (note + "; " if note else "") + "no upward expander setting brings it nearer as delivered"
+            elif check.key == "crest_factor_db":
+                note = (note + "; " if note else "") + "no compressor setting within the limits reaches it"
         measured_value = None if check.status == "n/a" else check.measured
         moves.append(Move(check.aspect, stage, check.label, measured_value,
                           None if measured_value is None else round(check.low, 3),

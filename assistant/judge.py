@@ -421,9 +421,12 @@ def _dynamics(features: Features, profile: Profile, amount: float, limits: Limit
               limiting_db: float) -> list[Check]:
     """Crest factor (after the finalizer's own limiting, which lowers it anyway) and LRA.
 
-    An excess is the compressor's. A denser mix than the range is noted ("cannot") for a
-    master; for a reference (``limits.max_expansion_db`` > 0) the upward expander is asked to
-    give the dynamics back (``Check.expands``), sized as delivered in closed loop. The
+    An excess is the compressor's. A denser mix than the range is noted ("cannot"), except a
+    loudness range short of a reference's (``limits.max_expansion_db`` > 0): the upward
+    expander is asked to give it back (``Check.expands``), sized as delivered in closed loop. A
+    crest factor under the range is only noted: sample peaks are lost to clipping, limiting and
+    EQ as often as to compression (an EQ-damaged, clipped mix expanded to its original's crest
+    moved far from it). The
     compressor's work on the crest is the whole excess of the raw crest factor, since whatever
     it leaves the limiter would otherwise take.
     """
@@ -441,25 +444,21 @@ def _dynamics(features: Features, profile: Profile, amount: float, limits: Limit
     else:
         after = crest - limiting_db
         excess = after - min(max(after, lo), hi)
-        expands = False
-        if excess < 0:
-            status, expands = short(-excess)
+        if excess < 0:  # sample peaks lost to clipping, limiting or EQ phase as often as to compression
+            status = "cannot"
         else:
             status = "within" if excess == 0.0 else _status(excess, limits.dynamics_trigger_db,
                                                              limits.max_compression_db, amount, limits)
         work = crest - hi  # the compressor's reduction if it is to reach the range by itself
-        if status == "corrected" and not expands and work > limits.max_compression_db:
+        if status == "corrected" and work > limits.max_compression_db:
             if limits.partial_moves:
                 work = limits.max_compression_db
             else:
                 status = "character"
-        if expands:
-            goal = after + min(-excess, limits.max_expansion_db) * amount
-        else:
-            goal = crest - work * amount if status == "corrected" else after
+        goal = crest - work * amount if status == "corrected" else after
         note = f"{limiting_db:.1f} dB of it goes to the finalizer's limiting" if limiting_db > 0.05 else ""
         out.append(Check("dynamics", "crest_factor_db", "crest factor", "dB", round(after, 2), lo, hi,
-                         round(goal, 2), status, note, expands))
+                         round(goal, 2), status, note))
     lo, hi = profile.scalar_range("loudness_range_lu")
     lra = features.loudness_range_lu
     if not math.isfinite(lra):
