@@ -5,8 +5,8 @@ engine and held to the goal in closed loops, on the excerpt the track is judged 
 limiting, :func:`as_delivered`), sizes the moves with the engine (the learned model or the
 DSP baseline), constrains them to the goal, reaches the tonal goal in closed loop (linear,
 then again behind the finalizer's limiter, :func:`_reach_as_delivered`), sizes the
-compressor (or, for a reference denser than the mix should be, the upward expander) and checks
-the reverb on the excerpt, corrects a reference's match EQ once as
+compressor (or, when the mix's loudness range is shorter than its reference's, the upward
+expander) and checks the reverb on the excerpt, corrects a reference's match EQ once as
 delivered (:func:`_match_as_delivered`), and keeps the EQ within the limiting budget.
 """
 
@@ -79,7 +79,7 @@ MATCH_DELIVERED_MIN_DB = 0.3  # a match EQ correction as delivered smaller than 
 # The compressor is sized by _fit_compressor.
 REFINE_STEPS = ("tone", "width")
 # The upward expander's fit: the ratios tried (1.0 is off), its fixed ballistics and range, and the
-# least improvement (dB of crest plus LU of loudness range, as delivered) worth switching it on.
+# least improvement of the loudness range (LU, as delivered) worth switching it on.
 EXPANDER_RATIOS = (1.2, 1.4, 1.7, 2.0)
 EXPANDER_ATTACK_MS, EXPANDER_RELEASE_MS, EXPANDER_RANGE_DB = 30.0, 400.0, 12.0
 EXPANDER_MIN_GAIN = 0.25
@@ -404,10 +404,9 @@ def _reach_space(audio: Audio, features: Features, goal: Goal, settings: ChainSe
     (rendered with and without it) must bring the mix inside the trigger, or a second pass
     would add reverb again. If even the largest wet level the limits allow falls short, the
     dryness stays as the production's character. A partial reverb is not kept even for a
-    reference (whose other partial moves are): the tail level
-    also moves with echoes, EQ and compression, so a gap no reverb closes is weak evidence of
-    dryness (an echo-degraded mix read 1.7 dB drier than its original and got the largest
-    reverb; models/EVALUATION.md)."""
+    reference (whose other partial moves are): the tail level also moves with echoes, EQ and
+    compression, so a gap no reverb closes is weak evidence of dryness (an echo-degraded mix
+    read 1.7 dB drier than its original and got the largest reverb; models/EVALUATION.md)."""
     check, lim, sr = goal.check("tail_level_db"), goal.limits, audio.sample_rate
     # the trials differ only in the reverb: what reaches it is rendered once
     into_reverb = render(excerpt(audio.samples, sr), sr, settings.replace(enabled={"reverb": False, "stereo": False}))
@@ -449,17 +448,16 @@ def _fit_compressor(audio: Audio, features: Features, goal: Goal, settings: Chai
 
 
 def _fit_expander(delivery: Delivery, goal: Goal, settings: ChainSettings, notes: list[str]) -> ChainSettings:
-    """The upward expander for the dynamics checks that ask for more (:attr:`Check.expands`),
-    sized in closed loop as delivered: the excerpt through the stages before it (the EQ moves
-    the loudness range too), each ratio of :data:`EXPANDER_RATIOS` (threshold at the median of
-    its detector's level, so it lifts the louder half), then the finalizer, and the crest and
-    loudness range measured. Each trial's change from the excerpt itself, delivered, is added
-    to the whole track's measure. Of the ratios that
-    push no other dynamics measure out of its range (by more than the trigger, or further than
-    it is), the one that brings the expanding checks nearest their goals is kept, if it gains
-    at least :data:`EXPANDER_MIN_GAIN` over none: the finalizer's limiter
-    takes back what the expander adds to the peaks, and a reference's density that comes from
-    its limiting is not the expander's to match."""
+    """The upward expander for a dynamics check that asks for more (:attr:`Check.expands`: a
+    loudness range short of a reference's), sized in closed loop as delivered: the excerpt
+    through the stages before it (the EQ moves the loudness range too), each ratio of
+    :data:`EXPANDER_RATIOS` (threshold at the median of its detector's level, so it lifts the
+    louder half), then the finalizer, and the crest and loudness range measured. Each trial's
+    change from the excerpt itself, delivered, is added to the whole track's measure. Of the
+    ratios that push no other dynamics measure out of its range (by more than the trigger, or
+    further than it is), the one that brings the expanding check nearest its goal is kept, if
+    it gains at least :data:`EXPANDER_MIN_GAIN` over none (the finalizer's limiter takes back
+    part of what the expander adds)."""
     off = settings.replace(enabled={"expander": False})
     checks = [c for c in goal.checks if c.aspect == "dynamics" and c.status != "n/a"]
     if not any(c.expands for c in checks):

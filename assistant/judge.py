@@ -127,7 +127,7 @@ class Limits:
     max_ratio: float  # compressor ratio
     max_compression_db: float  # largest crest reduction the compressor is asked for
     max_lra_reduction_lu: float
-    max_expansion_db: float  # crest dB / LRA LU an upward expander is asked to add (0: never)
+    max_expansion_db: float  # loudness range (LU) an upward expander is asked to add (0: never)
     dynamics_trigger_db: float  # crest dB / LRA LU outside the range that starts the compressor or expander
     max_reverb_wet: float
     space_trigger_db: float  # tail level below the range that starts the reverb
@@ -203,7 +203,7 @@ class Check:
     goal: float  # the value the chain aims at (= measured when nothing is to change)
     status: str  # "within", "inside-trigger", "corrected", "character", "amount-0", "cannot", "n/a"
     note: str = ""
-    expands: bool = False  # a dynamics goal over the measure: the upward expander's, not the compressor's
+    expands: bool = False  # a loudness range goal over the measure: the upward expander's, not the compressor's
 
 
 @dataclass(frozen=True)
@@ -430,12 +430,6 @@ def _dynamics(features: Features, profile: Profile, amount: float, limits: Limit
     compressor's work on the crest is the whole excess of the raw crest factor, since whatever
     it leaves the limiter would otherwise take.
     """
-    def short(deficit: float) -> tuple[str, bool]:  # a denser mix than the range: status, expands
-        if limits.max_expansion_db <= 0.0:
-            return "cannot", False
-        status = _status(deficit, limits.dynamics_trigger_db, limits.max_expansion_db, amount, limits)
-        return status, status == "corrected"
-
     out = []
     lo, hi = profile.scalar_range("crest_factor_db")
     crest = features.crest_factor_db
@@ -467,8 +461,10 @@ def _dynamics(features: Features, profile: Profile, amount: float, limits: Limit
     else:
         excess = lra - min(max(lra, lo), hi)
         expands = False
-        if excess < 0:
-            status, expands = short(-excess)
+        if excess < 0:  # shorter than the range: the expander's, for a reference only
+            status = ("cannot" if limits.max_expansion_db <= 0.0 else
+                      _status(-excess, limits.dynamics_trigger_db, limits.max_expansion_db, amount, limits))
+            expands = status == "corrected"
             goal = lra + min(-excess, limits.max_expansion_db) * amount if expands else lra
         else:
             status = "within" if excess == 0.0 else _status(excess, limits.dynamics_trigger_db,

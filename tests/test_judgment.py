@@ -958,3 +958,18 @@ def test_a_mix_as_dynamic_as_its_reference_gets_no_expander(tmp_path):
     decision = suggest_settings(Audio(original, SR), analyze(Audio(original, SR)), target, "model")
     assert not decision.settings.is_on("expander")
     assert not any(c.expands for c in decision.goal.checks)
+
+
+def test_a_crest_factor_short_of_the_reference_is_noted_not_expanded(tmp_path):
+    """The original clipped 6 dB into its peaks: the crest factor falls, the loudness range
+    hardly moves. Clipping is not compression, so no expander: the crest shortfall is noted."""
+    original = _mix(12.0, seed=5)
+    ceiling = np.float32(np.max(np.abs(original)) * 10 ** (-6.0 / 20.0))
+    clipped = np.clip(original, -ceiling, ceiling)
+    features, reference = analyze(Audio(clipped, SR)), analyze(Audio(original, SR))
+    assert reference.crest_factor_db - features.crest_factor_db > 3.0
+    target = resolve_target(None, [str(_write(tmp_path / "original.wav", original))])
+    decision = suggest_settings(Audio(clipped, SR), features, target, "dsp")
+    assert decision.goal.check("crest_factor_db").status == "cannot"
+    assert not decision.goal.check("crest_factor_db").expands
+    assert not decision.settings.is_on("expander")
