@@ -161,7 +161,7 @@ MASTER_LIMITS = Limits(
 # small triggers, moves up to the trained ranges of the model (restoration of a damaged mix), and what
 # lies further than that is moved as far as the limits allow rather than kept as character; the
 # match EQ then closes the band shape the parametric bands leave between them, and an upward
-# expander gives back dynamics a compressor took, where the mix is denser than the reference.
+# expander gives back a loudness range a compressor took, where the mix's is shorter than the reference's.
 REFERENCE_LIMITS = Limits(
     max_eq_db=9.0, min_eq_move_db=0.2, tone_trigger_db=0.25, width_min_percent=60.0, width_max_percent=160.0,
     width_trigger=0.02, max_ratio=6.0, max_compression_db=8.0, max_lra_reduction_lu=8.0, max_expansion_db=6.0,
@@ -426,9 +426,8 @@ def _dynamics(features: Features, profile: Profile, amount: float, limits: Limit
     expander is asked to give it back (``Check.expands``), sized as delivered in closed loop. A
     crest factor under the range is only noted: sample peaks are lost to clipping, limiting and
     EQ as often as to compression (an EQ-damaged, clipped mix expanded to its original's crest
-    moved far from it). The
-    compressor's work on the crest is the whole excess of the raw crest factor, since whatever
-    it leaves the limiter would otherwise take.
+    moved far from it). The compressor's work on the crest is the whole excess of the raw crest
+    factor, since whatever it leaves the limiter would otherwise take.
     """
     out = []
     lo, hi = profile.scalar_range("crest_factor_db")
@@ -438,11 +437,9 @@ def _dynamics(features: Features, profile: Profile, amount: float, limits: Limit
     else:
         after = crest - limiting_db
         excess = after - min(max(after, lo), hi)
-        if excess < 0:  # sample peaks lost to clipping, limiting or EQ phase as often as to compression
-            status = "cannot"
-        else:
-            status = "within" if excess == 0.0 else _status(excess, limits.dynamics_trigger_db,
-                                                             limits.max_compression_db, amount, limits)
+        status = "within" if excess == 0.0 else ("cannot" if excess < 0 else
+                                               _status(excess, limits.dynamics_trigger_db,
+                                                       limits.max_compression_db, amount, limits))
         work = crest - hi  # the compressor's reduction if it is to reach the range by itself
         if status == "corrected" and work > limits.max_compression_db:
             if limits.partial_moves:
