@@ -51,12 +51,19 @@ from mixbridge.assistant.judge import (
 )
 from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
 from mixbridge.assistant.targets import Target, known_bands
-from mixbridge.effects.compressor import LEVEL_FLOOR, PeakDetector
 from mixbridge.effects.expander import Expander
 from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize, loudness_and_true_peak
 from mixbridge.effects.render import render
 from mixbridge.effects.response import eq_band_response_db
-from mixbridge.effects.schema import EQ_STAGES, LINEAR_STAGES, MATCH_EQ_PARAMS, STAGE_LABELS, STAGES, ChainSettings
+from mixbridge.effects.schema import (
+    EQ_STAGES,
+    LINEAR_STAGES,
+    MATCH_EQ_PARAMS,
+    PARAM_INDEX,
+    STAGE_LABELS,
+    STAGES,
+    ChainSettings,
+)
 from mixbridge.models.baseline import RESPONSE_FFT, fit_change, predict_dsp
 from mixbridge.models.net import DESCRIPTOR, TargetDescriptor
 from mixbridge.models.predict import anchored_eq, crest_db, excerpt, fit_compressor, predict_model
@@ -436,11 +443,10 @@ def _reach_space(audio: Audio, features: Features, goal: Goal, settings: ChainSe
 
 def _fit_compressor(audio: Audio, features: Features, goal: Goal, settings: ChainSettings) -> ChainSettings:
     crest, lra = goal.check("crest_factor_db"), goal.check("loudness_range_lu")
-    reduction_db = (max(0.0, features.crest_factor_db - crest.goal)
-                    if crest.status == "corrected" and not crest.expands else 0.0)
-    reduction_lu = max(0.0, lra.measured - lra.goal) if lra.status == "corrected" and not lra.expands else 0.0
+    reduction_db = max(0.0, features.crest_factor_db - crest.goal) if crest.status == "corrected" else 0.0
+    reduction_lu = max(0.0, lra.measured - lra.goal) if lra.status == "corrected" else 0.0
     off = settings.replace(enabled={"compressor": False})
-    if reduction_db <= 0.0 and reduction_lu <= 0.0:
+    if reduction_db <= 0.0 and reduction_lu <= 0.0:  # only the expander is asked for
         return off
     fitted = fit_compressor(audio.samples, audio.sample_rate, settings, reduction_db, reduction_lu,
                             goal.limits.max_ratio, lambda x, sr: measure_loudness(x, sr).loudness_range_lu)
@@ -464,13 +470,13 @@ def _fit_expander(delivery: Delivery, goal: Goal, settings: ChainSettings, notes
         return off
     sr = delivery.sample_rate
     into = render(delivery.source, sr, settings.only(BEFORE_EXPANDER))
-    level = PeakDetector(sr, EXPANDER_ATTACK_MS, EXPANDER_RELEASE_MS)(np.max(np.abs(into), axis=0, keepdims=True))
-    threshold_db = float(np.clip(np.median(20.0 * np.log10(np.maximum(level, LEVEL_FLOOR))), -60.0, 0.0))
+    fitted = settings.replace({"expander.attack_ms": EXPANDER_ATTACK_MS, "expander.release_ms": EXPANDER_RELEASE_MS,
+                               "expander.range_db": EXPANDER_RANGE_DB}, {"expander": True})
+    spec = PARAM_INDEX["expander.threshold_db"]
+    threshold_db = float(np.clip(np.median(Expander(fitted, sr).level_db(into)), spec.min, spec.max))
 
     def trial(ratio: float) -> ChainSettings:
-        return settings.replace({"expander.ratio": ratio, "expander.threshold_db": round(threshold_db, 2),
-                                 "expander.attack_ms": EXPANDER_ATTACK_MS, "expander.release_ms": EXPANDER_RELEASE_MS,
-                                 "expander.range_db": EXPANDER_RANGE_DB}, {"expander": True})
+        return fitted.replace({"expander.ratio": ratio, "expander.threshold_db": round(threshold_db, 2)})
 
     def delivered(ratio: float) -> dict[str, float]:  # 0: the excerpt itself, 1: the chain without the expander
         x = delivery.source if ratio == 0.0 else into if ratio == 1.0 else Expander(trial(ratio), sr).process(into)

@@ -52,6 +52,7 @@ from mixbridge.effects.schema import (
     EQ_STAGES,
     MATCH_EQ_NOMINAL_HZ,
     MATCH_EQ_PARAMS,
+    PARAM_INDEX,
     STAGE_LABELS,
     STAGES,
     ChainSettings,
@@ -166,6 +167,13 @@ def _named(devices: ET.Element, ids: _Ids, name: str, params: Sequence[tuple[str
     _enabled(device, ids)
 
 
+def _ranged(label: str, name: str, value: float) -> tuple[str, float, str, float, float]:
+    """A parameter for :func:`_named` in the format's units, with its schema range (ms as seconds)."""
+    spec = PARAM_INDEX[name]
+    unit, scale = {"dB": ("decibel", 1.0), "ms": ("seconds", 1e-3), ":1": ("linear", 1.0)}[spec.unit]
+    return label, value * scale, unit, spec.min * scale, spec.max * scale
+
+
 def _limiter(devices: ET.Element, ids: _Ids, gain_db: float, ceiling_dbtp: float) -> None:
     lim = ET.SubElement(devices, "Limiter", {"id": ids(), "name": "Mixbridge finalizer",
                                              "deviceName": "Limiter", "deviceRole": "audioFX"})
@@ -235,11 +243,10 @@ def build_project(settings: ChainSettings, mix: Mix, gain_db: float, ceiling_dbt
         elif stage == "expander":
             s = settings
             _named(devices, ids, "Mixbridge upward expander",
-                   [("Threshold", s["expander.threshold_db"], "decibel", -60.0, 0.0),
-                    ("Ratio", s["expander.ratio"], "linear", 1.0, 4.0),
-                    ("Attack", s["expander.attack_ms"] / 1000.0, "seconds", 0.0001, 0.1),
-                    ("Release", s["expander.release_ms"] / 1000.0, "seconds", 0.01, 2.0),
-                    ("Range", s["expander.range_db"], "decibel", 0.0, 18.0)])
+                   [_ranged(label, name, s[name]) for label, name in (
+                       ("Threshold", "expander.threshold_db"), ("Ratio", "expander.ratio"),
+                       ("Attack", "expander.attack_ms"), ("Release", "expander.release_ms"),
+                       ("Range", "expander.range_db"))])
             comment.append("upward expander: the level over the threshold raised by the ratio, up to the range, one "
                            "gain for both channels; no device type in the format (its Compressor cannot expand "
                            "upward), written as the named device 'Mixbridge upward expander'")

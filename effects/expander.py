@@ -37,12 +37,17 @@ class Expander:
         self.range_db = settings["expander.range_db"]
         self._detector = PeakDetector(sample_rate, settings["expander.attack_ms"], settings["expander.release_ms"])
 
+    def level_db(self, block: np.ndarray) -> np.ndarray:
+        """The detector's level (dBFS, ``(1, n)`` float64) for the next block: the envelope of
+        the loudest channel."""
+        env = self._detector(np.max(np.abs(np.asarray(block)), axis=0, keepdims=True))
+        level = np.log10(np.maximum(env, LEVEL_FLOOR, out=env), out=env)
+        level *= 20.0
+        return level
+
     def gain(self, block: np.ndarray) -> np.ndarray:
         """The linear gain, ``(1, n)`` float32, for the next block (>= 1)."""
-        x = np.asarray(block)
-        env = self._detector(np.max(np.abs(x), axis=0, keepdims=True))
-        g = np.log10(np.maximum(env, LEVEL_FLOOR, out=env), out=env)
-        g *= 20.0
+        g = self.level_db(block)
         g -= self.threshold_db
         np.maximum(g, 0.0, out=g)
         g *= self.ratio - 1.0
