@@ -51,7 +51,7 @@ from mixbridge.assistant.judge import (
 )
 from mixbridge.assistant.options import DEFAULT_ENGINE, ENGINES
 from mixbridge.assistant.targets import Target, known_bands
-from mixbridge.effects.expander import Expander
+from mixbridge.effects.expander import Expander, expansion_gain
 from mixbridge.effects.finalize import MAX_LIMITING_DB, FinalizeSpec, finalize, loudness_and_true_peak
 from mixbridge.effects.render import render
 from mixbridge.effects.response import eq_band_response_db
@@ -87,7 +87,7 @@ MATCH_DELIVERED_MIN_DB = 0.3  # a match EQ correction as delivered smaller than 
 REFINE_STEPS = ("tone", "width")
 # The upward expander's fit: the ratios tried (1.0 is off), its fixed ballistics and range, and the
 # least improvement of the loudness range (LU, as delivered) worth switching it on.
-EXPANDER_RATIOS = (1.2, 1.4, 1.7, 2.0)
+EXPANDER_RATIOS = (1.4, 2.0)  # with the two baselines, four trials: two rounds on two cores
 EXPANDER_ATTACK_MS, EXPANDER_RELEASE_MS, EXPANDER_RANGE_DB = 30.0, 400.0, 12.0
 EXPANDER_MIN_GAIN = 0.25
 BEFORE_EXPANDER = STAGES[: STAGES.index("expander")]
@@ -473,13 +473,15 @@ def _fit_expander(delivery: Delivery, goal: Goal, settings: ChainSettings, notes
     fitted = settings.replace({"expander.attack_ms": EXPANDER_ATTACK_MS, "expander.release_ms": EXPANDER_RELEASE_MS,
                                "expander.range_db": EXPANDER_RANGE_DB}, {"expander": True})
     spec = PARAM_INDEX["expander.threshold_db"]
-    threshold_db = float(np.clip(np.median(Expander(fitted, sr).level_db(into)), spec.min, spec.max))
+    level_db = Expander(fitted, sr).level_db(into)  # the detector does not depend on the ratio: measured once
+    threshold_db = round(float(np.clip(np.median(level_db), spec.min, spec.max)), 2)
 
     def trial(ratio: float) -> ChainSettings:
-        return fitted.replace({"expander.ratio": ratio, "expander.threshold_db": round(threshold_db, 2)})
+        return fitted.replace({"expander.ratio": ratio, "expander.threshold_db": threshold_db})
 
     def delivered(ratio: float) -> dict[str, float]:  # 0: the excerpt itself, 1: the chain without the expander
-        x = delivery.source if ratio == 0.0 else into if ratio == 1.0 else Expander(trial(ratio), sr).process(into)
+        x = (delivery.source if ratio == 0.0 else into if ratio == 1.0
+             else np.asarray(into, dtype=np.float32) * expansion_gain(level_db, threshold_db, ratio, EXPANDER_RANGE_DB))
         out, _ = delivery.finalized(x)
         return {"crest_factor_db": crest_db(out), "loudness_range_lu": measure_loudness(out, sr).loudness_range_lu}
 

@@ -47,15 +47,21 @@ class Expander:
 
     def gain(self, block: np.ndarray) -> np.ndarray:
         """The linear gain, ``(1, n)`` float32, for the next block (>= 1)."""
-        g = self.level_db(block)
-        g -= self.threshold_db
-        np.maximum(g, 0.0, out=g)
-        g *= self.ratio - 1.0
-        np.minimum(g, self.range_db, out=g)
-        return np.power(10.0, g / 20.0).astype(np.float32)
+        return expansion_gain(self.level_db(block), self.threshold_db, self.ratio, self.range_db)
 
     def process(self, block: np.ndarray) -> np.ndarray:
         return np.asarray(block, dtype=np.float32) * self.gain(block)
+
+
+def expansion_gain(level_db: np.ndarray, threshold_db: float, ratio: float, range_db: float) -> np.ndarray:
+    """The static curve: the linear gain (float32, >= 1) for the detector's ``level_db``
+    (:meth:`Expander.level_db`). One level serves every ratio and threshold tried on the same
+    input."""
+    g = np.asarray(level_db, dtype=np.float64) - threshold_db
+    np.maximum(g, 0.0, out=g)
+    g *= ratio - 1.0
+    np.minimum(g, range_db, out=g)
+    return np.power(10.0, g / 20.0).astype(np.float32)
 
 
 def expander_gain(samples: np.ndarray, sample_rate: int, settings: ChainSettings) -> np.ndarray:
