@@ -23,7 +23,7 @@ from mixbridge.analysis.audio import Audio
 from mixbridge.analysis.errors import SettingsError, UsageError
 from mixbridge.analysis.spectrum import BAND_CENTRES_HZ, band_matrix, band_shape, shape_mask
 from mixbridge.assistant import decide
-from mixbridge.assistant.decide import suggest_settings
+from mixbridge.assistant.decide import EXPANDER_RATIOS, EXPANDER_STRONG_RATIO, suggest_settings
 from mixbridge.assistant.judge import (
     MASTER_LIMITS,
     REACH_MARGIN_DB,
@@ -950,6 +950,27 @@ def test_a_denser_mix_than_its_reference_gets_the_expander_and_a_master_never(tm
     master = suggest_settings(Audio(mix, SR), features, _target(profile), "dsp")
     assert master.goal.check("loudness_range_lu").status == "cannot"
     assert not master.settings.is_on("expander")
+
+
+@pytest.mark.parametrize(("threshold_db", "ratio", "expected"), [(-40.0, 4.0, 3.0), (-30.0, 2.0, 2.0), (-25.0, 1.5, 1.4)])
+def test_the_expanders_ratio_follows_how_hard_the_mix_was_compressed(tmp_path, threshold_db, ratio, expected):
+    """The fit works no harder than asked: a mild compression gets 1.4:1, a moderate one 2:1
+    (its loudness range then within 1 LU of the goal, so 3:1 is not tried), and a heavy one
+    3:1, which brings the delivered loudness range more than 1 LU nearer the reference's than 2:1."""
+    original = _sections()
+    chain = ChainSettings.create({"compressor.threshold_db": threshold_db, "compressor.ratio": ratio,
+                                  "compressor.attack_ms": 5.0, "compressor.release_ms": 150.0}, {"compressor": True})
+    mix = render(original, SR, chain)
+    target = resolve_target(None, [str(_write(tmp_path / "original.wav", original))])
+    settings = suggest_settings(Audio(mix, SR), analyze(Audio(mix, SR)), target, "dsp").settings
+    assert settings.active("expander") and settings["expander.ratio"] == expected
+    if expected == EXPANDER_STRONG_RATIO:
+        goal_lu = analyze(Audio(original, SR)).loudness_range_lu
+
+        def delivered_error(chosen: ChainSettings) -> float:
+            return abs(analyze(Audio(render(mix, SR, chosen), SR)).loudness_range_lu - goal_lu)
+
+        assert delivered_error(settings.replace({"expander.ratio": EXPANDER_RATIOS[-1]})) - delivered_error(settings) > 1.0
 
 
 def test_a_mix_as_dynamic_as_its_reference_gets_no_expander(tmp_path):
