@@ -468,7 +468,9 @@ def _fit_expander(delivery: Delivery, goal: Goal, settings: ChainSettings, notes
     ratios that push no other dynamics measure out of its range (by more than the trigger, or
     further than it is), the one that brings the expanding check nearest its goal is kept, if
     it gains at least :data:`EXPANDER_MIN_GAIN` over none (the finalizer's limiter takes back
-    part of what the expander adds)."""
+    part of what the expander adds). When the strongest of them is the nearest and still leaves more
+    than :data:`EXPANDER_STRONG_GAIN_LU` to gain, :data:`EXPANDER_STRONG_RATIO` is tried as
+    well, and kept only if it gains that much more."""
     off = settings.replace(enabled={"expander": False})
     checks = [c for c in goal.checks if c.aspect == "dynamics" and c.status != "n/a"]
     if not any(c.expands for c in checks):

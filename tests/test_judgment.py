@@ -956,7 +956,7 @@ def test_a_denser_mix_than_its_reference_gets_the_expander_and_a_master_never(tm
 def test_the_expanders_ratio_follows_how_hard_the_mix_was_compressed(tmp_path, threshold_db, ratio, expected):
     """The fit works no harder than asked: a mild compression gets 1.4:1, a moderate one 2:1
     (its loudness range then within 1 LU of the goal, so 3:1 is not tried), and a heavy one
-    3:1, which brings the delivered loudness range more than 1 LU nearer the reference's than 2:1."""
+    3:1, which brings the rendered loudness range more than 1 LU nearer the reference's than 2:1."""
     original = _sections()
     chain = ChainSettings.create({"compressor.threshold_db": threshold_db, "compressor.ratio": ratio,
                                   "compressor.attack_ms": 5.0, "compressor.release_ms": 150.0}, {"compressor": True})
@@ -967,10 +967,10 @@ def test_the_expanders_ratio_follows_how_hard_the_mix_was_compressed(tmp_path, t
     if expected == EXPANDER_STRONG_RATIO:
         goal_lu = analyze(Audio(original, SR)).loudness_range_lu
 
-        def delivered_error(chosen: ChainSettings) -> float:
+        def rendered_error(chosen: ChainSettings) -> float:
             return abs(analyze(Audio(render(mix, SR, chosen), SR)).loudness_range_lu - goal_lu)
 
-        assert delivered_error(settings.replace({"expander.ratio": EXPANDER_RATIOS[-1]})) - delivered_error(settings) > 1.0
+        assert rendered_error(settings.replace({"expander.ratio": EXPANDER_RATIOS[-1]})) - rendered_error(settings) > 1.0
 
 
 def test_a_mix_as_dynamic_as_its_reference_gets_no_expander(tmp_path):
