@@ -94,7 +94,7 @@ EXPANDER_RATIOS = (1.4, 2.0)  # with the two baselines, four trials: two rounds 
 # the level movement costs more than it gives (tecno_theme/zam at 3:1: MR-STFT ratio 1.50 -> 2.37).
 EXPANDER_STRONG_RATIO, EXPANDER_STRONG_GAIN_LU = 3.0, 1.0
 EXPANDER_ATTACK_MS, EXPANDER_RELEASE_MS, EXPANDER_RANGE_DB = 30.0, 400.0, 12.0
-EXPANDER_MIN_GAIN = 0.25
+EXPANDER_MIN_GAIN_LU = 0.25
 BEFORE_EXPANDER = STAGES[: STAGES.index("expander")]
 
 
@@ -467,7 +467,7 @@ def _fit_expander(delivery: Delivery, goal: Goal, settings: ChainSettings, notes
     change from the excerpt itself, delivered, is added to the whole track's measure. Of the
     ratios that push no other dynamics measure out of its range (by more than the trigger, or
     further than it is), the one that brings the expanding check nearest its goal is kept, if
-    it gains at least :data:`EXPANDER_MIN_GAIN` over none (the finalizer's limiter takes back
+    it gains at least :data:`EXPANDER_MIN_GAIN_LU` over none (the finalizer's limiter takes back
     part of what the expander adds). When the strongest of them is the nearest and still leaves more
     than :data:`EXPANDER_STRONG_GAIN_LU` to gain, :data:`EXPANDER_STRONG_RATIO` is tried as
     well, and kept only if it gains that much more."""
@@ -511,7 +511,7 @@ def _fit_expander(delivery: Delivery, goal: Goal, settings: ChainSettings, notes
                    for c in checks if not c.expands)
 
     candidates = [r for r in EXPANDER_RATIOS if harmless(r)]
-    best = min(candidates, key=error) if candidates else 1.0
+    best = min(candidates, key=error) if candidates else 1.0  # 1.0: off (it gains nothing over itself)
     if best == EXPANDER_RATIOS[-1] and error(best) > EXPANDER_STRONG_GAIN_LU:
         measured[EXPANDER_STRONG_RATIO] = delivered(EXPANDER_STRONG_RATIO)
         if harmless(EXPANDER_STRONG_RATIO) and error(best) - error(EXPANDER_STRONG_RATIO) >= EXPANDER_STRONG_GAIN_LU:
@@ -519,9 +519,7 @@ def _fit_expander(delivery: Delivery, goal: Goal, settings: ChainSettings, notes
     log.debug("expander: threshold %.1f dB; error %s", threshold_db,
               ", ".join(f"{r:g}: {error(r):.2f}{'' if r == 1.0 or harmless(r) else ' (harms)'}"
                         for r in sorted(set(measured) - {0.0})))
-    if best == 1.0:
-        return off
-    if error(1.0) - error(best) < EXPANDER_MIN_GAIN:
+    if error(1.0) - error(best) < EXPANDER_MIN_GAIN_LU:
         return off
     change = {k: measured[best][k] - measured[1.0][k] for k in measured[best]}
     notes.append(f"upward expander {best:g}:1 sized as delivered on the excerpt: crest "

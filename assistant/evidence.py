@@ -19,6 +19,7 @@ from mixbridge.effects.schema import (
     STAGE_LABELS,
     ChainSettings,
     format_value,
+    stage_params,
 )
 
 # The band region each EQ stage acts on (Hz), for its evidence line.
@@ -128,8 +129,7 @@ def _stage_action(settings: ChainSettings, stage: str) -> tuple[str, dict[str, f
     if stage == "expander":
         if not settings.active("expander"):
             return "expander off", {}
-        values = {f"expander.{k}": settings[f"expander.{k}"]
-                  for k in ("threshold_db", "ratio", "attack_ms", "release_ms", "range_db")}
+        values = {spec.name: settings[spec.name] for spec in stage_params("expander")}
         return (f"upward expander {settings['expander.ratio']:.2f}:1 over {settings['expander.threshold_db']:.1f} dB "
                 f"(up to {settings['expander.range_db']:.0f} dB), "
                 f"{format_value(PARAM_INDEX['expander.attack_ms'], values['expander.attack_ms'])} / "
